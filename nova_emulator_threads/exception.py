@@ -73,3 +73,27 @@ class HostInspectionFailed(EmulatorThreadsException):
     """A live-host source (procfs, sysfs, cgroup, libvirt) failed."""
 
     msg_fmt = 'Cannot read %(source)s: %(reason)s.'
+
+
+class CPUPinningConflict(EmulatorThreadsException):
+    """Claiming a pCPU twice, or freeing one that was not claimed."""
+
+    msg_fmt = 'Cannot update pCPUs %(cpus)s on host cell %(cell)d: %(reason)s.'
+
+
+class InvalidDomainXML(Invalid):
+    """Libvirt domain XML (or a ``<cputune>`` element) that cannot be read."""
+
+    msg_fmt = 'Invalid libvirt domain XML %(source)s: %(reason)s.'
+
+
+class InvalidInstanceTopology(Invalid):
+    """A guest topology libvirt cannot be told to run as asked."""
+
+    msg_fmt = 'Cannot build the libvirt CPU tuning of the guest: %(reason)s.'
+
+
+class ObjectConversionFailed(EmulatorThreadsException):
+    """A versioned object that cannot be converted without losing data."""
+
+    msg_fmt = 'Cannot convert %(objtype)s: %(reason)s.'

@@ -23,6 +23,7 @@ reads the same.
 
 import dataclasses
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 from nova_emulator_threads.objects import fields
 
@@ -56,23 +57,28 @@ class HostCell:
 
     ``cpuset`` holds the CPUs for unpinned vCPUs (``cpu_shared_set``),
     ``pcpuset`` the CPUs for pinned vCPUs (``cpu_dedicated_set``).
-    ``siblings`` keeps the order Nova's libvirt driver gives it: Nova's
-    packing walks that list in order, so the order is part of the answer.
+
+    Which thread of a core Nova gives a vCPU follows the iteration order
+    of these sets (and the order of the ``siblings`` list), and CPython's
+    set order depends on how a set was built, not only on its members:
+    it changes each time Nova's objects rebuild a set. So the sets are
+    held as given, never copied, and never mutated: a cell built from
+    Nova's objects iterates exactly as Nova's does.
     """
 
     id: int
-    cpuset: frozenset[int]
-    pcpuset: frozenset[int]
+    cpuset: AbstractSet[int]
+    pcpuset: AbstractSet[int]
     memory: int  # MiB
-    siblings: tuple[frozenset[int], ...] = ()
+    siblings: tuple[AbstractSet[int], ...] = ()
     mempages: tuple[MemPages, ...] = ()
-    pinned_cpus: frozenset[int] = frozenset()
+    pinned_cpus: AbstractSet[int] = frozenset()
     cpu_usage: int = 0
     memory_usage: int = 0  # MiB
     socket: int | None = None
 
     @property
-    def free_pcpus(self) -> frozenset[int]:
+    def free_pcpus(self) -> AbstractSet[int]:
         return self.pcpuset - self.pinned_cpus
 
     @property

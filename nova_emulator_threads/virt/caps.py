@@ -1,0 +1,251 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Read a host's NUMA topology from libvirt's capabilities XML.
+
+The result is what Nova's libvirt driver (``_get_host_numa_topology``)
+reports for the same XML and the same ``[compute] cpu_dedicated_set`` /
+``cpu_shared_set``, down to the order of the sibling sets and of the CPUs
+inside them: Nova's packing walks them in that order, so a different
+order would give different pins.
+"""
+
+import typing
+
+from lxml import etree
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads import exception
+from nova_emulator_threads.virt import topology
+
+#: Capabilities of the largest hosts are a few hundred KiB; anything far
+#: bigger is not a capabilities document.
+MAX_CAPS_BYTES = 16 * 1024 * 1024
+
+DEDICATED_SET_KEY = '[compute] cpu_dedicated_set'
+SHARED_SET_KEY = '[compute] cpu_shared_set'
+PINNED_KEY = 'pinned'
+
+
+def _parser() -> etree.XMLParser:
+    # No entity expansion, no network, no DTD, libxml2's default depth
+    # limit: hostile XML is rejected, not expanded.
+    return etree.XMLParser(resolve_entities=False, no_network=True,
+                           load_dtd=False, huge_tree=False)
+
+
+def parse_xml(text: str | bytes, source: str) -> etree._Element:
+    """Parse untrusted XML into an element, or raise our exception."""
+    if isinstance(text, str):
+        data = text.encode('utf-8')
+    elif isinstance(text, bytes):
+        data = text
+    else:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='expected XML text, got %s'
+            % type(text).__name__)
+    if len(data) > MAX_CAPS_BYTES:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='%d bytes is larger than the %d allowed'
+            % (len(data), MAX_CAPS_BYTES))
+    try:
+        root = etree.fromstring(data, _parser())
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='not well-formed XML (%s)'
+            % str(exc).splitlines()[0] if str(exc) else 'not XML') from None
+    if root is None:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='the document is empty')
+    return typing.cast(etree._Element, root)
+
+
+def _int_attr(element: etree._Element, name: str, source: str) -> int:
+    value = element.get(name)
+    text = element.text if name == '#text' else value
+    if text is None or not text.strip().isdigit():
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='<%s> has %s %r, expected a non-negative '
+            'integer' % (element.tag, 'text' if name == '#text'
+                         else "attribute '%s'" % name, text))
+    return int(text)
+
+
+def _nova_sibling_set(spec: str, source: str) -> set[int]:
+    """A sibling list as Nova's ``parse_cpu_spec`` builds it.
+
+    Validation is ours (``cpuset.parse_cpu_spec``); the set is then built
+    with Nova's own sequence of operations so it iterates in Nova's order.
+    """
+    try:
+        cpuset.parse_cpu_spec(spec, key='siblings')
+    except exception.InvalidCPUSpec as exc:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason=str(exc).rstrip('.')) from None
+    include: set[int] = set()
+    exclude: set[int] = set()
+    for rule in spec.split(','):
+        rule = rule.strip()
+        if not rule:
+            continue
+        target = include
+        if rule[0] == '^':
+            target, rule = exclude, rule[1:]
+        if '-' in rule:
+            start, end = (int(part) for part in rule.split('-', 1))
+            if target is include:
+                include |= set(range(start, end + 1))
+            else:
+                exclude |= set(range(start, end + 1))
+        else:
+            target.add(int(rule))
+    include -= exclude
+    return include
+
+
+def _cells(root: etree._Element, source: str) -> list[etree._Element]:
+    host = root if root.tag == 'host' else root.find('host')
+    if root.tag not in ('capabilities', 'host') or host is None:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='expected <capabilities> with a <host> '
+            'element, got <%s>' % root.tag)
+    cells = host.findall('topology/cells/cell')
+    if not cells:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='<host> has no <topology><cells><cell> '
+            'elements, so the host has no NUMA topology to plan on')
+    return cells
+
+
+def host_topology_from_caps(
+    caps_xml: str | bytes,
+    cpu_dedicated_set: str = '',
+    cpu_shared_set: str = '',
+    pinned: str = '',
+    source: str = 'XML',
+) -> topology.HostTopology:
+    """Build a host topology from ``virsh capabilities`` output.
+
+    :param caps_xml: the capabilities XML
+    :param cpu_dedicated_set: ``[compute] cpu_dedicated_set`` (range string)
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` (range string)
+    :param pinned: pCPUs already pinned by guests on this host
+    :param source: where the XML came from, for error messages
+    :raises: InvalidHostCapabilities, InvalidCPUSpec, Invalid
+    """
+    dedicated = cpuset.parse_cpu_spec(cpu_dedicated_set, DEDICATED_SET_KEY)
+    shared = cpuset.parse_cpu_spec(cpu_shared_set, SHARED_SET_KEY)
+    already_pinned = cpuset.parse_cpu_spec(pinned, PINNED_KEY)
+    root = parse_xml(caps_xml, source)
+    xml_cells = _cells(root, source)
+
+    parsed = []
+    online: set[int] = set()
+    for xml_cell in xml_cells:
+        cell_id = _int_attr(xml_cell, 'id', source)
+        memory_el = xml_cell.find('memory')
+        memory_kib = (_int_attr(memory_el, '#text', source)
+                      if memory_el is not None else 0)
+        pages = tuple(
+            topology.MemPages(size_kb=_int_attr(p, 'size', source),
+                              total=_int_attr(p, '#text', source))
+            for p in xml_cell.findall('pages'))
+        cpus = []
+        for xml_cpu in xml_cell.findall('cpus/cpu'):
+            cpu_id = _int_attr(xml_cpu, 'id', source)
+            if cpu_id > cpuset.MAX_CPU_ID:
+                raise exception.InvalidHostCapabilities(
+                    source=source, reason='CPU id %d is above the maximum '
+                    '%d' % (cpu_id, cpuset.MAX_CPU_ID))
+            spec = xml_cpu.get('siblings')
+            # Older libvirt omits 'siblings': the CPU is its own core.
+            siblings = (_nova_sibling_set(spec, source) if spec is not None
+                        else {cpu_id})
+            socket_id = xml_cpu.get('socket_id')
+            cpus.append((cpu_id, siblings,
+                         int(socket_id) if socket_id and
+                         socket_id.isdigit() else None))
+            online.add(cpu_id)
+        parsed.append((cell_id, memory_kib, pages, cpus))
+
+    _check_sets(dedicated, shared, already_pinned, online)
+    # The libvirt driver's rules: with neither option set every online CPU
+    # serves both pinned and unpinned guests (legacy mode); with only
+    # cpu_dedicated_set there are no CPUs for unpinned guests.
+    if shared:
+        avail_shared = set(shared)
+    elif dedicated:
+        avail_shared = set()
+    else:
+        avail_shared = set(online)
+    avail_dedicated = set(dedicated) if dedicated else (
+        set() if shared else avail_shared)
+
+    cells = []
+    for cell_id, memory_kib, pages, cpus in parsed:
+        cpu_ids = {cpu_id for cpu_id, _s, _k in cpus}
+        sockets = {socket for _c, _s, socket in cpus}
+        # NOTE(nova): the driver's own expression, kept verbatim because
+        # the order of this list is part of the answer.
+        siblings = sorted(set(x) for x in set(
+            tuple(sibs) or () for _c, sibs, _k in cpus))
+        usable = cpu_ids & (avail_shared | avail_dedicated)
+        siblings = [sib & usable for sib in siblings]
+        pcpuset = _ovo_set(cpu_ids & avail_dedicated)
+        cells.append(topology.HostCell(
+            id=cell_id,
+            cpuset=_ovo_set(cpu_ids & avail_shared),
+            pcpuset=pcpuset,
+            memory=memory_kib // 1024,
+            siblings=tuple(_ovo_set(sib) for sib in siblings if sib),
+            mempages=pages,
+            pinned_cpus=_ovo_set(already_pinned & pcpuset),
+            socket=sockets.pop() if len(sockets) == 1 else None))
+    return topology.HostTopology(cells=tuple(cells),
+                                 cpu_shared_set=shared)
+
+
+def _ovo_set(values: typing.Iterable[int]) -> frozenset[int]:
+    # Versioned objects rebuild every set element by element; do the same
+    # so that iteration order matches what Nova's objects hold.
+    return frozenset(value for value in values)
+
+
+def _check_sets(dedicated: frozenset[int], shared: frozenset[int],
+                pinned: frozenset[int], online: set[int]) -> None:
+    for key, cpus in ((DEDICATED_SET_KEY, dedicated),
+                      (SHARED_SET_KEY, shared)):
+        missing = cpus - online
+        if missing:
+            raise exception.Invalid(
+                'Invalid %s=%r: CPUs %s are not on this host; the host has '
+                'CPUs %s.' % (key, cpuset.format_cpu_spec(cpus),
+                              cpuset.format_cpu_spec(missing),
+                              cpuset.format_cpu_spec(online)))
+    overlap = dedicated & shared
+    if overlap:
+        raise exception.Invalid(
+            'Invalid %s=%r: CPUs %s are also in %s=%r; the two sets must '
+            'not overlap.' % (DEDICATED_SET_KEY,
+                              cpuset.format_cpu_spec(dedicated),
+                              cpuset.format_cpu_spec(overlap),
+                              SHARED_SET_KEY,
+                              cpuset.format_cpu_spec(shared)))
+    pinnable = dedicated or (frozenset() if shared else frozenset(online))
+    stray = pinned - pinnable
+    if stray:
+        raise exception.Invalid(
+            'Invalid %s=%r: CPUs %s are not dedicated pCPUs of this host; '
+            'only CPUs of %s (%s) can be pinned.' % (
+                PINNED_KEY, cpuset.format_cpu_spec(pinned),
+                cpuset.format_cpu_spec(stray), DEDICATED_SET_KEY,
+                cpuset.format_cpu_spec(pinnable) or 'empty'))
