@@ -80,15 +80,17 @@ def _int_attr(element: etree._Element, name: str, source: str) -> int:
     return int(text)
 
 
-def _nova_sibling_set(spec: str, source: str) -> set[int]:
-    """A sibling list as Nova's ``parse_cpu_spec`` builds it.
+def _nova_cpu_set(spec: str, key: str, source: str | None = None) -> set[int]:
+    """A CPU range string as Nova's ``parse_cpu_spec`` builds it.
 
     Validation is ours (``cpuset.parse_cpu_spec``); the set is then built
     with Nova's own sequence of operations so it iterates in Nova's order.
     """
     try:
-        cpuset.parse_cpu_spec(spec, key='siblings')
+        cpuset.parse_cpu_spec(spec, key=key)
     except exception.InvalidCPUSpec as exc:
+        if source is None:
+            raise
         raise exception.InvalidHostCapabilities(
             source=source, reason=str(exc).rstrip('.')) from None
     include: set[int] = set()
@@ -102,10 +104,7 @@ def _nova_sibling_set(spec: str, source: str) -> set[int]:
             target, rule = exclude, rule[1:]
         if '-' in rule:
             start, end = (int(part) for part in rule.split('-', 1))
-            if target is include:
-                include |= set(range(start, end + 1))
-            else:
-                exclude |= set(range(start, end + 1))
+            target |= set(range(start, end + 1))
         else:
             target.add(int(rule))
     include -= exclude
@@ -142,9 +141,9 @@ def host_topology_from_caps(
     :param source: where the XML came from, for error messages
     :raises: InvalidHostCapabilities, InvalidCPUSpec, Invalid
     """
-    dedicated = cpuset.parse_cpu_spec(cpu_dedicated_set, DEDICATED_SET_KEY)
-    shared = cpuset.parse_cpu_spec(cpu_shared_set, SHARED_SET_KEY)
-    already_pinned = cpuset.parse_cpu_spec(pinned, PINNED_KEY)
+    dedicated = _nova_cpu_set(cpu_dedicated_set, DEDICATED_SET_KEY)
+    shared = _nova_cpu_set(cpu_shared_set, SHARED_SET_KEY)
+    already_pinned = _nova_cpu_set(pinned, PINNED_KEY)
     root = parse_xml(caps_xml, source)
     xml_cells = _cells(root, source)
 
@@ -168,8 +167,8 @@ def host_topology_from_caps(
                     '%d' % (cpu_id, cpuset.MAX_CPU_ID))
             spec = xml_cpu.get('siblings')
             # Older libvirt omits 'siblings': the CPU is its own core.
-            siblings = (_nova_sibling_set(spec, source) if spec is not None
-                        else {cpu_id})
+            siblings = (_nova_cpu_set(spec, 'siblings', source)
+                        if spec is not None else {cpu_id})
             socket_id = xml_cpu.get('socket_id')
             cpus.append((cpu_id, siblings,
                          int(socket_id) if socket_id and
@@ -180,15 +179,18 @@ def host_topology_from_caps(
     _check_sets(dedicated, shared, already_pinned, online)
     # The libvirt driver's rules: with neither option set every online CPU
     # serves both pinned and unpinned guests (legacy mode); with only
-    # cpu_dedicated_set there are no CPUs for unpinned guests.
+    # cpu_dedicated_set there are no CPUs for unpinned guests. Online CPUs
+    # are added in id order, as the driver reads libvirt's CPU map.
+    online_cpus = set()
+    for cpu_id in sorted(online):
+        online_cpus.add(cpu_id)
     if shared:
-        avail_shared = set(shared)
+        avail_shared = shared
     elif dedicated:
         avail_shared = set()
     else:
-        avail_shared = set(online)
-    avail_dedicated = set(dedicated) if dedicated else (
-        set() if shared else avail_shared)
+        avail_shared = online_cpus
+    avail_dedicated = dedicated or (set() if shared else avail_shared)
 
     cells = []
     for cell_id, memory_kib, pages, cpus in parsed:
@@ -211,17 +213,21 @@ def host_topology_from_caps(
             pinned_cpus=_ovo_set(already_pinned & pcpuset),
             socket=sockets.pop() if len(sockets) == 1 else None))
     return topology.HostTopology(cells=tuple(cells),
-                                 cpu_shared_set=shared)
+                                 cpu_shared_set=frozenset(shared))
 
 
 def _ovo_set(values: typing.Iterable[int]) -> frozenset[int]:
-    # Versioned objects rebuild every set element by element; do the same
+    # oslo.versionedobjects coerces a set field by adding the elements one
+    # by one to a new set and merging that into a fresh one; do the same
     # so that iteration order matches what Nova's objects hold.
-    return frozenset(value for value in values)
+    coerced = set()
+    for value in values:
+        coerced.add(value)
+    return frozenset(coerced)
 
 
-def _check_sets(dedicated: frozenset[int], shared: frozenset[int],
-                pinned: frozenset[int], online: set[int]) -> None:
+def _check_sets(dedicated: set[int], shared: set[int],
+                pinned: set[int], online: set[int]) -> None:
     for key, cpus in ((DEDICATED_SET_KEY, dedicated),
                       (SHARED_SET_KEY, shared)):
         missing = cpus - online
@@ -240,7 +246,7 @@ def _check_sets(dedicated: frozenset[int], shared: frozenset[int],
                               cpuset.format_cpu_spec(overlap),
                               SHARED_SET_KEY,
                               cpuset.format_cpu_spec(shared)))
-    pinnable = dedicated or (frozenset() if shared else frozenset(online))
+    pinnable = dedicated or (set() if shared else online)
     stray = pinned - pinnable
     if stray:
         raise exception.Invalid(
