@@ -1,0 +1,278 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``nova-emulator-threads plan``: what Nova would do on this host.
+
+Given a host (libvirt capabilities XML plus ``[compute]
+cpu_dedicated_set`` / ``cpu_shared_set`` and what is already pinned) and a
+flavor, print where every vCPU and the emulator threads go, what the
+instance costs in placement, and the ``<cputune>`` libvirt would get.
+With no flavor it plans a few example flavors side by side, on the
+bundled two-socket host unless ``--host`` names another.
+
+The JSON output is an interface (see the README): one object per plan.
+"""
+
+import argparse
+import json
+import typing
+from collections.abc import Mapping, Sequence
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads import data
+from nova_emulator_threads import exception
+from nova_emulator_threads import overhead
+from nova_emulator_threads import policy
+from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt import topology
+
+#: The bundled host's configuration when ``--host`` is not given: the
+#: first core of each socket (both threads) for host load and unpinned
+#: guests, every other CPU for pinned guests.
+EXAMPLE_SHARED_SET = '0,10,20,30'
+EXAMPLE_DEDICATED_SET = '1-9,11-19,21-29,31-39'
+
+#: Example flavors: (name, vCPUs, memory MiB, extra specs).
+EXAMPLE_FLAVORS: tuple[tuple[str, int, int, dict[str, str]], ...] = (
+    ('dedicated', 4, 4096, {'hw:cpu_policy': 'dedicated'}),
+    ('share', 4, 4096, {'hw:cpu_policy': 'dedicated',
+                        policy.EMULATOR_THREADS_KEY: 'share'}),
+    ('isolate', 4, 4096, {'hw:cpu_policy': 'dedicated',
+                          policy.EMULATOR_THREADS_KEY: 'isolate'}),
+    ('isolate+realtime', 4, 4096, {'hw:cpu_policy': 'dedicated',
+                                   policy.EMULATOR_THREADS_KEY: 'isolate',
+                                   'hw:cpu_realtime': 'yes',
+                                   'hw:cpu_realtime_mask': '^0'}),
+)
+
+Plan = dict[str, typing.Any]
+
+
+def plan(
+    host: topology.HostTopology,
+    vcpus: int,
+    memory_mb: int,
+    extra_specs: Mapping[str, str],
+    image_props: Mapping[str, object] | None = None,
+) -> Plan:
+    """Plan one flavor on one host; the result is the JSON contract.
+
+    :raises: exception.Invalid for a bad flavor
+    """
+    request = policy.parse_request(vcpus, memory_mb, extra_specs,
+                                   image_props)
+    inst = hardware.instance_topology_from_request(request)
+    result: Plan = {
+        'fits': True, 'reason': None,
+        'emulator_threads_policy': request.emulator_threads_policy,
+        'cells': [], 'emulatorpin': None,
+        'overhead': overhead.estimate_instance_overhead(request),
+        'placement': overhead.placement_request(request),
+        'cputune_xml': None,
+    }
+    if inst is None:
+        # No NUMA topology: nothing is pinned; vCPUs and emulator threads
+        # float over the CPUs for unpinned guests.
+        floating = _unpinned_cpus(host)
+        if not floating:
+            result.update(fits=False, reason=(
+                'the host has no CPUs for unpinned guests: '
+                '[compute] cpu_dedicated_set is set and cpu_shared_set is '
+                'not'))
+        else:
+            result['emulatorpin'] = sorted(floating)
+        return result
+    fitted = hardware.fit_instance_to_host(host, inst)
+    if fitted is None:
+        result.update(fits=False, reason=hardware.explain_no_fit(host, inst))
+        return result
+    result['cells'] = [
+        {'guest_cell': index, 'host_cell': cell.id,
+         'cpu_pinning': {str(vcpu): pcpu for vcpu, pcpu in
+                         sorted((cell.cpu_pinning or {}).items())},
+         'cpuset_reserved': sorted(cell.cpuset_reserved or ())}
+        for index, cell in enumerate(fitted.cells)]
+    tune = cputune.cputune_from_topology(
+        fitted, frozenset(host.cpu_shared_set), host=host)
+    result['emulatorpin'] = sorted(tune.emulatorpin or ())
+    result['cputune_xml'] = cputune.to_string(
+        cputune.format_cputune(tune)).strip()
+    return result
+
+
+def _unpinned_cpus(host: topology.HostTopology) -> frozenset[int]:
+    cpus: frozenset[int] = frozenset()
+    for cell in host.cells:
+        cpus |= frozenset(cell.cpuset)
+    return cpus
+
+
+# -- the command -------------------------------------------------------------
+
+
+def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
+    parser = subparsers.add_parser(
+        'plan', help='show where vCPUs and emulator threads would go',
+        description=__doc__.split('\n\n')[1])
+    parser.add_argument(
+        '--host', metavar='CAPS.xml',
+        help='the host\'s "virsh capabilities" output (default: the '
+             'bundled two-socket example host)')
+    parser.add_argument('--cpu-dedicated-set', metavar='R',
+                        help="[compute] cpu_dedicated_set, e.g. '2-15'")
+    parser.add_argument('--cpu-shared-set', metavar='R',
+                        help="[compute] cpu_shared_set, e.g. '0-1'")
+    parser.add_argument('--pinned', metavar='R', default='',
+                        help='pCPUs already pinned by other guests')
+    parser.add_argument('--vcpus', type=int, metavar='N',
+                        help='flavor vCPUs (with no flavor given, example '
+                             'flavors are planned)')
+    parser.add_argument('--memory-mb', type=int, metavar='M', default=None,
+                        help='flavor memory in MiB (default 2048)')
+    parser.add_argument('--extra-spec', action='append', default=[],
+                        metavar='KEY=VALUE',
+                        help='a flavor extra spec; repeat for several')
+    parser.add_argument('--format', choices=('table', 'json'),
+                        default='table', help='output format')
+    parser.set_defaults(func=run)
+
+
+def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
+    specs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        key = key.strip()
+        if not sep or not key:
+            raise exception.Invalid(
+                reason='--extra-spec %r is not KEY=VALUE, e.g. '
+                       'hw:cpu_emulator_threads=isolate' % pair)
+        if key in specs and specs[key] != value:
+            raise exception.Invalid(
+                reason='--extra-spec %s is given twice, as %r and %r; a '
+                       'flavor has one value per key' % (key, specs[key],
+                                                         value))
+        specs[key] = value
+    return specs
+
+
+def _load_host(args: argparse.Namespace) -> topology.HostTopology:
+    if args.host is None:
+        xml = data.example_host_xml()
+        source = 'bundled example host'
+        dedicated = (EXAMPLE_DEDICATED_SET if args.cpu_dedicated_set is None
+                     else args.cpu_dedicated_set)
+        shared = (EXAMPLE_SHARED_SET if args.cpu_shared_set is None
+                  else args.cpu_shared_set)
+    else:
+        source = '--host %r' % args.host
+        try:
+            with open(args.host, 'rb') as f:
+                xml = f.read(hardware.caps.MAX_CAPS_BYTES + 1)
+        except OSError as exc:
+            raise exception.InvalidHostCapabilities(
+                source=source, reason=exc.strerror or str(exc)) from None
+        dedicated = args.cpu_dedicated_set or ''
+        shared = args.cpu_shared_set or ''
+    return hardware.host_topology_from_caps(
+        xml, cpu_dedicated_set=dedicated, cpu_shared_set=shared,
+        pinned=args.pinned, source=source)
+
+
+def run(args: argparse.Namespace) -> int:
+    host = _load_host(args)
+    specs = _extra_specs(args.extra_spec)
+    if args.vcpus is None and not specs and args.memory_mb is None:
+        plans = [(name, plan(host, vcpus, memory, flavor_specs))
+                 for name, vcpus, memory, flavor_specs in EXAMPLE_FLAVORS]
+    else:
+        vcpus = 1 if args.vcpus is None else args.vcpus
+        memory = 2048 if args.memory_mb is None else args.memory_mb
+        for key, value in (('--vcpus', vcpus), ('--memory-mb', memory)):
+            if value < 1:
+                raise exception.Invalid(
+                    reason='%s=%d: must be a positive integer' % (key,
+                                                                  value))
+        plans = [('flavor', plan(host, vcpus, memory, specs))]
+    if args.format == 'json':
+        if len(plans) == 1:
+            print(json.dumps(plans[0][1], indent=2, sort_keys=True))
+        else:
+            print(json.dumps({'plans': [dict(result, flavor=name)
+                                        for name, result in plans]},
+                             indent=2, sort_keys=True))
+    else:
+        print(format_table(host, plans))
+    return 0
+
+
+# -- table output ------------------------------------------------------------
+
+
+def _cells_rows(result: Plan) -> dict[str, str]:
+    if not result['fits']:
+        return {'fits': 'no', 'reason': result['reason']}
+    rows = {'fits': 'yes'}
+    cells = result['cells']
+    rows['guest -> host cell'] = ', '.join(
+        '%d -> %d' % (c['guest_cell'], c['host_cell']) for c in cells) or '-'
+    rows['vCPU pins'] = ' '.join(
+        '%s:%d' % (vcpu, pcpu) for c in cells
+        for vcpu, pcpu in c['cpu_pinning'].items()) or 'floating'
+    reserved = sorted({p for c in cells for p in c['cpuset_reserved']})
+    rows['cpuset_reserved'] = cpuset.format_cpu_spec(reserved) or '-'
+    rows['emulatorpin'] = cpuset.format_cpu_spec(result['emulatorpin'] or
+                                                 ()) or '-'
+    return rows
+
+
+def format_table(host: topology.HostTopology,
+                 plans: Sequence[tuple[str, Plan]]) -> str:
+    """Plans side by side: one column per flavor, one row per aspect."""
+    columns = []
+    for name, result in plans:
+        rows = {'emulator threads': result['emulator_threads_policy'] or
+                '(none)'}
+        rows.update(_cells_rows(result))
+        rows['overhead'] = _resources(result['overhead'])
+        rows['placement'] = _resources(result['placement'])
+        columns.append((name, rows))
+    labels: list[str] = []
+    for _name, rows in columns:
+        labels.extend(label for label in rows if label not in labels)
+    table = [[''] + [name for name, _rows in columns]]
+    table += [[label] + [rows.get(label, '') for _n, rows in columns]
+              for label in labels]
+    widths = [max(len(row[i]) for row in table)
+              for i in range(len(table[0]))]
+    lines = ['host: %s' % _host_summary(host)]
+    for index, row in enumerate(table):
+        lines.append('  '.join(cell.ljust(width) for cell, width in
+                               zip(row, widths)).rstrip())
+        if index == 0:
+            lines.append('  '.join('-' * width for width in widths))
+    return '\n'.join(lines)
+
+
+def _resources(resources: Mapping[str, int]) -> str:
+    return ', '.join('%s=%d' % item for item in sorted(resources.items())
+                     ) or '-'
+
+
+def _host_summary(host: topology.HostTopology) -> str:
+    parts = []
+    for cell in host.cells:
+        parts.append('cell %d: dedicated %s, shared %s, pinned %s' % (
+            cell.id, cpuset.format_cpu_spec(cell.pcpuset) or '-',
+            cpuset.format_cpu_spec(cell.cpuset) or '-',
+            cpuset.format_cpu_spec(cell.pinned_cpus) or '-'))
+    return '; '.join(parts)

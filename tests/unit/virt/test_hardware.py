@@ -1,0 +1,200 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Unit tests of the engine's public API on small literal hosts."""
+
+import testtools
+
+from nova_emulator_threads import exception
+from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import topology
+from tests.unit.virt import cases
+
+ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
+DEDICATED = {'hw:cpu_policy': 'dedicated'}
+
+
+def host(cells: int = 2, cores: int = 4, threads: int = 1,
+         dedicated: str = '', shared: str = '', pinned: str = ''):
+    xml = cases.caps_xml(cells, cores, threads, True, [4096] * cells, None)
+    return hardware.host_topology_from_caps(xml, dedicated, shared, pinned)
+
+
+class TestInstanceTopology(testtools.TestCase):
+
+    def test_no_topology_without_pinning(self) -> None:
+        self.assertIsNone(hardware.instance_topology_from_flavor(2, 1024, {}))
+
+    def test_isolate(self) -> None:
+        inst = hardware.instance_topology_from_flavor(4, 2048, ISOLATE)
+        self.assertEqual('isolate', inst.emulator_threads_policy)
+        self.assertEqual(1, len(inst.cells))
+        cell = inst.cells[0]
+        self.assertEqual(frozenset(range(4)), cell.pcpuset)
+        self.assertEqual(frozenset(), cell.cpuset)
+        self.assertEqual(2048, cell.memory)
+        self.assertEqual('dedicated', cell.cpu_policy)
+
+    def test_auto_numa_layout(self) -> None:
+        inst = hardware.instance_topology_from_flavor(
+            4, 2048, dict(DEDICATED, **{'hw:numa_nodes': '2'}))
+        self.assertEqual([frozenset({0, 1}), frozenset({2, 3})],
+                         [cell.pcpuset for cell in inst.cells])
+        self.assertEqual([1024, 1024], [cell.memory for cell in inst.cells])
+
+    def test_manual_numa_layout(self) -> None:
+        specs = dict(DEDICATED, **{
+            'hw:numa_nodes': '2', 'hw:numa_cpus.0': '0,3',
+            'hw:numa_cpus.1': '1-2', 'hw:numa_mem.0': '1536',
+            'hw:numa_mem.1': '512'})
+        inst = hardware.instance_topology_from_flavor(4, 2048, specs)
+        self.assertEqual([frozenset({0, 3}), frozenset({1, 2})],
+                         [cell.pcpuset for cell in inst.cells])
+        self.assertEqual([1536, 512], [cell.memory for cell in inst.cells])
+
+    def test_mixed(self) -> None:
+        inst = hardware.instance_topology_from_flavor(4, 2048, {
+            'hw:cpu_policy': 'mixed', 'hw:cpu_dedicated_mask': '2-3'})
+        self.assertEqual(frozenset({2, 3}), inst.cells[0].pcpuset)
+        self.assertEqual(frozenset({0, 1}), inst.cells[0].cpuset)
+
+    def test_realtime(self) -> None:
+        inst = hardware.instance_topology_from_flavor(4, 2048, dict(
+            ISOLATE, **{'hw:cpu_realtime': 'yes',
+                        'hw:cpu_realtime_mask': '^0'}))
+        self.assertEqual(frozenset({1, 2, 3}), inst.realtime_cpus)
+
+
+class TestFit(testtools.TestCase):
+
+    def test_isolate_reserves_one_extra_pcpu_on_cell_of_guest_cell_0(
+            self) -> None:
+        h = host(cells=2, cores=4)
+        inst = hardware.instance_topology_from_flavor(2, 1024, dict(
+            ISOLATE, **{'hw:numa_nodes': '2'}))
+        fitted = hardware.fit_instance_to_host(h, inst)
+        self.assertIsNotNone(fitted)
+        first, second = fitted.cells
+        self.assertEqual(1, len(first.cpuset_reserved))
+        self.assertIsNone(second.cpuset_reserved)
+        host_cell = next(c for c in h.cells if c.id == first.id)
+        self.assertLessEqual(first.cpuset_reserved, host_cell.pcpuset)
+        self.assertNotIn(next(iter(first.cpuset_reserved)),
+                         fitted.cpu_pinning.values())
+
+    def test_exactly_vcpus_free_is_not_enough_for_isolate(self) -> None:
+        h = host(cells=1, cores=4, pinned='0')
+        for specs, fits in ((DEDICATED, True), (ISOLATE, False)):
+            inst = hardware.instance_topology_from_flavor(3, 512, specs)
+            self.assertEqual(fits, hardware.fit_instance_to_host(h, inst)
+                             is not None, specs)
+
+    def test_explain_names_cell_needs_and_haves(self) -> None:
+        h = host(cells=2, cores=5, pinned='0,5')
+        inst = hardware.instance_topology_from_flavor(4, 512, ISOLATE)
+        self.assertIsNone(hardware.fit_instance_to_host(h, inst))
+        self.assertEqual(
+            'not enough free pCPUs on host cell 0 for guest cell 0 (needs 5 '
+            'incl. 1 for emulator threads, has 4); not enough free pCPUs on '
+            'host cell 1 for guest cell 0 (needs 5 incl. 1 for emulator '
+            'threads, has 4)', hardware.explain_no_fit(h, inst))
+        self.assertIsNotNone(hardware.fit_instance_to_host(
+            h, hardware.instance_topology_from_flavor(4, 512, DEDICATED)))
+
+    def test_explain_too_few_cells(self) -> None:
+        h = host(cells=1)
+        inst = hardware.instance_topology_from_flavor(2, 512, dict(
+            DEDICATED, **{'hw:numa_nodes': '2'}))
+        self.assertEqual('the guest has 2 NUMA cells but the host only 1',
+                         hardware.explain_no_fit(h, inst))
+
+    def test_explain_memory(self) -> None:
+        h = host(cells=1)
+        inst = hardware.instance_topology_from_flavor(1, 8192, ISOLATE)
+        self.assertIn('not enough free memory on host cell 0 for guest cell '
+                      '0 (needs 8192 MiB, has 4096 MiB)',
+                      hardware.explain_no_fit(h, inst))
+
+    def test_explain_thread_policy(self) -> None:
+        h = host(cells=1, cores=4, threads=1)
+        inst = hardware.instance_topology_from_flavor(2, 512, dict(
+            DEDICATED, **{'hw:cpu_thread_policy': 'require'}))
+        self.assertIn('cannot satisfy the CPU thread policy',
+                      hardware.explain_no_fit(h, inst))
+
+
+class TestUsage(testtools.TestCase):
+
+    def test_claim_and_free_give_everything_back(self) -> None:
+        h = host(cells=2, cores=4)
+        inst = hardware.instance_topology_from_flavor(3, 1024, ISOLATE)
+        fitted = hardware.fit_instance_to_host(h, inst)
+        claimed = hardware.numa_usage_from_instance(h, fitted)
+        cell = next(c for c in claimed.cells if c.id == fitted.cells[0].id)
+        self.assertEqual(
+            frozenset(fitted.cpu_pinning.values()) | fitted.cpuset_reserved,
+            cell.pinned_cpus)
+        self.assertEqual(1024, cell.memory_usage)
+        freed = hardware.numa_usage_from_instance(claimed, fitted, free=True)
+        self.assertEqual([(c.pinned_cpus, c.memory_usage) for c in h.cells],
+                         [(c.pinned_cpus, c.memory_usage)
+                          for c in freed.cells])
+
+    def test_fill_host_then_free_one(self) -> None:
+        h = host(cells=1, cores=8)
+        inst = hardware.instance_topology_from_flavor(3, 256, ISOLATE)
+        guests = []
+        while (fitted := hardware.fit_instance_to_host(h, inst)) is not None:
+            h = hardware.numa_usage_from_instance(h, fitted)
+            guests.append(fitted)
+        # 8 pCPUs, 4 per guest (3 vCPUs + 1 emulator pCPU).
+        self.assertEqual(2, len(guests))
+        h = hardware.numa_usage_from_instance(h, guests[0], free=True)
+        self.assertIsNotNone(hardware.fit_instance_to_host(h, inst))
+
+    def test_double_claim_is_refused(self) -> None:
+        h = host(cells=1, cores=4)
+        inst = hardware.instance_topology_from_flavor(2, 256, ISOLATE)
+        fitted = hardware.fit_instance_to_host(h, inst)
+        claimed = hardware.numa_usage_from_instance(h, fitted)
+        exc = self.assertRaises(exception.CPUPinningConflict,
+                                hardware.numa_usage_from_instance, claimed,
+                                fitted)
+        self.assertIn('already pinned', str(exc))
+        exc = self.assertRaises(exception.CPUPinningConflict,
+                                hardware.numa_usage_from_instance, h,
+                                fitted, free=True)
+        self.assertIn('not pinned', str(exc))
+
+    def test_thread_isolate_claims_whole_cores(self) -> None:
+        xml = cases.caps_xml(1, 4, 2, True, [4096], None)
+        h = hardware.host_topology_from_caps(xml)  # legacy: cpuset==pcpuset
+        inst = hardware.instance_topology_from_flavor(2, 256, dict(
+            DEDICATED, **{'hw:cpu_thread_policy': 'isolate'}))
+        fitted = hardware.fit_instance_to_host(h, inst)
+        claimed = hardware.numa_usage_from_instance(h, fitted)
+        self.assertEqual(4, len(claimed.cells[0].pinned_cpus))
+
+
+class TestTopologyTypes(testtools.TestCase):
+
+    def test_aggregates(self) -> None:
+        inst = topology.InstanceTopology(cells=(
+            topology.InstanceCell(0, frozenset(), frozenset({0}), 1,
+                                  cpu_pinning={0: 4},
+                                  cpuset_reserved=frozenset({5})),
+            topology.InstanceCell(1, frozenset(), frozenset({1}), 1,
+                                  cpu_pinning={1: 6})),
+            emulator_threads_policy='isolate')
+        self.assertTrue(inst.emulator_threads_isolated)
+        self.assertEqual({0: 4, 1: 6}, inst.cpu_pinning)
+        self.assertEqual(frozenset({5}), inst.cpuset_reserved)
