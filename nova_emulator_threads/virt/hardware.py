@@ -27,7 +27,6 @@ code and ours side by side must never disagree, so we reproduce both.
 Everything here is pure: no I/O, no Nova import, no global state.
 """
 
-import collections
 import dataclasses
 import itertools
 from collections.abc import Mapping
@@ -234,28 +233,31 @@ def _pack_cell(
     free = host_cell.pcpuset - host_cell.pinned_cpus
     # NOTE(nova): 'sib & free' iterates the smaller operand; the resulting
     # set's order decides which thread of a core a vCPU gets.
-    free_siblings = [sib & free for sib in siblings]
-    by_threads: dict[int, list[AbstractSet[int]]] = (
-        collections.defaultdict(list))
-    for sib in free_siblings:
-        for threads_no in range(1, len(sib) + 1):
-            by_threads[threads_no].append(sib)
+    with_free = [sib for sib in [sib & free for sib in siblings] if sib]
     vcpus = sorted(pcpus)
 
+    def cores_with(threads_no: int) -> list[AbstractSet[int]]:
+        # Nova's 'sibling_sets[threads_no]': the cores with at least
+        # 'threads_no' free threads, in sibling order.
+        if threads_no == 1:
+            return with_free
+        return [sib for sib in with_free if len(sib) >= threads_no]
+
+    most_free = max(map(len, with_free), default=0)
     pinning: list[tuple[int, int]] | None = None
     reserved: frozenset[int] | None = None
     if thread_policy == THREAD_ISOLATE:
-        if threads_per_core not in by_threads:
+        if threads_per_core > most_free:
             return None
         # NOTE(nova): only hosts in legacy 'vcpu_pin_set' mode (cpuset ==
         # pcpuset) may use 'isolate' on SMT; elsewhere the scheduler should
         # have filtered the host out via the HW_CPU_HYPERTHREADING trait.
         if threads_per_core != 1 and host_cell.pcpuset != host_cell.cpuset:
             return None
-        pinning = _pin_linear(1, by_threads[threads_per_core], vcpus)
+        pinning = _pin_linear(1, cores_with(threads_per_core), vcpus)
         if pinning and num_reserved:
             reserved = choose_reserved_pcpus(
-                by_threads[1], pinning, num_reserved, thread_isolate=True)
+                with_free, pinning, num_reserved, thread_isolate=True)
         if not pinning or (num_reserved and not reserved):
             return None
         return pinning, reserved
@@ -263,14 +265,14 @@ def _pack_cell(
     if thread_policy == THREAD_REQUIRE and threads_per_core <= 1:
         return None
     threads_no = 1
-    for threads_no, sibling_set in sorted(by_threads.items(), reverse=True):
+    for threads_no in range(most_free, 0, -1):
         if thread_policy == THREAD_REQUIRE and threads_no <= 1:
             continue
-        pinning = _pin_linear(threads_no, sibling_set, vcpus)
+        pinning = _pin_linear(threads_no, cores_with(threads_no), vcpus)
         reserved = None
         if pinning and num_reserved:
             reserved = choose_reserved_pcpus(
-                by_threads[1], pinning, num_reserved, thread_isolate=False)
+                with_free, pinning, num_reserved, thread_isolate=False)
         if pinning is None or (num_reserved and not reserved):
             continue
         break
@@ -278,7 +280,7 @@ def _pack_cell(
         # Fall back to any free pCPUs, each core treated as independent.
         # NOTE(nova): 'threads_no' is whatever the loop above ended with.
         singles = [frozenset((cpu,))
-                   for cpu in itertools.chain.from_iterable(by_threads[1])]
+                   for cpu in itertools.chain.from_iterable(with_free)]
         pinning = _pin_linear(threads_no, singles, vcpus)
         reserved = None
         if pinning and num_reserved:
@@ -338,11 +340,11 @@ class _CellState:
     reserved_set: bool = False
 
     def result(self) -> InstanceCell:
-        return dataclasses.replace(
-            self.cell, id=self.id, pagesize=self.pagesize,
-            cpu_pinning=self.pinning,
-            cpuset_reserved=self.reserved if self.reserved_set
-            else self.cell.cpuset_reserved)
+        cell = self.cell
+        return InstanceCell(
+            self.id, cell.cpuset, cell.pcpuset, cell.memory, self.pagesize,
+            cell.cpu_policy, cell.cpu_thread_policy, self.pinning,
+            self.reserved if self.reserved_set else cell.cpuset_reserved)
 
 
 def _fit_cell(

@@ -1,0 +1,167 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``nova-emulator-threads plan``, run as the installed command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+import testtools
+
+from nova_emulator_threads.cmd import plan
+from tests.unit.virt import cases
+
+COMMAND = os.path.join(os.path.dirname(sys.executable),
+                       'nova-emulator-threads')
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+class TestPlanCommand(testtools.TestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        # The command must be installed (tox and 'make test' install the
+        # package); a missing command is a failure, not a skip.
+        self.assertTrue(os.access(COMMAND, os.X_OK),
+                        '%s is not installed' % COMMAND)
+
+    def assertOneLineError(self, result, *fragments: str) -> None:
+        self.assertEqual(2, result.returncode, result.stderr)
+        self.assertEqual('', result.stdout)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+
+    def test_demo_table(self) -> None:
+        result = run('plan')
+        self.assertEqual(0, result.returncode, result.stderr)
+        header = result.stdout.splitlines()[1].split()
+        self.assertEqual([name for name, *_ in plan.EXAMPLE_FLAVORS], header)
+        self.assertIn('PCPU=5', result.stdout)  # isolate: 4 vCPUs + 1
+
+    def test_demo_json(self) -> None:
+        result = run('plan', '--format', 'json')
+        self.assertEqual(0, result.returncode, result.stderr)
+        plans = {p['flavor']: p for p in json.loads(result.stdout)['plans']}
+        isolate = plans['isolate']
+        self.assertEqual({'PCPU': 5}, isolate['placement'])
+        self.assertEqual({'PCPU': 1}, isolate['overhead'])
+        reserved = isolate['cells'][0]['cpuset_reserved']
+        self.assertEqual(reserved, isolate['emulatorpin'])
+        self.assertNotIn(reserved[0],
+                         isolate['cells'][0]['cpu_pinning'].values())
+        self.assertEqual([0, 10, 20, 30], plans['share']['emulatorpin'])
+        self.assertEqual(
+            sorted(plans['dedicated']['cells'][0]['cpu_pinning'].values()),
+            plans['dedicated']['emulatorpin'])
+
+    def test_json_contract_for_one_flavor(self) -> None:
+        path = self.useFixture(_CapsFile(cases.caps_xml(
+            1, 4, 1, True, [4096], None))).path
+        result = run('plan', '--host', path, '--cpu-dedicated-set', '1-3',
+                     '--cpu-shared-set', '0', '--vcpus', '2',
+                     '--extra-spec', 'hw:cpu_policy=dedicated',
+                     '--extra-spec', 'hw:cpu_emulator_threads=isolate',
+                     '--format', 'json')
+        self.assertEqual(0, result.returncode, result.stderr)
+        out = json.loads(result.stdout)
+        self.assertEqual(
+            {'fits', 'reason', 'emulator_threads_policy', 'cells',
+             'emulatorpin', 'overhead', 'placement', 'cputune_xml'},
+            set(out))
+        self.assertEqual(
+            [{'guest_cell': 0, 'host_cell': 0,
+              'cpu_pinning': {'0': 1, '1': 2}, 'cpuset_reserved': [3]}],
+            out['cells'])
+        self.assertEqual([3], out['emulatorpin'])
+        self.assertEqual({'PCPU': 3}, out['placement'])
+        self.assertIn('<emulatorpin cpuset="3"/>', out['cputune_xml'])
+        self.assertTrue(out['fits'])
+        self.assertIsNone(out['reason'])
+
+    def test_no_fit_says_why(self) -> None:
+        path = self.useFixture(_CapsFile(cases.caps_xml(
+            1, 4, 1, True, [4096], None))).path
+        result = run('plan', '--host', path, '--cpu-dedicated-set', '0-3',
+                     '--pinned', '0', '--vcpus', '3', '--format', 'json',
+                     '--extra-spec', 'hw:cpu_policy=dedicated',
+                     '--extra-spec', 'hw:emulator_threads_policy=isolate')
+        self.assertEqual(0, result.returncode, result.stderr)
+        out = json.loads(result.stdout)
+        self.assertFalse(out['fits'])
+        self.assertEqual(
+            'not enough free pCPUs on host cell 0 for guest cell 0 (needs 4 '
+            'incl. 1 for emulator threads, has 3)', out['reason'])
+
+    def test_unknown_policy_value(self) -> None:
+        self.assertOneLineError(
+            run('plan', '--vcpus', '2', '--extra-spec',
+                'hw:cpu_policy=dedicated', '--extra-spec',
+                'hw:cpu_emulator_threads=isolated'),
+            'hw:cpu_emulator_threads', "'isolated'", 'share', 'isolate')
+
+    def test_isolate_without_dedicated(self) -> None:
+        self.assertOneLineError(
+            run('plan', '--vcpus', '2', '--extra-spec',
+                'hw:cpu_emulator_threads=isolate'),
+            'hw:cpu_emulator_threads', 'hw:cpu_policy')
+
+    def test_conflicting_alias(self) -> None:
+        self.assertOneLineError(
+            run('plan', '--vcpus', '2', '--extra-spec',
+                'hw:cpu_policy=dedicated', '--extra-spec',
+                'hw:cpu_emulator_threads=isolate', '--extra-spec',
+                'hw:emulator_threads_policy=share'),
+            'hw:cpu_emulator_threads', 'hw:emulator_threads_policy')
+
+    def test_malformed_cpu_range(self) -> None:
+        self.assertOneLineError(
+            run('plan', '--cpu-dedicated-set', '1-x'),
+            '[compute] cpu_dedicated_set', "'1-x'")
+
+    def test_unreadable_host_xml(self) -> None:
+        self.assertOneLineError(run('plan', '--host', '/nonexistent.xml'),
+                                '/nonexistent.xml', 'No such file')
+        path = self.useFixture(_CapsFile('<capabilities>')).path
+        self.assertOneLineError(run('plan', '--host', path),
+                                path, 'not well-formed XML')
+
+    def test_bad_extra_spec_syntax(self) -> None:
+        self.assertOneLineError(run('plan', '--extra-spec', 'novalue'),
+                                'novalue', 'KEY=VALUE')
+
+    def test_bad_option_value(self) -> None:
+        self.assertOneLineError(run('plan', '--vcpus', 'two'), '--vcpus')
+        self.assertOneLineError(run('plan', '--vcpus', '0'), '--vcpus')
+
+
+class _CapsFile(fixtures.Fixture):
+    """A capabilities XML file in a temporary directory."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def _setUp(self) -> None:
+        directory = self.useFixture(fixtures.TempDir()).path
+        self.path = os.path.join(directory, 'caps.xml')
+        with open(self.path, 'w') as f:
+            f.write(self.text)
