@@ -97,3 +97,24 @@ class ObjectConversionFailed(EmulatorThreadsException):
     """A versioned object that cannot be converted without losing data."""
 
     msg_fmt = 'Cannot convert %(objtype)s: %(reason)s.'
+
+
+class DomainNotFound(EmulatorThreadsException):
+    """A libvirt domain named on the command line does not exist."""
+
+    msg_fmt = ('Domain %(domain)r not found: expected the name or UUID of a '
+               'libvirt domain on this host.')
+
+
+class InvalidEmulatorCPUSet(Invalid):
+    """An emulator thread CPU set that ``pin`` refuses to apply."""
+
+    msg_fmt = ('Cannot pin the emulator threads of %(domain)s to CPUSET='
+               '%(cpuset)r: %(reason)s.')
+
+
+class PinFailed(EmulatorThreadsException):
+    """libvirt failed while ``pin`` changed a guest; the state is reported."""
+
+    msg_fmt = ('Pinning the emulator threads of %(domain)s failed: '
+               '%(reason)s.')

@@ -19,13 +19,21 @@ to and from Nova's is lossless.
 from oslo_versionedobjects import fields
 
 # Re-exported so that users of this module find every field type here.
-BooleanField = fields.BooleanField
-DictOfIntegersField = fields.DictOfIntegersField
-IntegerField = fields.IntegerField
-ListOfObjectsField = fields.ListOfObjectsField
-ListOfSetsOfIntegersField = fields.ListOfSetsOfIntegersField
-ObjectField = fields.ObjectField
-SetOfIntegersField = fields.SetOfIntegersField
+# The "import X as X" form (not "X = fields.X") is what lets the
+# oslo_versionedobjects.mypy plugin type the objects' attributes.
+from oslo_versionedobjects.fields import BooleanField as BooleanField
+from oslo_versionedobjects.fields import (
+    DictOfIntegersField as DictOfIntegersField)
+from oslo_versionedobjects.fields import IntegerField as IntegerField
+from oslo_versionedobjects.fields import (
+    ListOfObjectsField as ListOfObjectsField)
+from oslo_versionedobjects.fields import (
+    ListOfSetsOfIntegersField as ListOfSetsOfIntegersField)
+from oslo_versionedobjects.fields import ObjectField as ObjectField
+from oslo_versionedobjects.fields import (
+    SetOfIntegersField as SetOfIntegersField)
+from oslo_versionedobjects.fields import SetOfStringsField as SetOfStringsField
+from oslo_versionedobjects.fields import UUIDField as UUIDField
 
 
 class BaseEnum(fields.Enum):

@@ -1,0 +1,202 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Conversions between the engine's dataclasses and our versioned objects.
+
+The engine (``virt/hardware.py``) works on the frozen dataclasses of
+``virt/topology.py``; the rest of the world speaks versioned objects.
+These functions are the edge between the two. Together with
+``to_nova_primitive()`` / ``from_nova_primitive()`` they take a topology
+to Nova's objects and back without importing Nova.
+
+What the two sides do not share:
+
+* ``HostTopology.cpu_shared_set`` is configuration, not part of Nova's
+  ``NUMATopology``: :func:`host_from_object` takes it as an argument.
+* ``NUMACell.network_metadata`` (physnet affinity) is not used by the
+  engine: :func:`host_to_object` leaves it unset (Nova reads an unset one
+  as "no affinity"), :func:`host_from_object` ignores it.
+* ``InstanceTopology.realtime_cpus`` (``hw:cpu_realtime_mask``) is not
+  part of Nova's ``InstanceNUMATopology`` either, which reads it from the
+  flavor: :func:`instance_from_object` takes it as an argument.
+* ``InstanceNUMACell.cpu_topology`` is unused by Nova and the engine.
+"""
+
+from typing import Any
+
+from oslo_versionedobjects import base as ovo_base
+
+from nova_emulator_threads import exception
+from nova_emulator_threads.objects import numa
+from nova_emulator_threads.virt import topology
+
+__all__ = [
+    'host_from_object',
+    'host_to_object',
+    'instance_from_object',
+    'instance_to_object',
+]
+
+_UNSET = object()
+
+
+def _field(obj: ovo_base.VersionedObject, name: str,
+           default: Any = _UNSET) -> Any:
+    """Return a field; ``default`` if unset, or fail with one sentence.
+
+    Objects from older peers lack the fields added since; reading one
+    would raise oslo's bare NotImplementedError from ``obj_load_attr``.
+    """
+    if obj.obj_attr_is_set(name):
+        return getattr(obj, name)
+    if default is _UNSET:
+        raise exception.ObjectConversionFailed(
+            objtype=f'{obj.obj_name()} {obj.VERSION}',
+            reason=f'its required field {name!r} is not set')
+    return default
+
+
+def _ints(values: Any) -> frozenset[int]:
+    return frozenset(values) if values is not None else frozenset()
+
+
+def host_to_object(host: topology.HostTopology) -> numa.NUMATopology:
+    """Return the ``NUMATopology`` of an engine host topology.
+
+    :param host: the host, as the engine sees it.
+    :returns: a ``NUMATopology`` whose cells and their ``siblings`` and
+        ``mempages`` lists keep the order of ``host``'s.
+    """
+    return numa.NUMATopology(cells=[
+        numa.NUMACell(
+            id=cell.id,
+            cpuset=set(cell.cpuset),
+            pcpuset=set(cell.pcpuset),
+            memory=cell.memory,
+            cpu_usage=cell.cpu_usage,
+            memory_usage=cell.memory_usage,
+            pinned_cpus=set(cell.pinned_cpus),
+            # A list of sets, in order: Nova's packing depends on it.
+            siblings=[set(sibling_set) for sibling_set in cell.siblings],
+            mempages=[
+                numa.NUMAPagesTopology(
+                    size_kb=pages.size_kb, total=pages.total,
+                    used=pages.used, reserved=pages.reserved)
+                for pages in cell.mempages],
+            socket=cell.socket)
+        for cell in host.cells])
+
+
+def host_from_object(
+    host: numa.NUMATopology,
+    cpu_shared_set: frozenset[int] = frozenset(),
+) -> topology.HostTopology:
+    """Return the engine's view of a ``NUMATopology``.
+
+    :param host: the host's topology object.
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` as configured.
+    :returns: a ``HostTopology``; fields an older object lacks (``pcpuset``
+        before 1.4, ``socket`` before 1.5...) take their defaults.
+    :raises: ObjectConversionFailed if a cell lacks ``id``, ``cpuset`` or
+        ``memory``.
+    """
+    cells = []
+    for cell in _field(host, 'cells'):
+        cells.append(topology.HostCell(
+            id=_field(cell, 'id'),
+            cpuset=frozenset(_field(cell, 'cpuset')),
+            pcpuset=_ints(_field(cell, 'pcpuset', None)),
+            memory=_field(cell, 'memory'),
+            siblings=tuple(frozenset(sibling_set) for sibling_set
+                           in _field(cell, 'siblings', ())),
+            mempages=tuple(
+                topology.MemPages(
+                    size_kb=_field(pages, 'size_kb'),
+                    total=_field(pages, 'total'),
+                    used=_field(pages, 'used', 0),
+                    reserved=_field(pages, 'reserved', 0))
+                for pages in _field(cell, 'mempages', ())),
+            pinned_cpus=_ints(_field(cell, 'pinned_cpus', None)),
+            cpu_usage=_field(cell, 'cpu_usage', 0),
+            memory_usage=_field(cell, 'memory_usage', 0),
+            socket=_field(cell, 'socket', None)))
+    return topology.HostTopology(
+        cells=tuple(cells), cpu_shared_set=frozenset(cpu_shared_set))
+
+
+def instance_to_object(
+    instance: topology.InstanceTopology,
+    instance_uuid: str | None = None,
+) -> numa.InstanceNUMATopology:
+    """Return the ``InstanceNUMATopology`` of an engine guest topology.
+
+    :param instance: a requested or fitted guest topology.
+    :param instance_uuid: the instance's UUID, if known.
+    :returns: the object; like Nova's ``numa_get_constraints``, it always
+        sets ``emulator_threads_policy``, to None when the guest has none.
+    """
+    cells = []
+    for cell in instance.cells:
+        cell_obj = numa.InstanceNUMACell(
+            id=cell.id,
+            cpuset=set(cell.cpuset),
+            pcpuset=set(cell.pcpuset),
+            memory=cell.memory,
+            pagesize=cell.pagesize,
+            cpu_policy=cell.cpu_policy,
+            cpu_thread_policy=cell.cpu_thread_policy,
+            cpuset_reserved=(None if cell.cpuset_reserved is None
+                             else set(cell.cpuset_reserved)))
+        cell_obj.cpu_pinning = cell.cpu_pinning
+        cells.append(cell_obj)
+    obj = numa.InstanceNUMATopology(
+        cells=cells,
+        emulator_threads_policy=instance.emulator_threads_policy)
+    if instance_uuid is not None:
+        obj.instance_uuid = instance_uuid
+    return obj
+
+
+def instance_from_object(
+    instance: numa.InstanceNUMATopology,
+    realtime_cpus: frozenset[int] = frozenset(),
+) -> topology.InstanceTopology:
+    """Return the engine's view of an ``InstanceNUMATopology``.
+
+    :param instance: the guest's topology object.
+    :param realtime_cpus: the vCPUs of ``hw:cpu_realtime_mask``.
+    :returns: an ``InstanceTopology``; ``pcpuset`` defaults to empty for a
+        cell before 1.5.
+    :raises: ObjectConversionFailed if a cell lacks ``id``, ``cpuset`` or
+        ``memory``.
+    """
+    cells = []
+    for cell in _field(instance, 'cells'):
+        reserved = _field(cell, 'cpuset_reserved', None)
+        cells.append(topology.InstanceCell(
+            id=_field(cell, 'id'),
+            cpuset=frozenset(_field(cell, 'cpuset')),
+            pcpuset=_ints(_field(cell, 'pcpuset', None)),
+            memory=_field(cell, 'memory'),
+            pagesize=_field(cell, 'pagesize', None),
+            cpu_policy=_field(cell, 'cpu_policy', None),
+            cpu_thread_policy=_field(cell, 'cpu_thread_policy', None),
+            cpu_pinning=(cell.cpu_pinning
+                         if cell.obj_attr_is_set('cpu_pinning_raw')
+                         else None),
+            cpuset_reserved=(None if reserved is None
+                             else frozenset(reserved))))
+    return topology.InstanceTopology(
+        cells=tuple(cells),
+        emulator_threads_policy=_field(
+            instance, 'emulator_threads_policy', None),
+        realtime_cpus=frozenset(realtime_cpus))
