@@ -1,0 +1,515 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``<cputune>`` element of a libvirt guest: build it, and read it back.
+
+``build_cputune`` turns a fitted ``InstanceTopology`` into the element
+Nova 34's libvirt driver writes for the same topology
+(``LibvirtDriver._get_guest_numa_config``, serialised by
+``LibvirtConfigGuestCPUTune``): same elements, same order, same
+attributes, same CPU range strings. Each placement decision is one small
+function below (``vcpupin_cpusets``, ``emulatorpin_cpuset``,
+``iothreadpin_cpusets``, ``vcpusched``), so other choices can be offered
+later behind options while Nova's stays the default.
+
+``parse_cputune`` reads the element back from libvirt's domain XML, for
+the operator audit and for the tests.
+
+This module does not import Nova: XML is built with lxml, whose
+serialisation is what Nova's config classes use too.
+"""
+
+import dataclasses
+
+from lxml import etree
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads import exception
+from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt import topology
+
+#: I/O threads Nova gives every guest (``LibvirtDriver._get_guest_iothread``);
+#: they are numbered from 1.
+GUEST_IOTHREADS = 1
+#: The scheduler Nova asks for realtime vCPUs
+#: (``designer.set_vcpu_realtime_scheduler``).
+REALTIME_SCHEDULER = 'fifo'
+#: Default of Nova's ``[libvirt] realtime_scheduler_priority``.
+DEFAULT_REALTIME_PRIORITY = 1
+#: SCHED_FIFO priorities Linux accepts (``sched_get_priority_min/max``).
+MIN_REALTIME_PRIORITY = 1
+MAX_REALTIME_PRIORITY = 99
+#: Schedulers libvirt's ``<vcpusched>`` and ``<iothreadsched>`` accept.
+SCHEDULERS = ('other', 'batch', 'idle', 'fifo', 'rr')
+
+
+# ---------------------------------------------------------------------------
+# The placement, as data
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VCPUSched:
+    """One ``<vcpusched>``: a scheduler for some vCPU threads."""
+
+    vcpus: frozenset[int]
+    scheduler: str
+    priority: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CPUTune:
+    """What a ``<cputune>`` element says about thread placement.
+
+    Elements this project does not place (``<shares>``, ``<period>``,
+    ``<cachetune>``, ...) are not kept.
+    """
+
+    #: vCPU -> pCPUs of its ``<vcpupin>``.
+    vcpupins: dict[int, frozenset[int]] = dataclasses.field(
+        default_factory=dict)
+    #: pCPUs of ``<emulatorpin>``; None when there is none.
+    emulatorpin: frozenset[int] | None = None
+    #: I/O thread id -> pCPUs of its ``<iothreadpin>``.
+    iothreadpins: dict[int, frozenset[int]] = dataclasses.field(
+        default_factory=dict)
+    #: the ``<vcpusched>`` elements, in document order.
+    vcpusched: tuple[VCPUSched, ...] = ()
+
+    def scheduled_vcpus(self, scheduler: str = REALTIME_SCHEDULER,
+                        ) -> frozenset[int]:
+        """The vCPUs that run with ``scheduler`` (by default realtime)."""
+        vcpus: frozenset[int] = frozenset()
+        for sched in self.vcpusched:
+            if sched.scheduler == scheduler:
+                vcpus |= sched.vcpus
+        return vcpus
+
+
+# ---------------------------------------------------------------------------
+# The placement choices
+# ---------------------------------------------------------------------------
+
+
+def _fmt(cpus: frozenset[int]) -> str:
+    return cpuset.format_cpu_spec(cpus) or '(none)'
+
+
+def _host_cells(
+    host: topology.HostTopology | None,
+) -> dict[int, topology.HostCell]:
+    return {cell.id: cell for cell in host.cells} if host else {}
+
+
+def vcpupin_cpusets(
+    fitted: topology.InstanceTopology,
+    host: topology.HostTopology | None = None,
+) -> dict[int, frozenset[int]]:
+    """Where each vCPU thread may run, as Nova's ``_get_pin_cpuset`` says.
+
+    A pinned vCPU runs on its pCPU. Any other vCPU (the shared vCPUs of a
+    ``mixed`` guest, or every vCPU of an unpinned guest with a NUMA
+    topology) floats over the shared CPUs of the host cell its guest cell
+    landed on: that host cell's ``cpuset``, which is ``[compute]
+    cpu_shared_set`` restricted to the cell (all the cell's CPUs when
+    neither ``cpu_shared_set`` nor ``cpu_dedicated_set`` is set).
+
+    :param fitted: a fitted topology: ``cells[i].id`` is a host cell id
+    :param host: the host it was fitted to; only needed when some vCPU is
+        not pinned
+    :raises: InvalidInstanceTopology if the topology is not fitted, or an
+        unpinned vCPU has nowhere to float
+    :returns: vCPU -> set of pCPUs, for every vCPU of the guest
+    """
+    cells = _host_cells(host)
+    pins: dict[int, frozenset[int]] = {}
+    for index, cell in enumerate(fitted.cells):
+        cell_pins = cell.cpu_pinning or {}
+        stray = frozenset(cell_pins) - cell.total_cpus
+        if stray:
+            raise exception.InvalidInstanceTopology(
+                reason='cpu_pinning of guest cell %d names vCPUs %s, which '
+                       'are not in the cell (%s)'
+                       % (index, _fmt(stray), _fmt(cell.total_cpus)))
+        unpinned_dedicated = cell.pcpuset - frozenset(cell_pins)
+        if unpinned_dedicated:
+            raise exception.InvalidInstanceTopology(
+                reason='dedicated vCPUs %s of guest cell %d have no pCPU in '
+                       'cpu_pinning; fit the topology to a host first'
+                       % (_fmt(unpinned_dedicated), index))
+        floating = cell.total_cpus - frozenset(cell_pins)
+        shared: frozenset[int] = frozenset()
+        if floating:
+            if host is None:
+                raise exception.InvalidInstanceTopology(
+                    reason='vCPUs %s of guest cell %d are not pinned and '
+                           'float over the shared CPUs of their host cell, '
+                           'so the host topology is needed'
+                           % (_fmt(floating), index))
+            if cell.id not in cells:
+                raise exception.InvalidInstanceTopology(
+                    reason='guest cell %d is on host cell %d, which the '
+                           'host does not have (cells %s)'
+                           % (index, cell.id, _fmt(frozenset(cells))))
+            shared = frozenset(cells[cell.id].cpuset)
+            if not shared:
+                raise exception.InvalidInstanceTopology(
+                    reason='vCPUs %s of guest cell %d are not pinned and '
+                           'would float over the shared CPUs of host cell '
+                           '%d, which has none; [compute] cpu_shared_set '
+                           'must include CPUs of that cell'
+                           % (_fmt(floating), index, cell.id))
+        for vcpu in sorted(cell.total_cpus):
+            if vcpu in pins:
+                raise exception.InvalidInstanceTopology(
+                    reason='vCPU %d is in more than one guest cell' % vcpu)
+            pins[vcpu] = (frozenset([cell_pins[vcpu]]) if vcpu in cell_pins
+                          else shared)
+    if not pins:
+        raise exception.InvalidInstanceTopology(
+            reason='the guest topology has no vCPUs')
+    stray_rt = fitted.realtime_cpus - frozenset(pins)
+    if stray_rt:
+        raise exception.InvalidInstanceTopology(
+            reason='realtime vCPUs %s are not vCPUs of the guest (%s)'
+                   % (_fmt(stray_rt), _fmt(frozenset(pins))))
+    return pins
+
+
+def emulatorpin_cpuset(
+    fitted: topology.InstanceTopology,
+    cpu_shared_set: frozenset[int] = frozenset(),
+    *,
+    host: topology.HostTopology | None = None,
+) -> frozenset[int]:
+    """Where the emulator threads run, as Nova's ``_get_emulatorpin_cpuset``.
+
+    * ``isolate``: the pCPUs reserved for them (``cpuset_reserved``, which
+      the fitter puts on the host cell of guest cell 0);
+    * ``share`` with ``[compute] cpu_shared_set`` set: that whole set (not
+      restricted to the guest's NUMA cells, as in Nova);
+    * otherwise (``share`` without a shared set, or no policy): they float
+      over the CPUs of the guest's vCPUs, leaving out realtime vCPUs.
+
+    Nova also intersects ``cpu_shared_set`` with the online CPUs; its
+    resource tracking (``_get_vcpu_available``) already fails when a CPU
+    of the set is offline, so on a working host the two are the same.
+
+    :param fitted: a fitted topology
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
+    :param host: the host it was fitted to; only needed when some vCPU is
+        not pinned and the emulator threads float over the vCPUs
+    :raises: InvalidInstanceTopology if the emulator threads would have no
+        CPU, or Nova refuses the combination
+    :returns: the pCPUs of ``<emulatorpin>``
+    """
+    policy = fitted.emulator_threads_policy
+    if (fitted.realtime_cpus and
+            policy == fields.CPUEmulatorThreadsPolicy.SHARE and
+            not cpu_shared_set):
+        # Nova refuses to build this guest
+        # (_get_guest_memory_backing_config): realtime vCPUs must not share
+        # pCPUs with emulator threads, and 'share' without a shared set
+        # would put them on the vCPUs' pCPUs.
+        raise exception.InvalidInstanceTopology(
+            reason="realtime vCPUs %s with emulator threads policy 'share' "
+                   "need [compute] cpu_shared_set, which is empty on this "
+                   "host; set it, or use emulator threads policy 'isolate'"
+                   % _fmt(fitted.realtime_cpus))
+    if policy == fields.CPUEmulatorThreadsPolicy.ISOLATE:
+        if not fitted.cpuset_reserved:
+            raise exception.InvalidInstanceTopology(
+                reason="the emulator threads policy is 'isolate' but no "
+                       "guest cell has cpuset_reserved; fit the topology "
+                       "to a host first")
+        return fitted.cpuset_reserved
+    if policy == fields.CPUEmulatorThreadsPolicy.SHARE and cpu_shared_set:
+        return frozenset(cpu_shared_set)
+    pins = vcpupin_cpusets(fitted, host)
+    emulator: frozenset[int] = frozenset()
+    for vcpu, pcpus in pins.items():
+        if vcpu not in fitted.realtime_cpus:
+            emulator |= pcpus
+    if not emulator:
+        raise exception.InvalidInstanceTopology(
+            reason='every vCPU (%s) is realtime, so the emulator threads '
+                   'have no pCPU; leave at least one vCPU out of '
+                   'hw:cpu_realtime_mask or set an emulator threads policy'
+                   % _fmt(frozenset(pins)))
+    return emulator
+
+
+def iothreadpin_cpusets(
+    emulatorpin: frozenset[int],
+) -> dict[int, frozenset[int]]:
+    """Where the guest's I/O threads run: with the emulator threads.
+
+    Nova gives every guest ``GUEST_IOTHREADS`` I/O threads and pins each
+    to the emulator threads' set, so that I/O stays off realtime and
+    isolated vCPUs as well.
+
+    :param emulatorpin: the set ``emulatorpin_cpuset`` chose
+    :returns: I/O thread id (from 1) -> set of pCPUs
+    """
+    if not emulatorpin:
+        # Nova writes no <iothreadpin> without a cpuset: libvirt rejects it.
+        return {}
+    return {iothread: frozenset(emulatorpin)
+            for iothread in range(1, GUEST_IOTHREADS + 1)}
+
+
+def vcpusched(
+    fitted: topology.InstanceTopology,
+    realtime_priority: int = DEFAULT_REALTIME_PRIORITY,
+) -> tuple[VCPUSched, ...]:
+    """The realtime scheduler of the realtime vCPUs, as Nova sets it.
+
+    :param fitted: the topology; ``realtime_cpus`` comes from
+        ``hw:cpu_realtime`` and ``hw:cpu_realtime_mask``
+    :param realtime_priority: Nova's ``[libvirt]
+        realtime_scheduler_priority`` (there is no per-flavor priority)
+    :raises: Invalid if the priority is not a SCHED_FIFO priority
+    :returns: no element, or one for all realtime vCPUs
+    """
+    if (isinstance(realtime_priority, bool) or
+            not isinstance(realtime_priority, int) or
+            not (MIN_REALTIME_PRIORITY <= realtime_priority <=
+                 MAX_REALTIME_PRIORITY)):
+        # Nova passes any integer on and libvirt fails when the guest
+        # starts; saying so before is kinder.
+        raise exception.Invalid(
+            reason='[libvirt] realtime_scheduler_priority=%r is not allowed; '
+                   'expected an integer from %d to %d, the SCHED_FIFO '
+                   'priorities of Linux' % (realtime_priority,
+                                            MIN_REALTIME_PRIORITY,
+                                            MAX_REALTIME_PRIORITY))
+    if not fitted.realtime_cpus:
+        return ()
+    return (VCPUSched(vcpus=frozenset(fitted.realtime_cpus),
+                      scheduler=REALTIME_SCHEDULER,
+                      priority=realtime_priority),)
+
+
+# ---------------------------------------------------------------------------
+# Building the element
+# ---------------------------------------------------------------------------
+
+
+def cputune_from_topology(
+    fitted: topology.InstanceTopology,
+    cpu_shared_set: frozenset[int] = frozenset(),
+    realtime_priority: int = DEFAULT_REALTIME_PRIORITY,
+    *,
+    host: topology.HostTopology | None = None,
+) -> CPUTune:
+    """The placement Nova's libvirt driver chooses for a fitted guest.
+
+    Same parameters as ``build_cputune``; the audit compares this with
+    what libvirt reports for a running guest.
+    """
+    pins = vcpupin_cpusets(fitted, host)
+    emulator = emulatorpin_cpuset(fitted, cpu_shared_set, host=host)
+    return CPUTune(vcpupins=pins,
+                   emulatorpin=emulator,
+                   iothreadpins=iothreadpin_cpusets(emulator),
+                   vcpusched=vcpusched(fitted, realtime_priority))
+
+
+def format_cputune(tune: CPUTune) -> etree._Element:
+    """The ``<cputune>`` element for a placement, in Nova's layout.
+
+    Children in the order of Nova's ``LibvirtConfigGuestCPUTune``:
+    ``<emulatorpin>``, ``<iothreadpin>`` by I/O thread, ``<vcpupin>`` by
+    vCPU, then ``<vcpusched>``; attributes in the order its classes set
+    them.
+    """
+    root = etree.Element('cputune')
+    if tune.emulatorpin is not None:
+        etree.SubElement(root, 'emulatorpin',
+                         cpuset=_spec(tune.emulatorpin))
+    for iothread, pcpus in sorted(tune.iothreadpins.items()):
+        etree.SubElement(root, 'iothreadpin', cpuset=_spec(pcpus),
+                         iothread=str(iothread))
+    for vcpu, pcpus in sorted(tune.vcpupins.items()):
+        etree.SubElement(root, 'vcpupin', vcpu=str(vcpu),
+                         cpuset=_spec(pcpus))
+    for sched in tune.vcpusched:
+        element = etree.SubElement(root, 'vcpusched',
+                                   vcpus=_spec(sched.vcpus),
+                                   scheduler=sched.scheduler)
+        if sched.priority is not None:
+            element.set('priority', str(sched.priority))
+    return root
+
+
+def build_cputune(
+    fitted: topology.InstanceTopology,
+    cpu_shared_set: frozenset[int] = frozenset(),
+    realtime_priority: int = DEFAULT_REALTIME_PRIORITY,
+    *,
+    host: topology.HostTopology | None = None,
+) -> etree._Element:
+    """Build the ``<cputune>`` Nova's libvirt driver writes for a guest.
+
+    Only guests with a NUMA topology get one: for the others (``None``
+    from the fitter) Nova writes no ``<cputune>`` and every thread floats
+    over ``<vcpu cpuset>``.
+
+    :param fitted: a fitted topology (``fit_instance_to_host``)
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
+    :param realtime_priority: ``[libvirt] realtime_scheduler_priority``
+    :param host: the host it was fitted to; needed only when some vCPU is
+        not pinned (``mixed`` guests, unpinned guests with NUMA cells)
+    :raises: InvalidInstanceTopology, Invalid (see the choices above)
+    :returns: the ``<cputune>`` element
+    """
+    return format_cputune(cputune_from_topology(
+        fitted, cpu_shared_set, realtime_priority, host=host))
+
+
+def _spec(cpus: frozenset[int]) -> str:
+    return cpuset.format_cpu_spec(cpus)
+
+
+def to_string(element: etree._Element) -> str:
+    """Serialise an element the way Nova's ``LibvirtConfigObject.to_xml``."""
+    return etree.tostring(element, encoding='unicode', pretty_print=True)
+
+
+# ---------------------------------------------------------------------------
+# Reading it back
+# ---------------------------------------------------------------------------
+
+
+def _parser() -> etree.XMLParser:
+    # Domain XML may come from a file or another tool: never fetch or
+    # expand anything it points to, and keep lxml's size limits.
+    return etree.XMLParser(resolve_entities=False, no_network=True,
+                           huge_tree=False, remove_comments=True,
+                           remove_pis=True, load_dtd=False)
+
+
+def _invalid(source: str, reason: str) -> exception.InvalidDomainXML:
+    return exception.InvalidDomainXML(source=source, reason=reason)
+
+
+def _int_attr(element: etree._Element, name: str, source: str,
+              minimum: int = 0) -> int:
+    value = element.get(name)
+    if value is None:
+        raise _invalid(source, '<%s> has no %s attribute'
+                       % (element.tag, name))
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or int(text) < minimum:
+        raise _invalid(source, '<%s> has %s=%r; expected an integer of at '
+                       'least %d' % (element.tag, name, value, minimum))
+    return int(text)
+
+
+def _cpus_attr(element: etree._Element, name: str,
+               source: str) -> frozenset[int]:
+    value = element.get(name)
+    if value is None:
+        raise _invalid(source, '<%s> has no %s attribute'
+                       % (element.tag, name))
+    try:
+        cpus = cpuset.parse_cpu_spec(value, key=name)
+    except exception.InvalidCPUSpec as exc:
+        raise _invalid(source, '<%s> %s' % (element.tag, exc)) from exc
+    if not cpus:
+        raise _invalid(source, '<%s> has %s=%r, which names no CPU'
+                       % (element.tag, name, value))
+    return cpus
+
+
+def _root(xml: str | bytes | etree._Element,
+          source: str) -> etree._Element:
+    if isinstance(xml, etree._Element):
+        return xml
+    if isinstance(xml, str):
+        # lxml refuses str input that carries an encoding declaration;
+        # bytes are parsed the same way either way.
+        data = xml.encode('utf-8')
+    elif isinstance(xml, bytes):
+        data = xml
+    else:
+        raise _invalid(source, 'expected XML text, got %s'
+                       % type(xml).__name__)
+    try:
+        return etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        raise _invalid(source, 'not well-formed XML (%s)' % exc) from exc
+
+
+def parse_cputune(xml: str | bytes | etree._Element,
+                  source: str = 'string') -> CPUTune:
+    """Read thread placement from a ``<domain>`` or ``<cputune>``.
+
+    :param xml: libvirt domain XML (``virsh dumpxml``, ``XMLDesc``), or
+        just its ``<cputune>`` element, as text or as an lxml element
+    :param source: where the XML came from, for error messages
+    :raises: InvalidDomainXML naming the element and value at fault
+    :returns: the placement; an empty ``CPUTune`` when a domain has no
+        ``<cputune>``
+    """
+    root = _root(xml, source)
+    if root.tag == 'domain':
+        found = root.findall('cputune')
+        if len(found) > 1:
+            raise _invalid(source, '<domain> has %d <cputune> elements; '
+                           'libvirt allows one' % len(found))
+        if not found:
+            return CPUTune()
+        tune = found[0]
+    elif root.tag == 'cputune':
+        tune = root
+    else:
+        raise _invalid(source, 'the root element is <%s>; expected <domain> '
+                       'or <cputune>' % root.tag)
+
+    vcpupins: dict[int, frozenset[int]] = {}
+    iothreadpins: dict[int, frozenset[int]] = {}
+    emulatorpin: frozenset[int] | None = None
+    scheds: list[VCPUSched] = []
+    # Naming the tags also skips comments and unresolved entities.
+    for child in tune.iterchildren('vcpupin', 'emulatorpin', 'iothreadpin',
+                                   'vcpusched'):
+        if child.tag == 'vcpupin':
+            vcpu = _int_attr(child, 'vcpu', source)
+            if vcpu in vcpupins:
+                raise _invalid(source, 'vCPU %d has more than one '
+                               '<vcpupin>' % vcpu)
+            vcpupins[vcpu] = _cpus_attr(child, 'cpuset', source)
+        elif child.tag == 'emulatorpin':
+            if emulatorpin is not None:
+                raise _invalid(source, '<cputune> has more than one '
+                               '<emulatorpin>')
+            emulatorpin = _cpus_attr(child, 'cpuset', source)
+        elif child.tag == 'iothreadpin':
+            iothread = _int_attr(child, 'iothread', source, minimum=1)
+            if iothread in iothreadpins:
+                raise _invalid(source, 'I/O thread %d has more than one '
+                               '<iothreadpin>' % iothread)
+            iothreadpins[iothread] = _cpus_attr(child, 'cpuset', source)
+        elif child.tag == 'vcpusched':
+            scheduler = child.get('scheduler')
+            if scheduler not in SCHEDULERS:
+                raise _invalid(source, '<vcpusched> has scheduler=%r; '
+                               'expected one of %s'
+                               % (scheduler, ', '.join(SCHEDULERS)))
+            priority = (_int_attr(child, 'priority', source)
+                        if child.get('priority') is not None else None)
+            scheds.append(VCPUSched(
+                vcpus=_cpus_attr(child, 'vcpus', source),
+                scheduler=scheduler, priority=priority))
+    return CPUTune(vcpupins=vcpupins, emulatorpin=emulatorpin,
+                   iothreadpins=iothreadpins, vcpusched=tuple(scheds))
