@@ -1,0 +1,215 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""``nova-emulator-threads audit``: where this host's emulator threads run.
+
+For every running guest: its vCPU pins, its emulator pin set, the actual
+affinity of every thread that is not a vCPU (emulator, I/O, vnc, worker,
+vhost), and findings with a severity and one sentence each (see
+``nova_emulator_threads.host.audit`` for the checks).
+
+Exit status: 0 when there is no finding, 1 when there are findings, 2 on
+an error. ``--format json`` prints one object (an interface: keys are
+only ever added)::
+
+    {"host": {"online": [0, 1], "isolated": [], "isolcpus": [],
+              "nohz_full": [], "machine_cpuset": null},
+     "guests": [{"name": ..., "uuid": ..., "pid": ..., "nova": null,
+                 "vcpupin": {"0": [1]}, "emulatorpin": [0, 1],
+                 "iothreadpin": {}, "threads": [{"tid": ..., "name": ...,
+                 "kind": "emulator", "cpus": [0, 1]}]}],
+     "findings": [{"severity": "warning", "code": "...", "domain": ...,
+                   "message": "...", "fixable_by_pin": true}]}
+
+The audit reads this host's ``/proc`` and ``/sys``, so ``--connect``
+must name a libvirt daemon of this host (its default, or a socket).
+"""
+
+import argparse
+import json
+import typing
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads.host import audit
+from nova_emulator_threads.host import libvirt_domains
+from nova_emulator_threads.host import snapshot
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+FORMATS = ('table', 'json')
+
+
+def add_host_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say which host to read (shared with ``pin``)."""
+    parser.add_argument(
+        '--connect', '-c', metavar='URI', default=None,
+        help='libvirt URI of this host (default: libvirt\'s default, as '
+             'virsh), e.g. qemu:///system')
+    parser.add_argument(
+        '--proc-root', metavar='DIR', default='/proc',
+        help='where procfs is mounted (default: /proc)')
+    parser.add_argument(
+        '--sys-root', metavar='DIR', default='/sys',
+        help='where sysfs is mounted (default: /sys)')
+    parser.add_argument(
+        '--cpu-shared-set', metavar='RANGE', default=None,
+        help="the host's [compute] cpu_shared_set, to check Nova guests "
+             "with emulator threads policy 'share' exactly")
+
+
+def shared_set(args: argparse.Namespace) -> frozenset[int] | None:
+    if args.cpu_shared_set is None:
+        return None
+    return cpuset.parse_cpu_spec(args.cpu_shared_set, key='--cpu-shared-set')
+
+
+def add_parser(subparsers: typing.Any) -> None:
+    parser = subparsers.add_parser(
+        'audit', help='report where the emulator threads of running '
+                      'guests run, and what is wrong with it',
+        description='Audit every running guest of this host: vCPU pins, '
+                    'emulator pin set, the affinity of every non-vCPU '
+                    'thread, and findings. Exit status 0: clean, 1: '
+                    'findings, 2: error.')
+    add_host_arguments(parser)
+    parser.add_argument('--format', choices=FORMATS, default='table',
+                        help='table for people (default), json for '
+                             'programs')
+    parser.set_defaults(func=run)
+
+
+def run_audit(args: argparse.Namespace,
+              conn: typing.Any | None = None) -> audit.AuditReport:
+    """Read the host named by the arguments and audit it."""
+    cpu_shared_set = shared_set(args)
+    if conn is None:
+        conn = libvirt_domains.open_connection(args.connect, read_only=True)
+    host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
+    return audit.audit(host, cpu_shared_set)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = run_audit(args)
+    if args.format == 'json':
+        print(json.dumps(to_json(report), indent=2, sort_keys=True))
+    else:
+        print(format_table(report))
+    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+# -- output ------------------------------------------------------------------
+
+def _cpus(cpus: frozenset[int] | None) -> list[int] | None:
+    return sorted(cpus) if cpus is not None else None
+
+
+def to_json(report: audit.AuditReport) -> dict[str, typing.Any]:
+    """The JSON object of an audit."""
+    host = report.snapshot
+    machine = host.machine_cpuset
+    guests = []
+    for guest in report.guests:
+        domain = guest.guest.domain
+        nova = None
+        if guest.policy is not None:
+            request = guest.policy.request
+            nova = {
+                'instance': guest.policy.instance,
+                'flavor': guest.policy.flavor,
+                'cpu_policy': request.cpu_policy if request else None,
+                'emulator_threads_policy': (
+                    request.emulator_threads_policy if request else None),
+                'checked': request is not None,
+                'reason': guest.policy.reason,
+            }
+        guests.append({
+            'name': domain.name, 'uuid': domain.uuid,
+            'pid': guest.guest.pid, 'nova': nova,
+            'vcpupin': {str(v): sorted(p)
+                        for v, p in sorted(domain.vcpu_pins.items())},
+            'emulatorpin': sorted(domain.emulator_pins),
+            'iothreadpin': {str(i): sorted(p)
+                            for i, p in sorted(domain.iothread_pins.items())},
+            'threads': [{'tid': t.tid, 'name': t.name, 'kind': t.kind,
+                         'index': t.index, 'cpus': sorted(t.cpus)}
+                        for t in guest.threads],
+        })
+    return {
+        'host': {
+            'online': sorted(host.cpus.online),
+            'isolated': sorted(host.cpus.isolated),
+            'isolcpus': sorted(host.cpus.isolcpus),
+            'nohz_full': sorted(host.cpus.nohz_full),
+            'machine_cpuset': None if machine is None else {
+                'path': machine.path, 'cgroup_version': machine.version,
+                'cpus': sorted(machine.cpus),
+                'configured': _cpus(machine.configured),
+                'exclusive': machine.exclusive},
+        },
+        'guests': guests,
+        'findings': [{'severity': f.severity, 'code': f.code,
+                      'domain': f.domain, 'message': f.message,
+                      'fixable_by_pin': f.fixable_by_pin}
+                     for f in report.findings],
+    }
+
+
+def _pins(pins: typing.Mapping[int, frozenset[int]]) -> str:
+    return ' '.join('%d:%s' % (key, audit.fmt(value))
+                    for key, value in sorted(pins.items())) or 'none'
+
+
+def format_table(report: audit.AuditReport) -> str:
+    """The audit for people: the host, then one block per guest."""
+    host = report.snapshot
+    machine = host.machine_cpuset
+    lines = ['host: online CPUs %s, isolated %s%s%s' % (
+        audit.fmt(host.cpus.online), audit.fmt(host.cpus.isolated),
+        (', nohz_full %s' % audit.fmt(host.cpus.nohz_full)
+         if host.cpus.nohz_full else ''),
+        (', %s cpuset %s (cgroup v%d)' % (machine.path,
+                                           audit.fmt(machine.cpus),
+                                           machine.version)
+         if machine is not None else ''))]
+    for guest in report.guests:
+        domain = guest.guest.domain
+        lines.append('')
+        header = '%s (pid %s)' % (domain.name, guest.guest.pid or 'unknown')
+        if guest.policy is not None:
+            header += ': Nova instance %s, flavor %s, %s' % (
+                guest.policy.instance, guest.policy.flavor,
+                guest.policy.describe())
+        lines.append(header)
+        lines.append('  vCPU pins        %s' % _pins(domain.vcpu_pins))
+        lines.append('  emulator pins    %s' % audit.fmt(domain.emulator_pins))
+        lines.append('  I/O thread pins  %s' % _pins(domain.iothread_pins))
+        others = [t for t in guest.threads if t.kind != audit.VCPU]
+        if others:
+            lines.append('  %-8s %-16s %-9s %s' % ('TID', 'THREAD', 'KIND',
+                                                   'MAY RUN ON'))
+            for thread in others:
+                lines.append('  %-8s %-16s %-9s %s' % (
+                    thread.tid if thread.tid is not None else '-',
+                    thread.name, thread.kind, audit.fmt(thread.cpus)))
+        for finding in report.findings_for(domain.name):
+            lines.append('  %s %s: %s' % (finding.severity.upper(),
+                                          finding.code, finding.message))
+    errors = sum(f.severity == audit.ERROR for f in report.findings)
+    lines.append('')
+    if report.findings:
+        lines.append('%d guests, %d findings (%d errors, %d warnings)' % (
+            len(report.guests), len(report.findings), errors,
+            len(report.findings) - errors))
+    else:
+        lines.append('%d guests, no findings' % len(report.guests))
+    return '\n'.join(lines)
