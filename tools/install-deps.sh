@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+# Install the Debian packages the virtualenv and the test tiers need.
+#
+#   tools/install-deps.sh build        what `pip install .[test]` needs:
+#                                      libvirt-python compiles against
+#                                      libvirt-dev, found through pkg-config
+#   tools/install-deps.sh hypervisor   a real libvirtd + QEMU/KVM for
+#                                      tests/hypervisor
+#   tools/install-deps.sh --check T    only say what is missing (exit 1 if
+#                                      something is)
+#
+# Only packages that are missing are installed, so a second run costs one
+# dpkg-query. As root the script runs apt-get itself; as anybody else it
+# prints the apt-get command and fails, because nothing after it can work.
+#
+# Debian's policy-rc.d on these machines keeps services from starting at
+# install time. That is what we want: the hypervisor tests start their own
+# virtlogd/libvirtd with their own configuration.
+
+set -euo pipefail
+
+BUILD_PACKAGES=(libvirt-dev pkg-config)
+HYPERVISOR_PACKAGES=(
+    libvirt-daemon-system
+    libvirt-daemon-driver-qemu
+    libvirt-clients
+    qemu-system-x86
+)
+
+usage() {
+    echo "usage: $0 [--check] build|hypervisor..." >&2
+    exit 2
+}
+
+check_only=false
+packages=()
+for arg in "$@"; do
+    case "$arg" in
+        --check) check_only=true ;;
+        build) packages+=("${BUILD_PACKAGES[@]}") ;;
+        hypervisor) packages+=("${HYPERVISOR_PACKAGES[@]}") ;;
+        *) usage ;;
+    esac
+done
+[ ${#packages[@]} -gt 0 ] || usage
+
+# `python3 -m venv` needs ensurepip, which Debian's own python3 ships
+# separately as python3.X-venv.
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    py_version=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ "$(command -v python3)" = /usr/bin/python3 ]; then
+        packages+=("python${py_version}-venv")
+    else
+        echo "install-deps: $(command -v python3) has no ensurepip;" \
+             "install a Python ${py_version} with venv support." >&2
+        exit 1
+    fi
+fi
+
+is_installed() {
+    [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+missing=()
+for package in "${packages[@]}"; do
+    is_installed "$package" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if $check_only; then
+    echo "install-deps: missing Debian packages: ${missing[*]}"
+    exit 1
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "install-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
