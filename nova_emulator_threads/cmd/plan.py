@@ -17,7 +17,9 @@ cpu_dedicated_set`` / ``cpu_shared_set`` and what is already pinned) and a
 flavor, print where every vCPU and the emulator threads go, what the
 instance costs in placement, and the ``<cputune>`` libvirt would get.
 With no flavor it plans a few example flavors side by side, on the
-bundled two-socket host unless ``--host`` names another.
+bundled two-socket host unless ``--host`` names another. With
+``--density`` it packs identical guests of the flavor onto the host until
+the next one no longer fits, and counts them per emulator threads policy.
 
 The JSON output is an interface (see the README): one object per plan.
 """
@@ -32,6 +34,8 @@ from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
 from nova_emulator_threads import policy
+from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import caps
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
@@ -144,6 +148,11 @@ def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
                         help='a flavor extra spec; repeat for several')
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table', help='output format')
+    parser.add_argument('--density', action='store_true',
+                        help='pack identical guests of the flavor (--vcpus, '
+                             'default 1) until the next does not fit, and '
+                             'count them per emulator threads policy; '
+                             '--extra-spec adds to every policy\'s flavor')
     parser.set_defaults(func=run)
 
 
@@ -166,6 +175,7 @@ def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _load_host(args: argparse.Namespace) -> topology.HostTopology:
+    xml: str | bytes
     if args.host is None:
         xml = data.example_host_xml()
         source = 'bundled example host'
@@ -177,7 +187,7 @@ def _load_host(args: argparse.Namespace) -> topology.HostTopology:
         source = '--host %r' % args.host
         try:
             with open(args.host, 'rb') as f:
-                xml = f.read(hardware.caps.MAX_CAPS_BYTES + 1)
+                xml = f.read(caps.MAX_CAPS_BYTES + 1)
         except OSError as exc:
             raise exception.InvalidHostCapabilities(
                 source=source, reason=exc.strerror or str(exc)) from None
@@ -191,6 +201,8 @@ def _load_host(args: argparse.Namespace) -> topology.HostTopology:
 def run(args: argparse.Namespace) -> int:
     host = _load_host(args)
     specs = _extra_specs(args.extra_spec)
+    if args.density:
+        return _run_density(args, host, specs)
     if args.vcpus is None and not specs and args.memory_mb is None:
         plans = [(name, plan(host, vcpus, memory, flavor_specs))
                  for name, vcpus, memory, flavor_specs in EXAMPLE_FLAVORS]
@@ -213,6 +225,87 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(host, plans))
     return 0
+
+
+def _run_density(args: argparse.Namespace, host: topology.HostTopology,
+                 specs: dict[str, str]) -> int:
+    vcpus = 1 if args.vcpus is None else args.vcpus
+    memory = 2048 if args.memory_mb is None else args.memory_mb
+    for key, value in (('--vcpus', vcpus), ('--memory-mb', memory)):
+        if value < 1:
+            raise exception.Invalid(
+                reason='%s=%d: must be a positive integer' % (key, value))
+    # The "share without cpu_shared_set" policy needs the host without it.
+    without = _load_host(argparse.Namespace(**dict(vars(args),
+                                                   cpu_shared_set='')))
+    rows = density_report(host, without, vcpus, memory, specs)
+    if args.format == 'json':
+        print(json.dumps({'density': [density_json(row) for row in rows]},
+                         indent=2, sort_keys=True))
+    else:
+        print('host: %s' % _host_summary(host))
+        print(format_density_table(rows))
+    return 0
+
+
+def density_report(
+    host: topology.HostTopology,
+    host_without_shared_set: topology.HostTopology,
+    vcpus: int,
+    memory_mb: int,
+    extra_specs: Mapping[str, str] | None = None,
+) -> list[density.DensityRow]:
+    """``density.density_report``, leaving out what libvirt cannot start.
+
+    :raises: exception.Invalid for extra specs the report sets itself
+    """
+    return density.density_report(host, host_without_shared_set, vcpus,
+                                  memory_mb, extra_specs,
+                                  boot_check=_check_cputune)
+
+
+def _check_cputune(host: topology.HostTopology,
+                   fitted: topology.InstanceTopology) -> None:
+    # The libvirt driver refuses some guests the fitter places (realtime
+    # vCPUs with emulator threads on their pCPUs).
+    cputune.cputune_from_topology(fitted, frozenset(host.cpu_shared_set),
+                                  host=host)
+
+
+def density_json(row: density.DensityRow) -> Plan:
+    """One policy's density, as ``--density --format json`` prints it."""
+    return {'policy': row.policy, 'extra_specs': row.extra_specs,
+            'cpu_shared_set': sorted(row.cpu_shared_set),
+            'vcpus': row.vcpus, 'pcpus_per_guest': row.pcpus_per_guest,
+            'guests': row.guests, 'emulator_threads': row.emulator_threads,
+            'note': row.note}
+
+
+def format_density_table(rows: Sequence[density.DensityRow]) -> str:
+    """One line per policy: what the flavor sets, and how many fit."""
+    table = [['policy', 'vCPUs', 'pCPUs/guest', 'guests',
+              'emulator threads']]
+    notes = []
+    for row in rows:
+        guests = '-' if row.guests is None else str(row.guests)
+        if row.note:
+            notes.append('%s: %s' % (row.policy, row.note))
+            guests += ' (%d)' % len(notes)
+        table.append([row.policy, str(row.vcpus),
+                      '-' if row.pcpus_per_guest is None
+                      else str(row.pcpus_per_guest),
+                      guests, row.emulator_threads])
+    widths = [max(len(line[i]) for line in table)
+              for i in range(len(table[0]))]
+    lines = []
+    for index, line in enumerate(table):
+        lines.append('  '.join(cell.ljust(width) for cell, width in
+                               zip(line, widths)).rstrip())
+        if index == 0:
+            lines.append('  '.join('-' * width for width in widths))
+    lines.extend('(%d) %s' % (number, note)
+                 for number, note in enumerate(notes, 1))
+    return '\n'.join(lines)
 
 
 # -- table output ------------------------------------------------------------

@@ -35,6 +35,11 @@ DEDICATED_SET_KEY = '[compute] cpu_dedicated_set'
 SHARED_SET_KEY = '[compute] cpu_shared_set'
 PINNED_KEY = 'pinned'
 
+#: libvirt's numbers are 64-bit unsigned: at most 20 digits. Longer digit
+#: strings are not numbers libvirt wrote (and int() refuses more than
+#: 4300 digits with a ValueError).
+MAX_DIGITS = 20
+
 
 def _parser() -> etree.XMLParser:
     # No entity expansion, no network, no DTD, libxml2's default depth
@@ -46,7 +51,13 @@ def _parser() -> etree.XMLParser:
 def parse_xml(text: str | bytes, source: str) -> etree._Element:
     """Parse untrusted XML into an element, or raise our exception."""
     if isinstance(text, str):
-        data = text.encode('utf-8')
+        try:
+            data = text.encode('utf-8')
+        except UnicodeEncodeError as exc:
+            # Lone surrogates: not text any XML parser can read.
+            raise exception.InvalidHostCapabilities(
+                source=source, reason='not valid Unicode text (%s)'
+                % exc.reason) from None
     elif isinstance(text, bytes):
         data = text
     else:
@@ -72,12 +83,20 @@ def parse_xml(text: str | bytes, source: str) -> etree._Element:
 def _int_attr(element: etree._Element, name: str, source: str) -> int:
     value = element.get(name)
     text = element.text if name == '#text' else value
-    if text is None or not text.strip().isdigit():
+    if text is None or not _is_number(text):
         raise exception.InvalidHostCapabilities(
             source=source, reason='<%s> has %s %r, expected a non-negative '
-            'integer' % (element.tag, 'text' if name == '#text'
-                         else "attribute '%s'" % name, text))
+            'integer of at most %d digits' % (
+                element.tag, 'text' if name == '#text'
+                else "attribute '%s'" % name, text, MAX_DIGITS))
     return int(text)
+
+
+def _is_number(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts '²' and '١', which
+    # int() refuses or reads as another number.
+    text = text.strip()
+    return text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
 
 
 def _nova_cpu_set(spec: str, key: str, source: str | None = None) -> set[int]:
@@ -147,8 +166,10 @@ def host_topology_from_caps(
     root = parse_xml(caps_xml, source)
     xml_cells = _cells(root, source)
 
-    parsed = []
+    parsed: list[tuple[int, int, tuple[topology.MemPages, ...],
+                       list[tuple[int, set[int], int | None]]]] = []
     online: set[int] = set()
+    cell_ids: set[int] = set()
     for xml_cell in xml_cells:
         cell_id = _int_attr(xml_cell, 'id', source)
         memory_el = xml_cell.find('memory')
@@ -158,21 +179,36 @@ def host_topology_from_caps(
             topology.MemPages(size_kb=_int_attr(p, 'size', source),
                               total=_int_attr(p, '#text', source))
             for p in xml_cell.findall('pages'))
-        cpus = []
+        if any(page.size_kb == 0 for page in pages):
+            # A zero page size would divide by zero when fitting.
+            raise exception.InvalidHostCapabilities(
+                source=source, reason='cell %d has <pages size="0">, '
+                'expected a page size in KiB' % cell_id)
+        if cell_id in cell_ids:
+            raise exception.InvalidHostCapabilities(
+                source=source, reason='cell id %d is listed twice'
+                % cell_id)
+        cell_ids.add(cell_id)
+        cpus: list[tuple[int, set[int], int | None]] = []
         for xml_cpu in xml_cell.findall('cpus/cpu'):
             cpu_id = _int_attr(xml_cpu, 'id', source)
             if cpu_id > cpuset.MAX_CPU_ID:
                 raise exception.InvalidHostCapabilities(
                     source=source, reason='CPU id %d is above the maximum '
                     '%d' % (cpu_id, cpuset.MAX_CPU_ID))
+            if cpu_id in online:
+                # One CPU in two cells could be pinned from both.
+                raise exception.InvalidHostCapabilities(
+                    source=source, reason='CPU id %d is listed twice'
+                    % cpu_id)
             spec = xml_cpu.get('siblings')
             # Older libvirt omits 'siblings': the CPU is its own core.
-            siblings = (_nova_cpu_set(spec, 'siblings', source)
-                        if spec is not None else {cpu_id})
+            cpu_siblings = (_nova_cpu_set(spec, 'siblings', source)
+                            if spec is not None else {cpu_id})
             socket_id = xml_cpu.get('socket_id')
-            cpus.append((cpu_id, siblings,
+            cpus.append((cpu_id, cpu_siblings,
                          int(socket_id) if socket_id and
-                         socket_id.isdigit() else None))
+                         _is_number(socket_id) else None))
             online.add(cpu_id)
         parsed.append((cell_id, memory_kib, pages, cpus))
 
@@ -198,17 +234,17 @@ def host_topology_from_caps(
         sockets = {socket for _c, _s, socket in cpus}
         # NOTE(nova): the driver's own expression, kept verbatim because
         # the order of this list is part of the answer.
-        siblings = sorted(set(x) for x in set(
+        sibling_sets = sorted(set(x) for x in set(
             tuple(sibs) or () for _c, sibs, _k in cpus))
         usable = cpu_ids & (avail_shared | avail_dedicated)
-        siblings = [sib & usable for sib in siblings]
+        sibling_sets = [sib & usable for sib in sibling_sets]
         pcpuset = _ovo_set(cpu_ids & avail_dedicated)
         cells.append(topology.HostCell(
             id=cell_id,
             cpuset=_ovo_set(cpu_ids & avail_shared),
             pcpuset=pcpuset,
             memory=memory_kib // 1024,
-            siblings=tuple(_ovo_set(sib) for sib in siblings if sib),
+            siblings=tuple(_ovo_set(sib) for sib in sibling_sets if sib),
             mempages=pages,
             pinned_cpus=_ovo_set(already_pinned & pcpuset),
             socket=sockets.pop() if len(sockets) == 1 else None))
