@@ -1,0 +1,82 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``[emulator_threads]`` option group."""
+
+from oslo_config import cfg
+
+emulator_threads_group = cfg.OptGroup(
+    'emulator_threads',
+    title='Emulator threads options',
+    help="""
+Options of the nova-emulator-threads extension, which implements the
+``hw:cpu_emulator_threads`` flavor extra spec (alias
+``hw:emulator_threads_policy``) in nova-api, nova-scheduler and the libvirt
+compute driver ``emulator_threads.LibvirtDriver``. Set them in the same
+``nova.conf`` as Nova's own options, on every service that loads the
+extension.
+""")
+
+emulator_threads_opts: list[cfg.Opt] = [
+    cfg.BoolOpt(
+        'allow_untested_nova',
+        default=False,
+        help="""
+Apply the extension's patches to Nova even if the installed Nova release is
+not one the extension was tested with.
+
+Nova offers no plugin point for two things this extension changes: how the
+emulator threads policy is read from a flavor
+(``nova.virt.hardware.get_emulator_thread_policy_constraint``) and how many
+``PCPU`` the scheduler asks placement for
+(``nova.scheduler.utils.ResourceRequest._translate_pinning_policies``). The
+extension replaces those two functions, which is only safe on a Nova whose
+code it was tested against (Nova 34, the 2026.2 release).
+
+Possible values:
+
+* False (default): on any other Nova release the patches are not applied,
+  an error is logged naming the installed and the tested versions, and
+  nova-api does not register ``hw:cpu_emulator_threads``, so flavors cannot
+  ask for a policy that would be ignored.
+* True: apply the patches anyway and log a warning. Only for testing a new
+  Nova release before the extension supports it.
+"""),
+    cfg.BoolOpt(
+        'explain_rejections',
+        default=True,
+        help="""
+Whether ``EmulatorThreadsFilter`` logs, at debug level, why each host it
+rejects cannot take the request (for example, which host NUMA cell lacks
+free dedicated CPUs for the vCPUs plus the emulator threads' reserved CPU).
+
+Working out the reason costs a second pass of the fitting engine for every
+rejected host, and is only done when debug logging is enabled for
+nova-scheduler. Set this to False on large deployments that run the
+scheduler with ``debug = True`` for other reasons; rejected hosts are then
+still logged, without the reason.
+
+Related options:
+
+* ``[DEFAULT] debug``
+* ``[filter_scheduler] enabled_filters``
+"""),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(emulator_threads_group)
+    conf.register_opts(emulator_threads_opts, group=emulator_threads_group)
+
+
+def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
+    return {emulator_threads_group: emulator_threads_opts}

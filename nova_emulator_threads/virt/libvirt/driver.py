@@ -1,0 +1,129 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The libvirt compute driver of nova-emulator-threads.
+
+``compute_driver = emulator_threads.LibvirtDriver`` (through the shim
+``nova/virt/emulator_threads.py``) loads this subclass of Nova's libvirt
+driver. It differs from Nova's in two places:
+
+* ``estimate_instance_overhead(instance)``: what the instance costs beyond
+  its vCPUs (``overhead.py``). Nova 34 dropped this driver method and its
+  resource tracker no longer asks for it; the compute host's NUMA claim
+  reserves the emulator pCPU through Nova's fitter
+  (``InstanceNUMATopology.emulator_threads_policy``, which seam (a) of
+  ``nova_patch`` fills from ``hw:cpu_emulator_threads``), and the
+  scheduler's placement claim takes the same figure through seam (b).
+  The method is kept for tools and for a future hook.
+* The ``<emulatorpin>`` and ``<iothreadpin>`` of the guest are chosen by
+  our ``cputune`` module from the instance's fitted NUMA topology and its
+  ``cpuset_reserved``, after Nova has built the rest of ``<cputune>``.
+
+Importing this module applies the seams of ``nova_patch`` in
+nova-compute: resize and migration claims and the realtime check read the
+emulator threads policy through them.
+"""
+
+from typing import Any
+
+from nova import exception as nova_exception
+from nova.virt import hardware as nova_hardware
+from nova.virt.libvirt import config as vconfig
+from nova.virt.libvirt import driver as libvirt_driver
+from oslo_log import log as logging
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads import exception
+from nova_emulator_threads import nova_patch
+from nova_emulator_threads import overhead
+from nova_emulator_threads import policy
+from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt import topology_objects
+
+LOG = logging.getLogger(__name__)
+
+
+class LibvirtDriver(libvirt_driver.LibvirtDriver):
+    """Nova's libvirt driver, placing emulator threads our way."""
+
+    def estimate_instance_overhead(self, instance: Any) -> dict[str, int]:
+        """Resources the instance needs beyond its vCPUs.
+
+        :param instance: ``nova.objects.Instance`` (its flavor and image
+            metadata are read)
+        :raises: nova.exception.Invalid if the flavor is invalid
+        :returns: resource class -> amount, e.g. ``{'PCPU': 1}`` for
+            ``isolate``
+        """
+        flavor = instance.flavor
+        image_props = instance.image_meta.properties.to_dict()
+        try:
+            request = policy.parse_request(
+                flavor.vcpus, flavor.memory_mb,
+                dict(flavor.extra_specs or {}), image_props)
+        except exception.Invalid as exc:
+            raise nova_exception.Invalid(str(exc)) from exc
+        return overhead.estimate_instance_overhead(request)
+
+    def _host_topology(self) -> topology.HostTopology | None:
+        host = self._get_host_numa_topology()
+        if host is None:
+            return None
+        return topology_objects.host_from_object(host)
+
+    def _get_guest_numa_config(self, instance_numa_topology: Any,
+                               flavor: Any, image_meta: Any) -> Any:
+        """Nova's NUMA config, with our ``<emulatorpin>``/``<iothreadpin>``.
+
+        Nova builds ``<vcpupin>``, ``<vcpusched>`` and ``<numatune>``; we
+        replace the emulator and I/O thread pins with ``cputune``'s choice
+        for the instance's fitted topology. Also used for the destination
+        XML of a live migration.
+        """
+        config = super()._get_guest_numa_config(
+            instance_numa_topology, flavor, image_meta)
+        tune = config.cputune
+        if tune is None or instance_numa_topology is None:
+            # No guest NUMA topology, or no host one: nothing is pinned.
+            return config
+        realtime = nova_hardware.get_realtime_cpu_constraint(
+            flavor, image_meta) or set()
+        shared = nova_hardware.get_cpu_shared_set() or set()
+        try:
+            fitted = topology_objects.instance_from_object(
+                instance_numa_topology, frozenset(realtime))
+            emulator = cputune.emulatorpin_cpuset(
+                fitted,
+                # Nova pins to the online CPUs of the set; its resource
+                # tracking already refuses a set with offline CPUs.
+                frozenset(shared & self._host.get_online_cpus()),
+                host=self._host_topology())
+        except exception.EmulatorThreadsException as exc:
+            raise nova_exception.Invalid(str(exc)) from exc
+        tune.emulatorpin = vconfig.LibvirtConfigGuestCPUTuneEmulatorPin()
+        tune.emulatorpin.cpuset = set(emulator)
+        tune.iothreadpin = []
+        for iothread, pcpus in sorted(
+                cputune.iothreadpin_cpusets(emulator).items()):
+            pin = vconfig.LibvirtConfigGuestCPUTuneIOThreadPin()
+            pin.iothread = iothread
+            pin.cpuset = set(pcpus)
+            tune.iothreadpin.append(pin)
+        LOG.debug('Emulator threads (policy %(policy)s) pinned to %(cpus)s',
+                  {'policy': fitted.emulator_threads_policy,
+                   'cpus': cpuset.format_cpu_spec(emulator)})
+        return config
+
+
+# See the module docstring: this is how the seams reach nova-compute.
+nova_patch.apply()

@@ -1,0 +1,199 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The functional test base: a whole Nova in one process, our code in it.
+
+Real nova-api (with its extra-spec validators loaded through the entry
+point), conductor, scheduler (with ``EmulatorThreadsFilter`` loaded from
+``available_filters``) and placement, and nova-compute running
+``compute_driver = emulator_threads.LibvirtDriver`` (through the
+``nova/virt/emulator_threads.py`` shim) over Nova's fake libvirt. Tests
+drive only the REST API, as tempest would, and assert on what a user and
+an operator see: server status and fault, placement allocations and
+usages, the host's NUMA pinning and the guest's domain XML.
+
+Run with stestr and Nova's functional environment (tox -e functional).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from lxml import etree
+from nova import context as nova_context
+from nova import objects
+from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.api import client
+from nova.tests.functional import integrated_helpers
+from nova.tests.functional.libvirt import base as libvirt_base
+
+from nova_emulator_threads import cpuset
+
+FILTER_PATH = 'nova_emulator_threads.scheduler.filters.EmulatorThreadsFilter'
+COMPUTE_DRIVER = 'emulator_threads.LibvirtDriver'
+
+
+def host_info(cells: int = 2, cores: int = 4,
+              threads: int = 1) -> fakelibvirt.HostInfo:
+    """A fake host: ``cells`` NUMA cells of ``cores * threads`` CPUs.
+
+    CPUs are numbered cell by cell: cell 0 has CPUs 0 to
+    ``cores * threads - 1``.
+    """
+    return fakelibvirt.HostInfo(
+        cpu_nodes=cells, cpu_sockets=1, cpu_cores=cores,
+        cpu_threads=threads, kB_mem=16 * 1024 * 1024)
+
+
+class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
+                              integrated_helpers.InstanceHelperMixin):
+    """Nova's libvirt functional base, with our driver and filter."""
+
+    ADMIN_API = True
+    microversion = 'latest'
+    #: Our filter first, then Nova's: the order the README recommends.
+    ADDITIONAL_FILTERS = ['EmulatorThreadsFilter', 'NUMATopologyFilter']
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.ctxt = nova_context.get_admin_context()
+        # Nothing listens for neutron's vif-plugged events here.
+        self.flags(vif_plugging_timeout=0)
+
+    def _setup_compute_service(self) -> None:
+        # Nova's base selects 'libvirt.LibvirtDriver' here and starts the
+        # computes later, in start_compute(); select ours, by the name an
+        # operator writes in nova.conf.
+        self.flags(compute_driver=COMPUTE_DRIVER)
+
+    def _setup_scheduler_service(self) -> Any:
+        self.flags(available_filters=[
+            'nova.scheduler.filters.all_filters', FILTER_PATH],
+            group='filter_scheduler')
+        return super()._setup_scheduler_service()
+
+    # -- set-up helpers ---------------------------------------------------
+
+    def start_host(self, hostname: str, dedicated: str,
+                   shared: str | None = None, cells: int = 2,
+                   cores: int = 4, threads: int = 1) -> str:
+        """Start a compute of the given shape with ``[compute]
+        cpu_dedicated_set`` (and ``cpu_shared_set``) as given.
+
+        Every service of the test reads the one global CONF, and computes
+        re-read these options whenever they report their resources: hosts
+        of one test must therefore share them (vary their shapes instead).
+        """
+        config = (dedicated, shared)
+        first = getattr(self, '_cpu_config', None)
+        if first is not None and first != config:
+            raise ValueError(
+                'hosts of one test share [compute] cpu_dedicated_set and '
+                'cpu_shared_set (%s); %s asked for %s'
+                % (first, hostname, config))
+        self._cpu_config = config
+        self.flags(cpu_dedicated_set=dedicated, cpu_shared_set=shared,
+                   group='compute')
+        return self.start_compute(
+            hostname=hostname,
+            host_info=host_info(cells=cells, cores=cores, threads=threads))
+
+    def flavor(self, vcpus: int = 2, memory_mb: int = 1024,
+               **extra_specs: str) -> str:
+        """Create a flavor through the API; keys use '__' for ':'."""
+        specs = {key.replace('__', ':'): value
+                 for key, value in extra_specs.items()}
+        return self._create_flavor(vcpu=vcpus, memory_mb=memory_mb,
+                                   disk=1, ephemeral=0,
+                                   extra_spec=specs or None)
+
+    def boot(self, flavor_id: str, expected_state: str = 'ACTIVE',
+             host: str | None = None) -> dict[str, Any]:
+        return self._create_server(flavor_id=flavor_id, networks='none',
+                                   host=host, expected_state=expected_state)
+
+    def api_error(self, call: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> tuple[int, str]:
+        """Make an API call that must fail; return status and message."""
+        try:
+            call(*args, **kwargs)
+        except client.OpenStackApiException as exc:
+            body = exc.response.json()
+            (error,) = body.values()
+            return exc.response.status_code, error['message']
+        raise self.failureException('the API call succeeded')
+
+    def set_extra_specs(self, flavor_id: str, **specs: str) -> None:
+        self.admin_api.post_extra_spec(flavor_id, {'extra_specs': specs})
+
+    def create_server_error(self, flavor_id: str) -> tuple[int, str]:
+        """POST /servers that must be refused; status and message."""
+        body = self._build_server(flavor_id=flavor_id, networks='none')
+        return self.api_error(self.api.post_server, {'server': body})
+
+    # -- what an operator sees ---------------------------------------------
+
+    def host_of(self, server: dict[str, Any]) -> str:
+        return self.api.get_server(server['id'])['OS-EXT-SRV-ATTR:host']
+
+    def usages(self, hostname: str) -> dict[str, int]:
+        return self._get_provider_usages(self.compute_rp_uuids[hostname])
+
+    def allocation(self, consumer: str, hostname: str) -> dict[str, int]:
+        """The resources ``consumer`` holds on ``hostname``'s provider."""
+        allocations = self._get_allocations_by_server_uuid(consumer)
+        rp_uuid = self.compute_rp_uuids[hostname]
+        if rp_uuid not in allocations:
+            return {}
+        return allocations[rp_uuid]['resources']
+
+    def host_numa(self, hostname: str) -> Any:
+        """The host's NUMA topology as the compute reported it."""
+        node = objects.ComputeNode.get_by_nodename(self.ctxt, hostname)
+        return objects.NUMATopology.obj_from_db_obj(node.numa_topology)
+
+    def pinned(self, hostname: str) -> set[int]:
+        """Every pCPU the host has handed out (vCPUs and emulators)."""
+        pins: set[int] = set()
+        for cell in self.host_numa(hostname).cells:
+            pins |= cell.pinned_cpus
+        return pins
+
+    def instance_numa(self, server: dict[str, Any]) -> Any:
+        inst = objects.Instance.get_by_uuid(
+            self.ctxt, server['id'], expected_attrs=['numa_topology'])
+        return inst.numa_topology
+
+    def domain_xml(self, server: dict[str, Any],
+                   hostname: str | None = None) -> Any:
+        """The guest's domain XML, as libvirt returns it."""
+        hostname = hostname or self.host_of(server)
+        conn = self.computes[hostname].driver._host.get_connection()
+        xml = conn.lookupByUUIDString(server['id']).XMLDesc(0)
+        return etree.fromstring(xml.encode('utf-8'))
+
+    def cputune(self, server: dict[str, Any],
+                hostname: str | None = None) -> dict[str, Any]:
+        """``<emulatorpin>``, ``<iothreadpin>`` and ``<vcpupin>`` sets."""
+        root = self.domain_xml(server, hostname)
+        emulator = root.find('./cputune/emulatorpin')
+        return {
+            'emulatorpin': (None if emulator is None else
+                            cpuset.parse_cpu_spec(emulator.get('cpuset'))),
+            'iothreadpin': {
+                int(pin.get('iothread')): cpuset.parse_cpu_spec(
+                    pin.get('cpuset'))
+                for pin in root.findall('./cputune/iothreadpin')},
+            'vcpupin': {
+                int(pin.get('vcpu')): cpuset.parse_cpu_spec(
+                    pin.get('cpuset'))
+                for pin in root.findall('./cputune/vcpupin')},
+        }

@@ -1,0 +1,129 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``EmulatorThreadsFilter`` next to ``NUMATopologyFilter`` changes nothing.
+
+Several hosts of different shapes, servers of different policies booted
+one after the other (so later requests meet partly pinned hosts). For
+every scheduling request the real scheduler makes, the hosts that pass
+the configured chain (our filter, then Nova's) are compared with the
+hosts that pass the same chain without our filter, on the same host
+states: they must be the same hosts.
+"""
+
+import time
+from typing import Any
+
+import fixtures
+from nova.scheduler import host_manager
+
+from tests.functional import base
+
+
+class FilterEquivalenceTest(base.EmulatorThreadsTestBase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        # Enough servers to fill every host, whatever the default quota.
+        self.flags(cores=-1, ram=-1, instances=-1, group='quota')
+        # Four hosts of eight CPUs in different shapes, one configuration:
+        # CPUs 0 and 4 shared, the other six dedicated.
+        config = {'dedicated': '1-3,5-7', 'shared': '0,4'}
+        # Two cells of four CPUs: three dedicated pCPUs per cell.
+        self.start_host('wide', cells=2, cores=4, **config)
+        # Four cells of two CPUs: one or two dedicated pCPUs per cell, so
+        # placement has room for a 2-vCPU isolate guest (3 PCPU) and no
+        # cell has.
+        self.start_host('split', cells=4, cores=2, **config)
+        # One cell: all six dedicated pCPUs together.
+        self.start_host('single', cells=1, cores=8, **config)
+        # SMT: two cells of two cores of two threads.
+        self.start_host('smt', cells=2, cores=2, threads=2, **config)
+        self.requests: list[dict[str, Any]] = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.scheduler.host_manager.HostManager.get_filtered_hosts',
+            self._spy(host_manager.HostManager.get_filtered_hosts)))
+
+    def _spy(self, original: Any) -> Any:
+        requests = self.requests
+
+        def get_filtered_hosts(manager: Any, hosts: Any, spec_obj: Any,
+                               index: int = 0) -> Any:
+            hosts = list(hosts)
+            chain = manager.enabled_filters
+            names = [type(f).__name__ for f in chain]
+            assert names.index('EmulatorThreadsFilter') < names.index(
+                'NUMATopologyFilter'), names
+            ours = chain[names.index('EmulatorThreadsFilter')]
+            passed = list(original(manager, hosts, spec_obj, index))
+            manager.enabled_filters = [
+                f for f in chain if f is not ours]
+            try:
+                without = list(original(manager, hosts, spec_obj, index))
+            finally:
+                manager.enabled_filters = chain
+            requests.append({
+                'flavor': (spec_obj.flavor.vcpus,
+                           dict(spec_obj.flavor.extra_specs)),
+                'candidates': sorted(h.host for h in hosts),
+                'with_ours': sorted(h.host for h in passed),
+                'nova_alone': sorted(h.host for h in without),
+                'ours_rejected': sorted(
+                    h.host for h in hosts
+                    if not ours.host_passes(h, spec_obj)),
+            })
+            return passed
+        return get_filtered_hosts
+
+    def boot_settled(self, flavor_id: str) -> dict[str, Any]:
+        """Boot; wait for ACTIVE or ERROR, whichever it becomes."""
+        body = self._build_server(flavor_id=flavor_id, networks='none')
+        server = self.api.post_server({'server': body})
+        for _attempt in range(20):
+            server = self.api.get_server(server['id'])
+            if server['status'] == 'ACTIVE' or (
+                    server['status'] == 'ERROR' and 'fault' in server):
+                return server
+            time.sleep(0.5)
+        self.fail('server %s did not settle: %s' % (server['id'], server))
+
+    def test_same_hosts_as_numa_topology_filter_alone(self) -> None:
+        ded = {'hw__cpu_policy': 'dedicated'}
+        flavors = [
+            self.flavor(vcpus=2, hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=3, hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__numa_nodes='2',
+                        hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__cpu_emulator_threads='share', **ded),
+            self.flavor(vcpus=1, hw__cpu_thread_policy='isolate',
+                        hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__cpu_thread_policy='require',
+                        hw__emulator_threads_policy='isolate', **ded),
+            self.flavor(vcpus=3, hw__cpu_policy='mixed',
+                        hw__cpu_dedicated_mask='^0',
+                        hw__cpu_emulator_threads='isolate'),
+            self.flavor(vcpus=2, hw__numa_nodes='2'),
+        ]
+        outcomes = []
+        for round_ in range(3):
+            for flavor in flavors:
+                outcomes.append(self.boot_settled(flavor)['status'])
+
+        self.assertGreater(len(self.requests), 10)
+        for request in self.requests:
+            self.assertEqual(request['nova_alone'], request['with_ours'],
+                             request)
+        # Not vacuous: our filter did cut hosts placement had offered, and
+        # some requests still found a host while others found none.
+        self.assertTrue(any(r['ours_rejected'] for r in self.requests))
+        self.assertIn('ACTIVE', outcomes)
+        self.assertIn('ERROR', outcomes)

@@ -1,0 +1,226 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``EmulatorThreadsFilter``: sound against Nova's ``NUMATopologyFilter``.
+
+The soundness property is checked on generated hosts and flavors: for
+the same ``HostState`` and ``RequestSpec`` objects (Nova's, built as the
+scheduler builds them: the host from the engine's generated topology,
+the request by Nova's own ``numa_get_constraints``), whenever Nova's
+filter passes a host, ours passes it too.
+"""
+
+import logging
+from typing import Any
+
+import fixtures
+import hypothesis
+from hypothesis import strategies as st
+from nova import exception as nova_exception
+from nova import objects
+from nova.scheduler.filters import numa_topology_filter
+from nova.scheduler import host_manager
+from nova.virt import hardware as nova_hardware
+from oslo_config import fixture as config_fixture
+from oslo_utils.fixture import uuidsentinel as uuids
+from oslotest import base
+
+from nova_emulator_threads.scheduler import filters
+from tests.unit import nova_patch_fixture
+from tests.unit.virt import nova_reference
+from tests.unit.virt import strategies
+
+IMAGE_PROPS = objects.ImageMetaProps()
+
+
+def host_state(numa_topology: Any, cpu_ratio: float = 16.0,
+               ram_ratio: float = 1.5, pci_stats: Any = None) -> Any:
+    """A HostState as the scheduler's HostManager fills it."""
+    state = host_manager.HostState('host1', 'node1', uuids.cell)
+    state.numa_topology = numa_topology
+    state.pci_stats = pci_stats
+    state.cpu_allocation_ratio = cpu_ratio
+    state.ram_allocation_ratio = ram_ratio
+    state.allocation_candidates = [{'mappings': {}}]
+    state.limits = {}
+    return state
+
+
+def request_spec(vcpus: int, memory_mb: int,
+                 extra_specs: dict[str, str]) -> Any:
+    """A RequestSpec as nova-api builds it (seams applied)."""
+    flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=1,
+                            ephemeral_gb=0, swap=0, extra_specs=extra_specs)
+    image = objects.ImageMeta(properties=IMAGE_PROPS)
+    return objects.RequestSpec(
+        flavor=flavor, image=image, pci_requests=None,
+        instance_uuid=uuids.instance,
+        numa_topology=nova_hardware.numa_get_constraints(flavor, image))
+
+
+def two_cell_host(pinned: tuple[set[int], set[int]] = (set(), set()),
+                  ) -> Any:
+    """Two cells of four dedicated pCPUs (0-3, 4-7), 2 GiB each."""
+    return objects.NUMATopology(cells=[
+        objects.NUMACell(
+            id=cell, cpuset=set(), pcpuset=set(range(cell * 4, cell * 4 + 4)),
+            memory=2048, cpu_usage=0, memory_usage=0,
+            pinned_cpus=pinned[cell], siblings=[
+                {cpu} for cpu in range(cell * 4, cell * 4 + 4)],
+            mempages=[objects.NUMAPagesTopology(
+                size_kb=4, total=2048 * 256, used=0, reserved=0)],
+            network_metadata=objects.NetworkMetadata(
+                physnets=set(), tunneled=False),
+            socket=0)
+        for cell in (0, 1)])
+
+
+ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
+
+
+class TestEmulatorThreadsFilter(base.BaseTestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=True))
+        self.conf = self.useFixture(config_fixture.Config())
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name='nova_emulator_threads.scheduler.filters',
+            level=logging.DEBUG))
+        self.filt = filters.EmulatorThreadsFilter()
+
+    def test_fits(self) -> None:
+        # Three free pCPUs in cell 1: 2 vCPUs and the emulator pCPU.
+        host = host_state(two_cell_host(pinned=({0, 1}, {4})))
+        self.assertTrue(self.filt.host_passes(
+            host, request_spec(2, 1024, ISOLATE)))
+
+    def test_rejects_and_says_why(self) -> None:
+        # Four free pCPUs, but two per cell: placement would offer the
+        # host for PCPU=3, no cell can take it.
+        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
+        spec = request_spec(2, 1024, ISOLATE)
+        self.assertFalse(self.filt.host_passes(host, spec))
+        self.assertIn('host1, node1 fails the emulator threads filter: not '
+                      'enough free pCPUs', self.log.output)
+        self.assertIn('incl. 1 for emulator threads', self.log.output)
+        # Nova's filter agrees.
+        self.assertFalse(numa_topology_filter.NUMATopologyFilter()
+                         .host_passes(host, spec))
+
+    def test_reason_not_worked_out_when_told_not_to(self) -> None:
+        self.conf.config(explain_rejections=False, group='emulator_threads')
+        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
+        self.assertFalse(self.filt.host_passes(
+            host, request_spec(2, 1024, ISOLATE)))
+        self.assertIn('the instance does not fit on this host',
+                      self.log.output)
+        self.assertNotIn('free pCPUs', self.log.output)
+
+    def test_no_numa_request_passes(self) -> None:
+        host = host_state(two_cell_host(pinned=({0, 1, 2, 3},
+                                                {4, 5, 6, 7})))
+        self.assertTrue(self.filt.host_passes(host, request_spec(2, 1024,
+                                                                 {})))
+
+    def test_host_without_numa_topology(self) -> None:
+        self.assertFalse(self.filt.host_passes(
+            host_state(None), request_spec(2, 1024, ISOLATE)))
+
+    def test_pci_request_is_left_to_nova(self) -> None:
+        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
+        spec = request_spec(2, 1024, ISOLATE)
+        spec.pci_requests = objects.InstancePCIRequests(requests=[
+            objects.InstancePCIRequest(count=1, spec=[{'vendor_id': '8086'}])])
+        self.assertTrue(self.filt.host_passes(host, spec))
+        self.assertIn('undecided (PCI devices are requested)',
+                      self.log.output)
+
+    def test_network_affinity_is_left_to_nova(self) -> None:
+        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
+        spec = request_spec(2, 1024, ISOLATE)
+        spec.network_metadata = objects.NetworkMetadata(
+            physnets={'foo'}, tunneled=False)
+        self.assertTrue(self.filt.host_passes(host, spec))
+
+    def test_never_stricter_than_nova_on_a_partly_pinned_core(self) -> None:
+        # Thread isolate and emulator isolate on an SMT host (with the
+        # legacy configuration, cpuset == pcpuset, the only one where Nova
+        # takes thread isolate on SMT): Nova's
+        # fitter puts the emulator pCPU on the free thread of a core whose
+        # other thread is pinned (its claim on the compute host would then
+        # fail); the engine refuses that, NUMATopologyFilter accepts the
+        # host, and so must we.
+        numa = objects.NUMATopology(cells=[objects.NUMACell(
+            id=0, cpuset={0, 1, 2, 3}, pcpuset={0, 1, 2, 3}, memory=2048,
+            cpu_usage=0, memory_usage=0, pinned_cpus={0},
+            siblings=[{0, 2}, {1, 3}],
+            mempages=[objects.NUMAPagesTopology(
+                size_kb=4, total=2048 * 256, used=0, reserved=0)],
+            network_metadata=objects.NetworkMetadata(
+                physnets=set(), tunneled=False), socket=0)])
+        spec = request_spec(1, 512, {**ISOLATE,
+                                     'hw:cpu_thread_policy': 'isolate'})
+        self.assertTrue(numa_topology_filter.NUMATopologyFilter()
+                        .host_passes(host_state(numa), spec))
+        self.assertTrue(self.filt.host_passes(host_state(numa), spec))
+        self.assertIn('undecided', self.log.output)
+
+    def test_not_run_on_rebuild(self) -> None:
+        self.assertFalse(self.filt.RUN_ON_REBUILD)
+
+
+class TestSoundness(base.BaseTestCase):
+    """Never rejects a host Nova's NUMATopologyFilter accepts."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=True))
+        self.ours = filters.EmulatorThreadsFilter()
+        self.nova = numa_topology_filter.NUMATopologyFilter()
+
+    def decide(self, generated: Any, flavor: Any) -> tuple[bool, bool]:
+        """(Nova's answer, ours) for one host and flavor, or skip."""
+        try:
+            spec = request_spec(flavor.vcpus, flavor.memory_mb,
+                                flavor.extra_specs)
+        except nova_exception.Invalid:
+            hypothesis.reject()
+        ratios = generated.limits or strategies.hardware.Limits(16.0, 1.5)
+        state = host_state(
+            nova_reference.nova_host(generated.host),
+            cpu_ratio=ratios.cpu_allocation_ratio,
+            ram_ratio=ratios.ram_allocation_ratio)
+        ours = self.ours.host_passes(state, spec)
+        nova = self.nova.host_passes(state, spec)
+        return nova, ours
+
+    @hypothesis.settings(max_examples=1000, deadline=None,
+                         suppress_health_check=[
+                             hypothesis.HealthCheck.too_slow,
+                             hypothesis.HealthCheck.filter_too_much])
+    @hypothesis.given(strategies.hosts(), strategies.flavors())
+    def test_never_rejects_what_nova_accepts(self, generated: Any,
+                                             flavor: Any) -> None:
+        nova, ours = self.decide(generated, flavor)
+        hypothesis.event('nova %s, ours %s' % (nova, ours))
+        if nova:
+            self.assertTrue(ours, '%r\n%r' % (generated, flavor))
+
+    def test_generated_cases_include_rejections(self) -> None:
+        # Not vacuous: the generators reach hosts both filters reject.
+        found = hypothesis.find(
+            st.tuples(strategies.hosts(), strategies.flavors()),
+            lambda case: self.decide(*case) == (False, False),
+            settings=hypothesis.settings(max_examples=2000, deadline=None,
+                                         database=None))
+        self.assertIsNotNone(found)
