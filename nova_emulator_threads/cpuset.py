@@ -26,6 +26,9 @@ from nova_emulator_threads import exception
 #: architecture Nova supports, so no real host has a CPU id above this.
 MAX_CPU_ID = 8191
 
+# Digits beyond which an id is not converted at all (leading zeros allowed).
+_MAX_DIGITS = 20
+
 
 def _cpu_id(text: str, key: str, spec: str) -> int:
     text = text.strip()
@@ -35,6 +38,12 @@ def _cpu_id(text: str, key: str, spec: str) -> int:
         raise exception.InvalidCPUSpec(
             key=key, value=spec, maximum=MAX_CPU_ID,
             reason='%r is not a CPU id' % text)
+    if len(text) > _MAX_DIGITS:
+        # int() refuses more than 4300 digits with a ValueError; any CPU id
+        # this long is too large anyway.
+        raise exception.InvalidCPUSpec(
+            key=key, value=spec, maximum=MAX_CPU_ID,
+            reason='a CPU id of %d digits is too large' % len(text))
     value = int(text)
     if value > MAX_CPU_ID:
         raise exception.InvalidCPUSpec(

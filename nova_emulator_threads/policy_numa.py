@@ -124,6 +124,7 @@ def _flavor_map(
             continue
         suffix = key[len(prefix):]
         if (not (suffix.isascii() and suffix.isdigit()) or
+                len(suffix) > len(str(NUMA_NODES_MAX)) or
                 str(int(suffix)) != suffix or
                 int(suffix) >= NUMA_NODES_MAX):
             raise values.invalid(

@@ -35,6 +35,14 @@ PAGE_SIZE_ALIASES = {
     'any': MEMPAGES_ANY,
 }
 
+#: The longest digit string read as a number: no amount a flavor or an
+#: image names needs more (and int() refuses more than 4300 digits with a
+#: ValueError).
+MAX_DIGITS = 20
+
+#: The longest page size with units read (``1048576KiB`` has 10).
+MAX_PAGE_SIZE_CHARS = 32
+
 
 def one_of(values: Iterable[str]) -> str:
     return 'must be one of %s' % ', '.join(repr(v) for v in values)
@@ -70,6 +78,9 @@ def parse_int(key: str, value: object, minimum: int) -> int:
         # int() would also take '+1', '1_0' and non-ASCII digits.
         if not (digits.isascii() and digits.isdigit()):
             raise invalid(key, value, allowed)
+        if len(digits) > MAX_DIGITS:
+            raise invalid(key, value, 'must be an integer of at most %d '
+                          'digits' % MAX_DIGITS)
         number = int(text)
     else:
         raise invalid(key, value, allowed)
@@ -140,12 +151,18 @@ def parse_page_size(key: str, value: object) -> int:
                "with units (such as 2048, 2MiB or 1GiB)")
     if isinstance(value, int) and not isinstance(value, bool):
         size = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif (isinstance(value, str) and value.isascii() and value.isdigit()
+          and len(value) <= MAX_DIGITS):
         size = int(value)
     elif isinstance(value, str):
+        if len(value) > MAX_PAGE_SIZE_CHARS:
+            # string_to_bytes' pattern backtracks: its time grows with the
+            # square of the length (a second for 5,000 digits).
+            raise invalid(key, value, allowed)
         try:
             size_b = int(strutils.string_to_bytes(value, return_int=True))
-        except ValueError:
+        except (ValueError, OverflowError):
+            # OverflowError: a number so long that its float is infinite.
             raise invalid(key, value, allowed) from None
         # NOTE: Nova keeps a fraction of a KiB here and truncates it when
         # it stores the size; no real page size is a fraction of a KiB.
