@@ -360,7 +360,8 @@ def _dedicated_mask(
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Realtime:
     """``hw:cpu_realtime``'s vCPUs (None when off), and where they came
-    from."""
+    from.
+    """
 
     cpus: frozenset[int] | None
     key: str

@@ -263,7 +263,8 @@ DELIBERATE_DIFFERENCES: dict[str, Callable[[Case, NovaResult], bool]] = {
 class _Picker:
     """Random choices that are sometimes wrong: often in a "messy" case,
     rarely in a "tidy" one, so that both Nova's refusals and its accepted
-    layouts are well covered."""
+    layouts are well covered.
+    """
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
