@@ -38,6 +38,7 @@ count the emulator threads' pCPU (``available_filters`` imports it even
 if the filter is not enabled).
 """
 
+import dataclasses
 import logging as py_logging
 from typing import Any
 import weakref
@@ -70,12 +71,33 @@ _HOSTS: 'weakref.WeakKeyDictionary[Any, tuple[weakref.ref[Any], ' \
 _REQUEST: list[tuple['weakref.ref[Any]', topology.InstanceTopology]] = []
 
 
+# Hosts of one hardware and configuration have equal CPU and sibling sets:
+# the cached topologies share one copy of each (a topology per host would
+# otherwise hold most of its memory in them). Which fits, which does not,
+# does not depend on which equal copy a topology holds.
+_SHARED_SETS: dict[frozenset[int], frozenset[int]] = {}
+_SHARED_SETS_MAX = 65536
+
+
+def _shared(cpus: Any) -> Any:
+    if not isinstance(cpus, frozenset):
+        return cpus
+    if len(_SHARED_SETS) >= _SHARED_SETS_MAX:
+        _SHARED_SETS.clear()
+    return _SHARED_SETS.setdefault(cpus, cpus)
+
+
 def _host_topology(host_state: Any) -> topology.HostTopology:
     numa = host_state.numa_topology
     cached = _HOSTS.get(host_state)
     if cached is not None and cached[0]() is numa:
         return cached[1]
     host = topology_objects.host_from_object(numa)
+    host = dataclasses.replace(host, cells=tuple(
+        dataclasses.replace(
+            cell, cpuset=_shared(cell.cpuset), pcpuset=_shared(cell.pcpuset),
+            siblings=tuple(_shared(sib) for sib in cell.siblings))
+        for cell in host.cells))
     _HOSTS[host_state] = (weakref.ref(numa), host)
     return host
 
@@ -187,12 +209,14 @@ class EmulatorThreadsFilter(filters.BaseHostFilter):
         pack = CONF.compute.packing_host_numa_cells_allocation_strategy
         if hardware.fit_instance_to_host(host, inst, limits, pack):
             return True
-        LOG.debug('%(host)s, %(node)s fails the emulator threads filter: '
-                  '%(reason)s', {'host': host_state.host,
-                                 'node': host_state.nodename,
-                                 'reason': self._reason(host, inst, limits,
-                                                        pack)},
-                  instance_uuid=spec_obj.instance_uuid)
+        # Most hosts of a busy cloud end here: not even the arguments of a
+        # message nobody reads.
+        if LOG.isEnabledFor(py_logging.DEBUG):
+            LOG.debug('%(host)s, %(node)s fails the emulator threads '
+                      'filter: %(reason)s',
+                      {'host': host_state.host, 'node': host_state.nodename,
+                       'reason': self._reason(host, inst, limits, pack)},
+                      instance_uuid=spec_obj.instance_uuid)
         return False
 
     @staticmethod

@@ -24,24 +24,26 @@ and Nova's per-call caches are keyed on instance cell ids that the fitter
 itself rewrites as it goes. A scheduler and a compute host running Nova's
 code and ours side by side must never disagree, so we reproduce both.
 
-Everything here is pure: no I/O, no Nova import, no global state.
+Everything here is pure: no I/O, no Nova import, no global state but
+memos of what was derived from host objects (``virt.packing``) and from
+the last few requests, which change no answer, only how soon it comes.
 """
 
 import dataclasses
-import itertools
 from collections.abc import Mapping
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 
-from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads import policy
 from nova_emulator_threads.virt import caps
+from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import packing
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceCell
 from nova_emulator_threads.virt.topology import InstanceTopology
+from nova_emulator_threads.virt.topology import MemPages
 
 DEDICATED = fields.CPUAllocationPolicy.DEDICATED
 MIXED = fields.CPUAllocationPolicy.MIXED
@@ -49,12 +51,12 @@ SHARED = fields.CPUAllocationPolicy.SHARED
 PINNED_POLICIES = (DEDICATED, MIXED)
 UNPINNED_POLICIES = (SHARED, MIXED, None)
 THREAD_ISOLATE = fields.CPUThreadAllocationPolicy.ISOLATE
-THREAD_REQUIRE = fields.CPUThreadAllocationPolicy.REQUIRE
 
 #: How many emulator pCPUs ``isolate`` reserves (the spec: exactly one).
 EMULATOR_PCPUS_ISOLATE = 1
 
 host_topology_from_caps = caps.host_topology_from_caps
+numa_usage_from_instance = claims.numa_usage_from_instance
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ _NO_PCPUS_FREE = 'pcpus_free'
 _NO_PACKING = 'packing'
 _NO_CPU_LIMIT = 'cpu_limit'
 _NO_RAM_LIMIT = 'ram_limit'
+_NO_RESERVED_CORE = 'reserved_core'
 
 
 def instance_topology_from_flavor(
@@ -143,33 +146,9 @@ def emulator_reservation(inst: InstanceTopology, guest_cell_index: int) -> int:
     return 0
 
 
-def choose_reserved_pcpus(
-    free_siblings: Sequence[AbstractSet[int]],
-    pinning: Sequence[tuple[int, int]],
-    count: int,
-    thread_isolate: bool,
-) -> frozenset[int] | None:
-    """Pick the emulator pCPUs on a host cell once the vCPUs are pinned.
-
-    Nova's ``_get_reserved``: the first ``count`` free pCPUs, walking the
-    free sibling sets in order, that no vCPU of this guest got; under
-    ``cpu_thread_policy=isolate`` a core with a pinned vCPU is skipped
-    whole.
-    """
-    used = {pcpu for _vcpu, pcpu in pinning}
-    candidates: list[int] = []
-    for sib in free_siblings:
-        members = list(sib)  # NOTE(nova): set iteration order is the order
-        if thread_isolate:
-            if not used.isdisjoint(members):
-                continue
-            candidates.extend(members)
-        else:
-            candidates.extend(p for p in members if p not in used)
-        if len(candidates) >= count:
-            break
-    reserved = frozenset(candidates[:count])
-    return reserved or None
+#: Which free pCPUs of a host cell the emulator threads get (Nova's
+#: ``_get_reserved``); it lives with the packing that calls it.
+choose_reserved_pcpus = packing.choose_reserved_pcpus
 
 
 def host_cell_order(
@@ -197,98 +176,24 @@ def _cpu_usage(cell: HostCell) -> int:
 
 
 def _free_pcpu_count(cell: HostCell) -> int:
-    return len(cell.pcpuset - cell.pinned_cpus)
+    return packing.cell_info(cell).free_count
 
 
-# -- packing vCPUs onto cores ------------------------------------------------
-
-
-def _pin_linear(
-    threads_no: int,
-    sibling_set: Sequence[AbstractSet[int]],
-    vcpus: Sequence[int],
-) -> list[tuple[int, int]] | None:
-    """Nova's ``_get_pinning``: up to ``threads_no`` threads per core."""
-    if threads_no * len(sibling_set) < len(vcpus):
-        return None
-    usable = itertools.chain.from_iterable(
-        list(sib)[:threads_no] for sib in sibling_set)
-    return list(zip(vcpus, usable))
-
-
-def _pack_cell(
-    host_cell: HostCell,
-    pcpus: frozenset[int],
-    thread_policy: str | None,
-    num_reserved: int,
-) -> tuple[list[tuple[int, int]], frozenset[int] | None] | None:
-    """Pin a guest cell's dedicated vCPUs on a host cell's free pCPUs.
-
-    Nova's ``_pack_instance_onto_cores``.
-
-    :returns: ``(pinning, cpuset_reserved)`` or None when it cannot pack
-    """
-    siblings = host_cell.siblings
-    threads_per_core = max(map(len, siblings), default=0) or 1
-    free = host_cell.pcpuset - host_cell.pinned_cpus
-    # NOTE(nova): 'sib & free' iterates the smaller operand; the resulting
-    # set's order decides which thread of a core a vCPU gets.
-    with_free = [sib for sib in [sib & free for sib in siblings] if sib]
-    vcpus = sorted(pcpus)
-
-    def cores_with(threads_no: int) -> list[AbstractSet[int]]:
-        # Nova's 'sibling_sets[threads_no]': the cores with at least
-        # 'threads_no' free threads, in sibling order.
-        if threads_no == 1:
-            return with_free
-        return [sib for sib in with_free if len(sib) >= threads_no]
-
-    most_free = max(map(len, with_free), default=0)
-    pinning: list[tuple[int, int]] | None = None
-    reserved: frozenset[int] | None = None
-    if thread_policy == THREAD_ISOLATE:
-        if threads_per_core > most_free:
-            return None
-        # NOTE(nova): only hosts in legacy 'vcpu_pin_set' mode (cpuset ==
-        # pcpuset) may use 'isolate' on SMT; elsewhere the scheduler should
-        # have filtered the host out via the HW_CPU_HYPERTHREADING trait.
-        if threads_per_core != 1 and host_cell.pcpuset != host_cell.cpuset:
-            return None
-        pinning = _pin_linear(1, cores_with(threads_per_core), vcpus)
-        if pinning and num_reserved:
-            reserved = choose_reserved_pcpus(
-                with_free, pinning, num_reserved, thread_isolate=True)
-        if not pinning or (num_reserved and not reserved):
-            return None
-        return pinning, reserved
-
-    if thread_policy == THREAD_REQUIRE and threads_per_core <= 1:
-        return None
-    threads_no = 1
-    for threads_no in range(most_free, 0, -1):
-        if thread_policy == THREAD_REQUIRE and threads_no <= 1:
-            continue
-        pinning = _pin_linear(threads_no, cores_with(threads_no), vcpus)
-        reserved = None
-        if pinning and num_reserved:
-            reserved = choose_reserved_pcpus(
-                with_free, pinning, num_reserved, thread_isolate=False)
-        if pinning is None or (num_reserved and not reserved):
-            continue
-        break
-    if thread_policy != THREAD_REQUIRE and not pinning:
-        # Fall back to any free pCPUs, each core treated as independent.
-        # NOTE(nova): 'threads_no' is whatever the loop above ended with.
-        singles = [frozenset((cpu,))
-                   for cpu in itertools.chain.from_iterable(with_free)]
-        pinning = _pin_linear(threads_no, singles, vcpus)
-        reserved = None
-        if pinning and num_reserved:
-            reserved = choose_reserved_pcpus(
-                singles, pinning, num_reserved, thread_isolate=False)
-    if pinning is None or (num_reserved and not reserved):
-        return None
-    return pinning, reserved
+def _ordered_cells(
+    host: HostTopology, info: packing.HostInfo, inst: InstanceTopology,
+    pack: bool,
+) -> tuple[tuple[HostCell, packing.CellInfo], ...]:
+    """``host_cell_order`` with each cell's info, remembered per host."""
+    if len(host.cells) <= len(inst.cells):
+        return info.cells
+    key = (pack, inst.cells[0].cpu_policy in (None, SHARED))
+    order = info.orders.get(key)
+    if order is None:
+        infos = {id(cell): cell_info for cell, cell_info in info.cells}
+        order = info.orders[key] = tuple(
+            (cell, infos[id(cell)])
+            for cell in host_cell_order(host, inst, pack))
+    return order
 
 
 # -- fitting one guest cell on one host cell ---------------------------------
@@ -319,20 +224,68 @@ def _can_fit_pagesize(
 ) -> bool:
     for pages in host_cell.mempages:
         if pages.size_kb == size_kb:
-            avail = pages.free_kb if use_free else pages.total_kb
-            return memory_kb <= avail and memory_kb % size_kb == 0
+            return _pages_fit(pages, memory_kb, use_free)
     # Nova raises MemoryPageSizeNotSupported; its caller treats that as
     # "does not fit", which is what False means here.
     return False
 
 
-@dataclasses.dataclass(slots=True)
-class _CellState:
-    """One guest cell during one fit: Nova mutates its instance cells in
-    place while it walks the permutations, and later steps read what
-    earlier steps wrote, so we keep the same mutable state."""
+def _pages_fit(pages: MemPages, memory_kb: int, use_free: bool) -> bool:
+    avail = pages.free_kb if use_free else pages.total_kb
+    return memory_kb <= avail and memory_kb % pages.size_kb == 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Need:
+    """What fitting one guest cell asks of a host cell."""
 
     cell: InstanceCell
+    pinned: bool
+    unpinned: bool
+    memory_kb: int
+    #: Emulator pCPUs the cell carries (``emulator_reservation``).
+    reserved: int
+    #: Its pinned vCPUs in order, which pCPUs are handed out to in order.
+    vcpus: tuple[int, ...]
+
+    @property
+    def required(self) -> int:
+        """Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs."""
+        return len(self.vcpus) + self.reserved
+
+
+# A scheduler fits one request on host after host: what each guest cell
+# needs is worked out once per request object. Requests are immutable;
+# the few most recent ones are remembered, by identity.
+_NEEDS: dict[int, tuple[InstanceTopology, tuple[_Need, ...]]] = {}
+_NEEDS_REMEMBERED = 16
+
+
+def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
+    entry = _NEEDS.get(id(inst))
+    if entry is not None and entry[0] is inst:
+        return entry[1]
+    needs = tuple(
+        _Need(cell, cell.cpu_policy in PINNED_POLICIES,
+              cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
+              emulator_reservation(inst, index), tuple(sorted(cell.pcpuset)))
+        for index, cell in enumerate(inst.cells))
+    if len(_NEEDS) >= _NEEDS_REMEMBERED:
+        _NEEDS.clear()
+    _NEEDS[id(inst)] = (inst, needs)
+    return needs
+
+
+@dataclasses.dataclass(slots=True)
+class _CellState:
+    """One guest cell during one fit.
+
+    Nova mutates its instance cells in place while it walks the
+    permutations, and later steps read what earlier steps wrote, so we
+    keep the same mutable state.
+    """
+
+    need: _Need
     id: int
     pagesize: int | None
     pinning: dict[int, int] | None = None
@@ -340,7 +293,7 @@ class _CellState:
     reserved_set: bool = False
 
     def result(self) -> InstanceCell:
-        cell = self.cell
+        cell = self.need.cell
         return InstanceCell(
             self.id, cell.cpuset, cell.pcpuset, cell.memory, self.pagesize,
             cell.cpu_policy, cell.cpu_thread_policy, self.pinning,
@@ -349,28 +302,29 @@ class _CellState:
 
 def _fit_cell(
     host_cell: HostCell,
+    info: packing.CellInfo,
     state: _CellState,
     limits: Limits | None,
-    num_reserved: int,
 ) -> tuple[str, tuple[int, ...]] | None:
     """Fit one guest cell on one host cell (Nova's
     ``_numa_fit_instance_cell``), updating ``state`` on success.
 
     :returns: None on success, else ``(reason code, numbers)``
     """
-    cell = state.cell
-    policy_ = cell.cpu_policy
-    pinned = policy_ in PINNED_POLICIES
-    memory_kb = cell.memory * 1024
+    need = state.need
+    cell = need.cell
+    pinned = need.pinned
+    memory_kb = need.memory_kb
     if state.pagesize:
         pagesize = _choose_pagesize(host_cell, state.pagesize, memory_kb)
         if not pagesize:
             return _NO_PAGESIZE, (state.pagesize,)
         state.pagesize = pagesize
-    elif host_cell.mempages:
-        smallest = min(pages.size_kb for pages in host_cell.mempages)
-        if not _can_fit_pagesize(host_cell, smallest, memory_kb,
-                                 use_free=pinned):
+    elif info.small_pages is not None:
+        # The smallest pages: free ones for a pinned guest, any otherwise.
+        if (memory_kb > (info.small_free_kb if pinned else
+                         info.small_total_kb) or
+                memory_kb % info.small_pages.size_kb):
             return _NO_MEMORY, (cell.memory, host_cell.memory -
                                 host_cell.memory_usage)
     elif pinned:
@@ -380,24 +334,24 @@ def _fit_cell(
     elif host_cell.memory < cell.memory:
         return _NO_MEMORY, (cell.memory, host_cell.memory)
 
-    required = len(cell.pcpuset) + num_reserved
+    required = need.required
     if pinned and required > len(host_cell.pcpuset):
         return _NO_PCPUS_TOTAL, (required, len(host_cell.pcpuset))
-    unpinned = policy_ in UNPINNED_POLICIES
+    unpinned = need.unpinned
     if unpinned and len(cell.cpuset) > len(host_cell.cpuset):
         return _NO_CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
     if pinned:
-        free = len(host_cell.pcpuset - host_cell.pinned_cpus)
-        if required > free:
-            return _NO_PCPUS_FREE, (required, free)
-        packed = _pack_cell(host_cell, cell.pcpuset, cell.cpu_thread_policy,
-                            num_reserved)
+        if required > info.free_count:
+            return _NO_PCPUS_FREE, (required, info.free_count)
+        packed = packing.pack_cell(host_cell, info, need.vcpus,
+                                   cell.cpu_thread_policy, need.reserved)
         if packed is None:
             return _NO_PACKING, (required,)
         pinning, reserved = packed
         if state.pinning is None:
-            state.pinning = {}
-        state.pinning.update(pinning)
+            state.pinning = pinning
+        else:
+            state.pinning.update(pinning)
         state.reserved = reserved
         state.reserved_set = True
         # NOTE(nova): packing writes the host cell id into the guest cell
@@ -439,54 +393,163 @@ def fit_instance_to_host(
     :param pack: Nova's ``packing_host_numa_cells_allocation_strategy``
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
     """
-    fitted, _failures = _fit(host, inst, limits, pack, explain=False)
+    if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
+        return None
+    host_info = packing.host_info(host)
+    needs = _needs(inst)
+    if needs[0].pinned and needs[0].required > host_info.most_free:
+        # No host cell has the free pCPUs guest cell 0 needs: the common
+        # "host too full" answer, without the walk. Every permutation
+        # starts with guest cell 0, and until it has fitted once nothing
+        # in the caches of the walk can let it pass.
+        return None
+    fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
+                             explain=False)
+    if fitted is not None and _reserved_core_clash(host, fitted):
+        return None
     return fitted
+
+
+def _reserved_core_clash(
+    host: HostTopology, fitted: InstanceTopology,
+) -> tuple[int, int, str, tuple[int, ...]] | None:
+    """Whether the emulator pCPU of a thread-``isolate`` guest shares a
+    core with pinned pCPUs, so that claiming the answer must fail.
+
+    NOTE(nova): Nova's ``_get_reserved`` picks that pCPU on any core with
+    a free thread, but ``isolate`` claims whole cores, so with a pinned
+    sibling Nova's own claim (``numa_usage_from_instance_numa``) refuses
+    the answer its fitter gave, and the boot fails on the host. We answer
+    "no fit" where Nova's claim would fail (and Nova's answer everywhere
+    else), rather than hand out a pCPU no claim can take. The vCPUs
+    themselves are always on wholly free cores.
+
+    :returns: None, or a failure as ``explain_no_fit`` lists them
+    """
+    first = fitted.cells[0]
+    reserved = first.cpuset_reserved
+    if not reserved or first.cpu_thread_policy != THREAD_ISOLATE:
+        return None
+    for host_cell in host.cells:
+        if host_cell.id != first.id:
+            continue
+        for sib in host_cell.siblings:
+            pinned = sib & host_cell.pinned_cpus
+            if sib & reserved and pinned:
+                return (0, host_cell.id, _NO_RESERVED_CORE,
+                        (min(sib & reserved), min(pinned)))
+    return None
 
 
 def _fit(
     host: HostTopology,
+    host_info: packing.HostInfo,
     inst: InstanceTopology,
+    needs: Sequence[_Need],
     limits: Limits | None,
     pack: bool,
     explain: bool,
 ) -> tuple[InstanceTopology | None,
            list[tuple[int, int, str, tuple[int, ...]]]]:
+    """Nova's walk; ``host`` must have at least as many cells as ``inst``.
+
+    :param needs: ``_needs(inst)``
+    :returns: the fitted topology or None, and with ``explain`` why each
+        guest cell did not fit each host cell tried
+    """
     failures: list[tuple[int, int, str, tuple[int, ...]]] = []
-    if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
+    host_cells = _ordered_cells(host, host_info, inst, pack)
+    if len(inst.cells) == 1 and host_info.distinct_ids:
+        # One guest cell: every permutation is one host cell, and with
+        # distinct host cell ids no cache pair comes up twice, so Nova
+        # tries each cell once, in order.
+        first = inst.cells[0]
+        state = _CellState(needs[0], first.id, first.pagesize)
+        for host_cell, info in host_cells:
+            failure = _fit_cell(host_cell, info, state, limits)
+            if failure is None:
+                return InstanceTopology(
+                    (state.result(),), inst.emulator_threads_policy,
+                    inst.realtime_cpus), failures
+            if explain:
+                failures.append((0, host_cell.id) + failure)
         return None, failures
-    host_cells = host_cell_order(host, inst, pack)
-    states = [_CellState(cell=cell, id=cell.id, pagesize=cell.pagesize)
-              for cell in inst.cells]
-    reservations = [emulator_reservation(inst, index)
-                    for index in range(len(states))]
+    states = [_CellState(need, need.cell.id, need.cell.pagesize)
+              for need in needs]
     # NOTE(nova): both caches are keyed on (host cell id, instance cell id)
     # where the instance cell id is the one the fitter last wrote into it.
     not_fit: set[tuple[int, int]] = set()
     fit: set[tuple[int, int]] = set()
-    for perm in itertools.permutations(host_cells, len(states)):
-        chosen = 0
-        for index, (host_cell, state) in enumerate(zip(perm, states)):
+    # Nova walks every permutation of host cells in itertools order. Where
+    # walking the next ones cannot change anything (see below), we jump
+    # over them: the answer is the same, without the factorial walk.
+    perm = list(range(len(states)))
+    while True:
+        # Whether replaying this permutation's steps before the one that
+        # failed would be all cache hits that change nothing.
+        replay_is_noop = host_info.distinct_ids
+        for index, state in enumerate(states):
+            host_cell, info = host_cells[perm[index]]
+            at_home = state.id == host_cell.id
             pair = (host_cell.id, state.id)
             if pair in not_fit:
                 break
             if pair in fit:
                 state.id = host_cell.id
-                chosen += 1
+                replay_is_noop = replay_is_noop and at_home
                 continue
-            failure = _fit_cell(host_cell, state, limits, reservations[index])
+            failure = _fit_cell(host_cell, info, state, limits)
             if failure is not None:
                 not_fit.add(pair)
                 if explain:
                     failures.append((index, host_cell.id) + failure)
                 break
             fit.add(pair)
-            chosen += 1
-        if chosen == len(states):
+            replay_is_noop = replay_is_noop and at_home
+        else:
             return InstanceTopology(
-                cells=tuple(state.result() for state in states),
-                emulator_threads_policy=inst.emulator_threads_policy,
-                realtime_cpus=inst.realtime_cpus), failures
-    return None, failures
+                tuple([state.result() for state in states]),
+                inst.emulator_threads_policy, inst.realtime_cpus), failures
+        # The permutation failed at 'index'. If every earlier step was a
+        # fit-cache hit on a pair that the next permutations with the same
+        # first 'index + 1' host cells would look up again unchanged, and
+        # the failing pair is now in the not-fit cache, all of those
+        # permutations fail the same way without changing any state: skip
+        # them. (Host cell ids must be distinct for the cache pairs of
+        # different positions not to collide.)
+        if replay_is_noop and (host_cell.id, state.id) in not_fit:
+            level = index
+        else:
+            level = len(states) - 1
+        if not _next_permutation(perm, level, len(host_cells)):
+            return None, failures
+
+
+def _next_permutation(perm: list[int], level: int, n: int) -> bool:
+    """Advance ``perm`` (distinct indices into ``range(n)``) to the next
+    permutation, in ``itertools.permutations`` order, that differs from it
+    at position ``level`` or before.
+
+    :returns: False when there is none
+    """
+    size = len(perm)
+    while level >= 0:
+        before = perm[:level]
+        for candidate in range(perm[level] + 1, n):
+            if candidate not in before:
+                perm[level] = candidate
+                # The rest: the smallest indices not taken, in order.
+                taken = before + [candidate]
+                rest: list[int] = []
+                index = 0
+                while len(rest) < size - level - 1:
+                    if index not in taken:
+                        rest.append(index)
+                    index += 1
+                perm[level + 1:] = rest
+                return True
+        level -= 1
+    return False
 
 
 def explain_no_fit(
@@ -499,9 +562,15 @@ def explain_no_fit(
     if len(host.cells) < len(inst.cells):
         return ('the guest has %d NUMA cells but the host only %d'
                 % (len(inst.cells), len(host.cells)))
-    fitted, failures = _fit(host, inst, limits, pack, explain=True)
+    if not host.cells or not inst.cells:
+        return 'no assignment of guest cells to distinct host cells fits'
+    fitted, failures = _fit(host, packing.host_info(host), inst,
+                            _needs(inst), limits, pack, explain=True)
     if fitted is not None:
-        return 'it fits'
+        clash = _reserved_core_clash(host, fitted)
+        if clash is None:
+            return 'it fits'
+        failures.append(clash)
     if not failures:
         return ('no assignment of guest cells to distinct host cells fits')
     reasons: list[str] = []
@@ -535,6 +604,10 @@ def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
     if code == _NO_PACKING:
         return ('the free pCPUs %s cannot satisfy the CPU thread policy '
                 '(needs %d%s)' % (where, numbers[0], incl))
+    if code == _NO_RESERVED_CORE:
+        return ("the emulator threads' pCPU %d %s shares a core with "
+                'pinned pCPU %d, which cpu_thread_policy=isolate forbids'
+                % (numbers[0], where, numbers[1]))
     if code == _NO_CPU_LIMIT:
         return ('CPU allocation limit reached %s (usage would be %d, limit '
                 '%d)' % (where, numbers[0], numbers[1]))
@@ -546,71 +619,3 @@ def _pagesize_name(pagesize: int) -> str:
     names = {topology.MEMPAGES_SMALL: 'small', topology.MEMPAGES_LARGE:
              'large', topology.MEMPAGES_ANY: 'any'}
     return names.get(pagesize, '%d KiB' % pagesize)
-
-
-# -- claiming and freeing ----------------------------------------------------
-
-
-def numa_usage_from_instance(
-    host: HostTopology, fitted: InstanceTopology, free: bool = False,
-) -> HostTopology:
-    """Claim (or with ``free``, give back) what a fitted guest uses.
-
-    Nova's ``numa_usage_from_instance_numa``: memory and shared CPU usage,
-    pages, and the pinned set, where ``cpuset_reserved`` counts as pinned
-    and ``cpu_thread_policy=isolate`` takes whole cores.
-
-    :raises: exception.CPUPinningConflict when claiming a pCPU that is
-        already pinned, or freeing one that is not
-    """
-    sign = -1 if free else 1
-    by_id = {cell.id: cell for cell in fitted.cells}
-    cells = []
-    for host_cell in host.cells:
-        inst_cell = by_id.get(host_cell.id)
-        if inst_cell is None:
-            cells.append(host_cell)
-            continue
-        pagesize = inst_cell.pagesize or min(
-            (pages.size_kb for pages in host_cell.mempages), default=0)
-        mempages = tuple(
-            dataclasses.replace(pages, used=max(
-                0, pages.used + inst_cell.memory * 1024 // pages.size_kb
-                * sign))
-            if pages.size_kb == pagesize else pages
-            for pages in host_cell.mempages)
-        pinned_cpus = host_cell.pinned_cpus
-        if inst_cell.cpu_policy in PINNED_POLICIES:
-            cpus = frozenset((inst_cell.cpu_pinning or {}).values())
-            cpus |= inst_cell.cpuset_reserved or frozenset()
-            if inst_cell.cpu_thread_policy == THREAD_ISOLATE:
-                cpus = frozenset().union(
-                    *(sib for sib in host_cell.siblings if sib & cpus))
-            pinned_cpus = _update_pinned(host_cell, cpus, free)
-        cells.append(dataclasses.replace(
-            host_cell, mempages=mempages, pinned_cpus=pinned_cpus,
-            memory_usage=max(0, host_cell.memory_usage +
-                             sign * inst_cell.memory),
-            cpu_usage=max(0, host_cell.cpu_usage +
-                          sign * len(inst_cell.cpuset))))
-    return dataclasses.replace(host, cells=tuple(cells))
-
-
-def _update_pinned(host_cell: HostCell, cpus: frozenset[int],
-                   free: bool) -> AbstractSet[int]:
-    unknown = cpus - host_cell.pcpuset
-    if unknown:
-        raise exception.CPUPinningConflict(
-            cpus=sorted(unknown), cell=host_cell.id,
-            reason='they are not dedicated pCPUs of that cell')
-    if free:
-        if cpus - host_cell.pinned_cpus:
-            raise exception.CPUPinningConflict(
-                cpus=sorted(cpus - host_cell.pinned_cpus),
-                cell=host_cell.id, reason='they are not pinned')
-        return host_cell.pinned_cpus - cpus
-    if cpus & host_cell.pinned_cpus:
-        raise exception.CPUPinningConflict(
-            cpus=sorted(cpus & host_cell.pinned_cpus), cell=host_cell.id,
-            reason='they are already pinned')
-    return host_cell.pinned_cpus | cpus

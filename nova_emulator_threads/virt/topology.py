@@ -51,7 +51,10 @@ class MemPages:
         return self.total * self.size_kb
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# weakref_slot (here and on HostTopology): the engine remembers what it
+# derives from a host and its cells for as long as they live (see
+# virt.packing).
+@dataclasses.dataclass(frozen=True, slots=True, weakref_slot=True)
 class HostCell:
     """One host NUMA cell and what is already used on it.
 
@@ -86,7 +89,7 @@ class HostCell:
         return self.memory - self.memory_usage
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, weakref_slot=True)
 class HostTopology:
     """A host: its cells, plus the configuration the cells came from."""
 

@@ -1,0 +1,206 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Density: how many identical guests a host takes, per emulator policy.
+
+The engine packs guests the way a compute host fills up: fit the next
+guest where Nova would put it, claim what it uses, and go on until the
+next one no longer fits. The count per emulator threads policy is the
+price of each policy in guests per host, which is the trade-off of seed
+002: isolating each guest's emulator threads costs one pCPU per guest,
+while a shared emulator pool on the host's housekeeping CPUs
+(``share`` with ``[compute] cpu_shared_set``) costs nothing per guest.
+"""
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from nova_emulator_threads import cpuset
+from nova_emulator_threads import exception
+from nova_emulator_threads import policy
+from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.topology import HostTopology
+from nova_emulator_threads.virt.topology import InstanceTopology
+
+CPU_POLICY_KEY = policy.CPU_POLICY_KEY
+REALTIME_KEY = policy.CPU_REALTIME_KEY
+REALTIME_MASK_KEY = policy.CPU_REALTIME_MASK_KEY
+EMULATOR_KEYS = (policy.EMULATOR_THREADS_KEY, policy.EMULATOR_THREADS_ALIAS)
+
+
+def density(
+    host: HostTopology,
+    inst: InstanceTopology,
+    limits: hardware.Limits | None = None,
+) -> int:
+    """How many copies of ``inst`` fit on ``host``, one after the other.
+
+    Each copy goes where ``fit_instance_to_host`` puts it and is claimed
+    with ``numa_usage_from_instance`` before the next is fitted.
+
+    :param limits: allocation ratios; required for a guest with no pinned
+        vCPUs, which would otherwise never run out of room
+    :raises: exception.Invalid for a guest that pins nothing and no limits
+    """
+    pins_something = any(cell.pcpuset for cell in inst.cells)
+    if not pins_something and limits is None:
+        raise exception.Invalid(
+            reason='a guest without pinned vCPUs takes no pCPU, so the '
+                   'density of such guests depends on allocation ratios: '
+                   'give limits')
+    count = 0
+    while True:
+        fitted = hardware.fit_instance_to_host(host, inst, limits)
+        if fitted is None:
+            return count
+        host = hardware.numa_usage_from_instance(host, fitted)
+        count += 1
+
+
+# -- the report of ``plan --density`` ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """One way to run the emulator threads.
+
+    What the flavor sets, and whether the host has a shared CPU set.
+    """
+
+    name: str
+    #: The extra specs this policy sets on the flavor.
+    extra_specs: Mapping[str, str]
+    #: Whether the host runs with its ``[compute] cpu_shared_set`` (True)
+    #: or without one (False).
+    shared_set: bool
+    #: Where the emulator threads run.
+    emulator_threads: str
+    #: The fewest vCPUs the policy allows.
+    min_vcpus: int = 1
+
+
+POLICIES = (
+    Policy('no policy', {CPU_POLICY_KEY: 'dedicated'}, True,
+           "float over the guest's pCPUs"),
+    Policy('share, no cpu_shared_set',
+           {CPU_POLICY_KEY: 'dedicated', policy.EMULATOR_THREADS_KEY: 'share'},
+           False, "float over the guest's pCPUs"),
+    Policy('share + cpu_shared_set',
+           {CPU_POLICY_KEY: 'dedicated', policy.EMULATOR_THREADS_KEY: 'share'},
+           True, 'cpu_shared_set %(shared)s, shared by all guests'),
+    Policy('isolate',
+           {CPU_POLICY_KEY: 'dedicated',
+            policy.EMULATOR_THREADS_KEY: 'isolate'},
+           True, 'one more pCPU per guest'),
+    # NOTE: Nova's realtime rules: vCPU 0 is left out of the mask and
+    # runs the emulator threads, so a guest needs a second, realtime vCPU.
+    Policy('realtime, mask ^0',
+           {CPU_POLICY_KEY: 'dedicated', REALTIME_KEY: 'yes',
+            REALTIME_MASK_KEY: '^0'},
+           True, "vCPU 0's pCPU (not realtime)", min_vcpus=2),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DensityRow:
+    """The density of one policy."""
+
+    policy: str
+    extra_specs: dict[str, str]
+    #: ``[compute] cpu_shared_set`` of the host (empty: unset).
+    cpu_shared_set: frozenset[int]
+    vcpus: int
+    #: pCPUs each guest takes, emulator threads included; None if the
+    #: guest fits nowhere or is invalid.
+    pcpus_per_guest: int | None
+    #: None when the policy could not be counted (see ``note``).
+    guests: int | None
+    emulator_threads: str
+    note: str | None = None
+
+
+#: Raises ``EmulatorThreadsException`` if a fitted guest could not be
+#: started on the host (the libvirt driver's rules, which live above the
+#: engine).
+BootCheck = Callable[[HostTopology, InstanceTopology], object]
+
+
+def density_report(
+    host: HostTopology,
+    host_without_shared_set: HostTopology,
+    vcpus: int,
+    memory_mb: int,
+    extra_specs: Mapping[str, str] | None = None,
+    boot_check: BootCheck | None = None,
+) -> list[DensityRow]:
+    """The density of each of ``POLICIES`` for one flavor.
+
+    :param host: the host as configured, ``cpu_shared_set`` included
+    :param host_without_shared_set: the same host with ``[compute]
+        cpu_shared_set`` unset
+    :param extra_specs: flavor extra specs every policy gets, under the
+        policy's own
+    :param boot_check: called with the host and the first fitted guest
+    :raises: exception.Invalid if ``extra_specs`` sets what the policies
+        set (the CPU or emulator threads policy)
+    """
+    base = dict(extra_specs or {})
+    for key in (CPU_POLICY_KEY,) + EMULATOR_KEYS:
+        if key in base:
+            raise exception.Invalid(
+                reason='--extra-spec %s=%s: the density report sets %s '
+                       'itself, once per policy; leave it out'
+                       % (key, base[key], key))
+    return [_row(item, host if item.shared_set else host_without_shared_set,
+                 vcpus, memory_mb, base, boot_check) for item in POLICIES]
+
+
+def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
+         base: Mapping[str, str],
+         boot_check: BootCheck | None) -> DensityRow:
+    specs = dict(base)
+    specs.update(item.extra_specs)
+    shared = host.cpu_shared_set
+    row = DensityRow(item.name, specs, shared, vcpus, None, None,
+                     item.emulator_threads % {
+                         'shared': cpuset.format_cpu_spec(shared)})
+    if item.shared_set and not shared:
+        return dataclasses.replace(row, note='the host has no cpu_shared_set')
+    try:
+        inst = hardware.instance_topology_from_flavor(vcpus, memory_mb, specs)
+    except exception.Invalid as exc:
+        if vcpus >= item.min_vcpus:
+            return dataclasses.replace(row, note=str(exc))
+        # Too few vCPUs for the policy (a realtime mask must leave a
+        # realtime vCPU): say why, and count the smallest guest it allows.
+        note = '%s; counted with %d vCPUs' % (str(exc).rstrip('.'),
+                                               item.min_vcpus)
+        row = dataclasses.replace(row, vcpus=item.min_vcpus, note=note)
+        try:
+            inst = hardware.instance_topology_from_flavor(
+                item.min_vcpus, memory_mb, specs)
+        except exception.Invalid as exc:
+            return dataclasses.replace(row, note=str(exc))
+    if inst is None:
+        return dataclasses.replace(row, note='the flavor pins no vCPU')
+    fitted = hardware.fit_instance_to_host(host, inst)
+    if fitted is None:
+        return dataclasses.replace(
+            row, guests=0, note=hardware.explain_no_fit(host, inst))
+    pcpus = len(fitted.cpu_pinning) + len(fitted.cpuset_reserved)
+    row = dataclasses.replace(row, pcpus_per_guest=pcpus)
+    if boot_check is not None:
+        try:
+            boot_check(host, fitted)
+        except exception.EmulatorThreadsException as exc:
+            return dataclasses.replace(row, note=str(exc))
+    return dataclasses.replace(row, guests=density(host, inst))

@@ -1,0 +1,79 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``nova-emulator-threads plan --density``, run as the installed command."""
+
+import json
+import os
+
+import testtools
+
+from nova_emulator_threads import data
+from tests.unit.cmd import test_plan
+
+FOUR_CORE = ('--host', data.example_host_path('four-core-housekeeping'),
+             '--cpu-dedicated-set', '1-3', '--cpu-shared-set', '0')
+
+
+class TestPlanDensity(testtools.TestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.assertTrue(os.access(test_plan.COMMAND, os.X_OK),
+                        '%s is not installed' % test_plan.COMMAND)
+
+    def test_seed_002_json(self) -> None:
+        result = test_plan.run('plan', '--density', *FOUR_CORE,
+                               '--memory-mb', '1024', '--extra-spec',
+                               'hw:cpu_realtime=yes', '--format', 'json')
+        self.assertEqual(0, result.returncode, result.stderr)
+        rows = {row['policy']: row
+                for row in json.loads(result.stdout)['density']}
+        self.assertEqual(3, rows['share + cpu_shared_set']['guests'])
+        self.assertEqual([0], rows['share + cpu_shared_set']
+                         ['cpu_shared_set'])
+        self.assertEqual((1, 2), (rows['isolate']['guests'],
+                                  rows['isolate']['pcpus_per_guest']))
+        mask = rows['realtime, mask ^0']
+        self.assertEqual((2, 1), (mask['vcpus'], mask['guests']))
+        self.assertIn('hw:cpu_realtime_mask', mask['note'])
+        self.assertIsNone(rows['no policy']['guests'])
+        self.assertEqual({'hw:cpu_policy': 'dedicated',
+                          'hw:cpu_realtime': 'yes'},
+                         rows['no policy']['extra_specs'])
+
+    def test_table(self) -> None:
+        result = test_plan.run('plan', '--density', '--vcpus', '4',
+                               '--memory-mb', '1024')
+        self.assertEqual(0, result.returncode, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertTrue(lines[0].startswith('host: cell 0:'))
+        self.assertEqual(['policy', 'vCPUs', 'pCPUs/guest', 'guests',
+                          'emulator', 'threads'], lines[1].split())
+        isolate = [line for line in lines if line.startswith('isolate')]
+        self.assertEqual(['isolate', '4', '5', '6'], isolate[0].split()[:4])
+
+    def test_policy_key_is_one_line_error(self) -> None:
+        result = test_plan.run('plan', '--density', '--extra-spec',
+                               'hw:cpu_emulator_threads=isolate')
+        self.assertEqual(2, result.returncode)
+        self.assertEqual('', result.stdout)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), result.stderr)
+        self.assertIn('hw:cpu_emulator_threads', lines[0])
+        self.assertIn('once per policy', lines[0])
+
+    def test_bad_vcpus(self) -> None:
+        result = test_plan.run('plan', '--density', '--vcpus', '0')
+        self.assertEqual(2, result.returncode)
+        self.assertIn('--vcpus=0', result.stderr)
+        self.assertNotIn('Traceback', result.stderr)

@@ -1,0 +1,174 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Density: identical guests packed until the next one does not fit."""
+
+import testtools
+
+from nova_emulator_threads.cmd import plan
+from nova_emulator_threads import data
+from nova_emulator_threads import exception
+from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import hardware
+from tests.unit.virt import cases
+
+REALTIME = {'hw:cpu_realtime': 'yes'}
+
+
+def bundled(name: str, dedicated: str, shared: str):
+    xml = data.example_host_xml(name)
+    return (hardware.host_topology_from_caps(xml, dedicated, shared),
+            hardware.host_topology_from_caps(xml, dedicated, ''))
+
+
+class TestSeed002(testtools.TestCase):
+    """Seed 002's arithmetic on its host.
+
+    Four cores, one of them kept for housekeeping (host load and emulator
+    threads), three for 1-vCPU realtime guests.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.host, self.without = bundled('four-core-housekeeping', '1-3',
+                                          '0')
+        self.rows = {row.policy: row for row in plan.density_report(
+            self.host, self.without, 1, 1024, REALTIME)}
+
+    def test_isolate_fits_one(self) -> None:
+        # "1.05 = 2": each guest takes its vCPU's pCPU and one more.
+        row = self.rows['isolate']
+        self.assertEqual((1, 2, 1), (row.vcpus, row.pcpus_per_guest,
+                                     row.guests))
+
+    def test_shared_emulator_pool_fits_three(self) -> None:
+        row = self.rows['share + cpu_shared_set']
+        self.assertEqual((1, 1, 3), (row.vcpus, row.pcpus_per_guest,
+                                     row.guests))
+        self.assertEqual(frozenset({0}), row.cpu_shared_set)
+        # The pool really is the housekeeping core: libvirt gets
+        # <emulatorpin cpuset='0'/> for the guest.
+        result = plan.plan(self.host, 1, 1024, row.extra_specs)
+        self.assertEqual([0], result['emulatorpin'])
+        self.assertNotIn(0, result['cells'][0]['cpu_pinning'].values())
+
+    def test_realtime_mask_needs_two_vcpus_and_fits_one(self) -> None:
+        row = self.rows['realtime, mask ^0']
+        self.assertIn('hw:cpu_realtime_mask', row.note)
+        self.assertIn('counted with 2 vCPUs', row.note)
+        self.assertEqual((2, 2, 1), (row.vcpus, row.pcpus_per_guest,
+                                     row.guests))
+        self.assertRaises(exception.Invalid,
+                          hardware.instance_topology_from_flavor, 1, 1024,
+                          row.extra_specs)
+
+    def test_realtime_without_policy_or_mask_is_refused(self) -> None:
+        # All vCPUs realtime and no emulator threads policy: Nova refuses
+        # the flavor, so there is nothing to count.
+        row = self.rows['no policy']
+        self.assertIsNone(row.guests)
+        self.assertIn('hw:cpu_realtime', row.note)
+
+    def test_realtime_share_without_shared_set_is_refused(self) -> None:
+        # The emulator threads would float over the realtime vCPUs' pCPUs,
+        # which the libvirt driver refuses.
+        row = self.rows['share, no cpu_shared_set']
+        self.assertEqual(frozenset(), row.cpu_shared_set)
+        self.assertIsNone(row.guests)
+        self.assertIn('cpu_shared_set', row.note)
+
+    def test_share_without_shared_set_floats_over_guest_pcpus(self) -> None:
+        # Not realtime: the guests boot, their emulator threads on their
+        # own pCPU.
+        rows = plan.density_report(self.host, self.without, 1, 1024)
+        row = rows[1]
+        self.assertEqual(('share, no cpu_shared_set', 3, None),
+                         (row.policy, row.guests, row.note))
+        result = plan.plan(self.without, 1, 1024, row.extra_specs)
+        pcpus = list(result['cells'][0]['cpu_pinning'].values())
+        self.assertEqual(pcpus, result['emulatorpin'])
+        self.assertEqual(
+            [('no policy', 3), ('share + cpu_shared_set', 3),
+             ('isolate', 1), ('realtime, mask ^0', 1)],
+            [(row.policy, row.guests) for row in rows if row is not
+             rows[1]])
+
+
+class TestTwoSocketHost(testtools.TestCase):
+
+    def test_table(self) -> None:
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
+        rows = density.density_report(host, without, 4, 1024)
+        # 18 dedicated pCPUs a socket: four 4-pCPU guests, or three 5-pCPU
+        # isolate guests, per socket.
+        self.assertEqual(
+            [('no policy', 8), ('share, no cpu_shared_set', 8),
+             ('share + cpu_shared_set', 8), ('isolate', 6),
+             ('realtime, mask ^0', 8)],
+            [(row.policy, row.guests) for row in rows])
+        self.assertEqual([4, 4, 4, 5, 4],
+                         [row.pcpus_per_guest for row in rows])
+        self.assertTrue(all(row.note is None for row in rows))
+
+    def test_no_shared_set(self) -> None:
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                '')
+        row = density.density_report(host, without, 4, 1024)[2]
+        self.assertEqual('share + cpu_shared_set', row.policy)
+        self.assertIsNone(row.guests)
+        self.assertEqual('the host has no cpu_shared_set', row.note)
+
+    def test_policy_keys_are_refused(self) -> None:
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
+        for key in ('hw:cpu_policy', 'hw:cpu_emulator_threads',
+                    'hw:emulator_threads_policy'):
+            exc = self.assertRaises(exception.Invalid,
+                                    density.density_report, host, without,
+                                    4, 1024, {key: 'dedicated'})
+            self.assertIn(key, str(exc))
+
+
+class TestDensity(testtools.TestCase):
+
+    def host(self, pinned: str = ''):
+        xml = cases.caps_xml(2, 4, 2, True, [8192, 8192], None)
+        return hardware.host_topology_from_caps(xml, '0-15', '', pinned)
+
+    def inst(self, vcpus: int, **specs: str):
+        specs.setdefault('hw:cpu_policy', 'dedicated')
+        return hardware.instance_topology_from_flavor(vcpus, 1024, specs)
+
+    def test_packs_until_the_next_does_not_fit(self) -> None:
+        host = self.host()
+        inst = self.inst(3, **{'hw:cpu_emulator_threads': 'isolate'})
+        count = density.density(host, inst)
+        # 8 pCPUs a cell, 4 a guest: two guests a cell.
+        self.assertEqual(4, count)
+        for _ in range(count):
+            host = hardware.numa_usage_from_instance(
+                host, hardware.fit_instance_to_host(host, inst))
+        self.assertIsNone(hardware.fit_instance_to_host(host, inst))
+
+    def test_counts_what_is_free(self) -> None:
+        inst = self.inst(2)
+        self.assertEqual(8, density.density(self.host(), inst))
+        self.assertEqual(5, density.density(self.host('0-5'), inst))
+        self.assertEqual(0, density.density(self.host('0-15'), inst))
+
+    def test_unpinned_guest_needs_limits(self) -> None:
+        inst = self.inst(2, **{'hw:cpu_policy': 'shared',
+                               'hw:numa_nodes': '1'})
+        exc = self.assertRaises(exception.Invalid, density.density,
+                                self.host(), inst)
+        self.assertIn('limits', str(exc))

@@ -1,0 +1,115 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""What the fitter derives once per host object, and its permutation walk.
+
+That the answers are Nova's is the differential test's job; these tests
+check the machinery that makes them fast: the memo follows object
+identity and lifetime, and the walk's jumps land where Nova's walk goes.
+"""
+
+import dataclasses
+import gc
+import itertools
+
+import testtools
+
+from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import packing
+from tests.unit.virt import cases
+
+ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
+
+
+def host(pinned: str = ''):
+    xml = cases.caps_xml(2, 4, 2, True, [4096, 4096], None)
+    return hardware.host_topology_from_caps(xml, '', '', pinned)
+
+
+class TestMemo(testtools.TestCase):
+
+    def test_keyed_on_identity(self) -> None:
+        first, second = host(), host()
+        self.assertEqual(first, second)
+        self.assertIs(packing.host_info(first), packing.host_info(first))
+        self.assertIsNot(packing.host_info(first), packing.host_info(second))
+        self.assertIs(packing.cell_info(first.cells[0]),
+                      packing.host_info(first).cells[0][1])
+
+    def test_entries_go_with_their_objects(self) -> None:
+        gc.collect()
+        cells, hosts = len(packing._CELL_INFO), len(packing._HOST_INFO)
+        inst = hardware.instance_topology_from_flavor(2, 512, ISOLATE)
+        topology = host()
+        self.assertIsNotNone(hardware.fit_instance_to_host(topology, inst))
+        self.assertEqual(cells + 2, len(packing._CELL_INFO))
+        self.assertEqual(hosts + 1, len(packing._HOST_INFO))
+        del topology
+        gc.collect()
+        self.assertEqual(cells, len(packing._CELL_INFO))
+        self.assertEqual(hosts, len(packing._HOST_INFO))
+
+    def test_claims_are_seen(self) -> None:
+        # A claim makes new cells for what it changed and keeps the others:
+        # each answer is worked out on the cells as they are.
+        topology = host()
+        inst = hardware.instance_topology_from_flavor(3, 512, ISOLATE)
+        seen = []
+        while True:
+            fitted = hardware.fit_instance_to_host(topology, inst)
+            if fitted is None:
+                break
+            again = hardware.fit_instance_to_host(topology, inst)
+            self.assertEqual(fitted, again)
+            pcpus = set(fitted.cpu_pinning.values()) | fitted.cpuset_reserved
+            self.assertFalse(pcpus & set(seen))
+            seen.extend(pcpus)
+            topology = hardware.numa_usage_from_instance(topology, fitted)
+        # 8 pCPUs a cell, 4 a guest.
+        self.assertEqual(16, len(seen))
+
+    def test_same_answer_on_a_new_copy(self) -> None:
+        topology = host('0,9')
+        inst = hardware.instance_topology_from_flavor(4, 512, dict(
+            ISOLATE, **{'hw:numa_nodes': '2'}))
+        warm = hardware.fit_instance_to_host(topology, inst)
+        copy = dataclasses.replace(topology, cells=tuple(
+            dataclasses.replace(cell) for cell in topology.cells))
+        self.assertIsNot(packing.host_info(copy), packing.host_info(topology))
+        self.assertEqual(warm, hardware.fit_instance_to_host(copy, inst))
+
+
+class TestNextPermutation(testtools.TestCase):
+
+    def test_walks_itertools_order(self) -> None:
+        for n in range(1, 6):
+            for size in range(1, n + 1):
+                expected = list(itertools.permutations(range(n), size))
+                perm = list(range(size))
+                walked = [tuple(perm)]
+                while hardware._next_permutation(perm, size - 1, n):
+                    walked.append(tuple(perm))
+                self.assertEqual(expected, walked, (n, size))
+
+    def test_jumps_to_the_next_other_prefix(self) -> None:
+        for n in range(2, 6):
+            for size in range(2, n + 1):
+                order = list(itertools.permutations(range(n), size))
+                for index, start in enumerate(order):
+                    for level in range(size):
+                        perm = list(start)
+                        later = [p for p in order[index + 1:]
+                                 if p[:level + 1] != start[:level + 1]]
+                        moved = hardware._next_permutation(perm, level, n)
+                        self.assertEqual(bool(later), moved)
+                        if later:
+                            self.assertEqual(later[0], tuple(perm))
