@@ -49,7 +49,6 @@ from oslo_log import log as logging
 from nova_emulator_threads import conf
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
-from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt import topology_objects
@@ -124,24 +123,6 @@ def _pci_may_reorder(host_state: Any, host_cells: int,
     return any(pool.get('count') for pool in host_state.pci_stats.pools)
 
 
-def _reserved_core_may_clash(host: topology.HostTopology,
-                             inst: topology.InstanceTopology) -> bool:
-    """Whether the engine may refuse a fit Nova's fitter accepts.
-
-    Under ``cpu_thread_policy=isolate`` Nova's fitter may put the
-    emulator pCPU on a core whose sibling is pinned; Nova's claim then
-    fails on the compute host. The engine answers "no fit" there, which
-    is right, but NUMATopologyFilter accepts the host, and this filter
-    must never be stricter than it. That needs a core with a pinned and
-    a free thread.
-    """
-    if not (inst.emulator_threads_isolated and inst.cells[0].cpu_thread_policy
-            == fields.CPUThreadAllocationPolicy.ISOLATE):
-        return False
-    return any(sib & cell.pinned_cpus and sib - cell.pinned_cpus
-               for cell in host.cells for sib in cell.siblings)
-
-
 class EmulatorThreadsFilter(filters.BaseHostFilter):
     """Reject hosts that cannot take the guest's NUMA topology.
 
@@ -194,20 +175,16 @@ class EmulatorThreadsFilter(filters.BaseHostFilter):
             return True
         if _pci_may_reorder(host_state, len(host), len(inst)):
             return True
-        if _reserved_core_may_clash(host, inst):
-            LOG.debug('%(host)s, %(node)s passes the emulator threads '
-                      'filter undecided (isolated emulator threads, '
-                      'cpu_thread_policy=isolate, partly pinned cores); '
-                      'NUMATopologyFilter decides.',
-                      {'host': host_state.host, 'node': host_state.nodename},
-                      instance_uuid=spec_obj.instance_uuid)
-            return True
 
         limits = hardware.Limits(
             cpu_allocation_ratio=host_state.cpu_allocation_ratio,
             ram_allocation_ratio=host_state.ram_allocation_ratio)
         pack = CONF.compute.packing_host_numa_cells_allocation_strategy
-        if hardware.fit_instance_to_host(host, inst, limits, pack):
+        # Nova's fitter's answer as it is, even where Nova's claim on the
+        # compute host will refuse it: NUMATopologyFilter accepts those
+        # hosts, and this filter must never be stricter.
+        if hardware.fit_instance_to_host(host, inst, limits, pack,
+                                         claimable=False):
             return True
         # Most hosts of a busy cloud end here: not even the arguments of a
         # message nobody reads.

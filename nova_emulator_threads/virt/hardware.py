@@ -77,7 +77,8 @@ _NO_PCPUS_FREE = 'pcpus_free'
 _NO_PACKING = 'packing'
 _NO_CPU_LIMIT = 'cpu_limit'
 _NO_RAM_LIMIT = 'ram_limit'
-_NO_RESERVED_CORE = 'reserved_core'
+_NO_PINNED_CORE = 'pinned_core'
+_NO_FOREIGN_PINS = 'foreign_pins'
 
 
 def instance_topology_from_flavor(
@@ -378,6 +379,7 @@ def fit_instance_to_host(
     inst: InstanceTopology,
     limits: Limits | None = None,
     pack: bool = False,
+    claimable: bool = True,
 ) -> InstanceTopology | None:
     """Fit a guest NUMA topology onto a host.
 
@@ -391,6 +393,10 @@ def fit_instance_to_host(
     :param inst: the request, from ``instance_topology_from_flavor``
     :param limits: allocation ratios for unpinned vCPUs and memory
     :param pack: Nova's ``packing_host_numa_cells_allocation_strategy``
+    :param claimable: answer "no fit" where Nova's fitter answers with
+        pins its own claim refuses (see ``_unclaimable``); False gives
+        Nova's fitter's answer as it is, which a scheduler filter needs so
+        as never to be stricter than Nova's ``NUMATopologyFilter``
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
     """
     if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
@@ -405,39 +411,52 @@ def fit_instance_to_host(
         return None
     fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
                              explain=False)
-    if fitted is not None and _reserved_core_clash(host, fitted):
+    if fitted is not None and claimable and _unclaimable(host, fitted):
         return None
     return fitted
 
 
-def _reserved_core_clash(
+def _unclaimable(
     host: HostTopology, fitted: InstanceTopology,
 ) -> tuple[int, int, str, tuple[int, ...]] | None:
-    """Whether the emulator pCPU of a thread-``isolate`` guest shares a
-    core with pinned pCPUs, so that claiming the answer must fail.
+    """Why claiming Nova's answer on the host would fail, if it would.
 
-    NOTE(nova): Nova's ``_get_reserved`` picks that pCPU on any core with
-    a free thread, but ``isolate`` claims whole cores, so with a pinned
-    sibling Nova's own claim (``numa_usage_from_instance_numa``) refuses
-    the answer its fitter gave, and the boot fails on the host. We answer
-    "no fit" where Nova's claim would fail (and Nova's answer everywhere
-    else), rather than hand out a pCPU no claim can take. The vCPUs
-    themselves are always on wholly free cores.
+    NOTE(nova): Nova's fitter can answer with pins its own claim
+    (``numa_usage_from_instance_numa``) refuses, and the boot then fails
+    on the compute host:
+
+    * under ``cpu_thread_policy=isolate`` ``_get_reserved`` picks the
+      emulator pCPU on any core with a free thread, but the claim takes
+      whole cores, so a pinned sibling makes it fail;
+    * its fit cache is keyed on instance cell ids it rewrites as it goes,
+      so a guest cell can come back with the pins it got on another host
+      cell, which are not pCPUs of the cell it is placed on.
+
+    We answer "no fit" exactly there, and Nova's answer everywhere else.
 
     :returns: None, or a failure as ``explain_no_fit`` lists them
     """
-    first = fitted.cells[0]
-    reserved = first.cpuset_reserved
-    if not reserved or first.cpu_thread_policy != THREAD_ISOLATE:
-        return None
-    for host_cell in host.cells:
-        if host_cell.id != first.id:
+    cells = {cell.id: cell for cell in host.cells}
+    for index, inst_cell in enumerate(fitted.cells):
+        if inst_cell.cpu_policy not in PINNED_POLICIES:
             continue
-        for sib in host_cell.siblings:
-            pinned = sib & host_cell.pinned_cpus
-            if sib & reserved and pinned:
-                return (0, host_cell.id, _NO_RESERVED_CORE,
-                        (min(sib & reserved), min(pinned)))
+        host_cell = cells[inst_cell.id]
+        cpus = frozenset((inst_cell.cpu_pinning or {}).values())
+        cpus |= inst_cell.cpuset_reserved or frozenset()
+        foreign = cpus - host_cell.pcpuset
+        if foreign:
+            return (index, host_cell.id, _NO_FOREIGN_PINS, (min(foreign),))
+        if inst_cell.cpu_thread_policy == THREAD_ISOLATE:
+            for sib in host_cell.siblings:
+                pinned = sib & host_cell.pinned_cpus
+                if pinned and sib & cpus:
+                    cpu = min(sib & cpus)
+                    return (index, host_cell.id, _NO_PINNED_CORE,
+                            (cpu, min(pinned), cpu in (
+                                inst_cell.cpuset_reserved or ())))
+        elif cpus & host_cell.pinned_cpus:
+            cpu = min(cpus & host_cell.pinned_cpus)
+            return (index, host_cell.id, _NO_PINNED_CORE, (cpu, cpu, False))
     return None
 
 
@@ -567,10 +586,10 @@ def explain_no_fit(
     fitted, failures = _fit(host, packing.host_info(host), inst,
                             _needs(inst), limits, pack, explain=True)
     if fitted is not None:
-        clash = _reserved_core_clash(host, fitted)
-        if clash is None:
+        refused = _unclaimable(host, fitted)
+        if refused is None:
             return 'it fits'
-        failures.append(clash)
+        failures.append(refused)
     if not failures:
         return ('no assignment of guest cells to distinct host cells fits')
     reasons: list[str] = []
@@ -604,10 +623,16 @@ def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
     if code == _NO_PACKING:
         return ('the free pCPUs %s cannot satisfy the CPU thread policy '
                 '(needs %d%s)' % (where, numbers[0], incl))
-    if code == _NO_RESERVED_CORE:
-        return ("the emulator threads' pCPU %d %s shares a core with "
-                'pinned pCPU %d, which cpu_thread_policy=isolate forbids'
-                % (numbers[0], where, numbers[1]))
+    if code == _NO_PINNED_CORE:
+        return ("%spCPU %d %s shares a core with pinned pCPU %d, which "
+                'cpu_thread_policy=isolate forbids (Nova would pick it and '
+                'then fail its claim)' % (
+                    "the emulator threads' " if numbers[2] else '',
+                    numbers[0], where, numbers[1]))
+    if code == _NO_FOREIGN_PINS:
+        return ('Nova would reuse pins of guest cell %d from another host '
+                'cell (pCPU %d is not in host cell %d) and then fail its '
+                'claim' % (guest_cell, numbers[0], host_cell))
     if code == _NO_CPU_LIMIT:
         return ('CPU allocation limit reached %s (usage would be %d, limit '
                 '%d)' % (where, numbers[0], numbers[1]))

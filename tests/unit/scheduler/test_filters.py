@@ -35,6 +35,8 @@ from oslo_utils.fixture import uuidsentinel as uuids
 from oslotest import base
 
 from nova_emulator_threads.scheduler import filters
+from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import topology_objects
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import nova_reference
 from tests.unit.virt import strategies
@@ -173,7 +175,12 @@ class TestEmulatorThreadsFilter(base.BaseTestCase):
         self.assertTrue(numa_topology_filter.NUMATopologyFilter()
                         .host_passes(host_state(numa), spec))
         self.assertTrue(self.filt.host_passes(host_state(numa), spec))
-        self.assertIn('undecided', self.log.output)
+        # It is the corner where the engine itself says "no fit".
+        inst = topology_objects.instance_from_object(spec.numa_topology)
+        host = topology_objects.host_from_object(numa)
+        self.assertIsNone(hardware.fit_instance_to_host(host, inst))
+        self.assertIn('Nova would pick it and then fail its claim',
+                      hardware.explain_no_fit(host, inst))
 
     def test_not_run_on_rebuild(self) -> None:
         self.assertFalse(self.filt.RUN_ON_REBUILD)

@@ -20,6 +20,7 @@ import warnings
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import nova.conf  # noqa: F401  (registers the options Nova's code reads)
+    from nova import exception as nova_exception
     from nova import objects
     from nova.virt import hardware as nova_hardware
 
@@ -88,6 +89,40 @@ def nova_fit(host, inst, limits=None):
     """Nova's numa_fit_instance_to_host on the Nova objects given."""
     return nova_hardware.numa_fit_instance_to_host(
         host, inst, provider_mapping=None, limits=limits)
+
+
+def nova_claimable_fit(host, inst, limits=None):
+    """Nova's decision: its fitter's answer, if its own claim can take it.
+
+    Nova's fitter can answer with pins its own claim on the compute host
+    (``numa_usage_from_instance_numa``) refuses: an emulator pCPU on a
+    core with a pinned sibling under ``cpu_thread_policy=isolate``, or a
+    guest cell's pins from another host cell (its fit cache is keyed on
+    cell ids it rewrites). The boot then fails on the host. Our engine
+    answers "no fit" for exactly those (``hardware._unclaimable``);
+    everywhere else the two answers must be equal.
+    """
+    fitted = nova_fit(host, inst, limits)
+    if fitted is None:
+        return None
+    # The pinning half of numa_usage_from_instance_numa, with Nova's own
+    # NUMACell methods (the memory half needs page sizes on every cell).
+    cells = {cell.id: cell for cell in host.cells}
+    for inst_cell in fitted.cells:
+        if inst_cell.cpu_policy not in ('dedicated', 'mixed'):
+            continue
+        cpus = set((inst_cell.cpu_pinning or {}).values())
+        cpus |= inst_cell.cpuset_reserved or set()
+        host_cell = cells[inst_cell.id].obj_clone()
+        try:
+            if inst_cell.cpu_thread_policy == 'isolate':
+                host_cell.pin_cpus_with_siblings(cpus)
+            else:
+                host_cell.pin_cpus(cpus)
+        except (nova_exception.CPUPinningInvalid,
+                nova_exception.CPUPinningUnknown):
+            return None
+    return fitted
 
 
 def summary_of_nova(fitted) -> list[tuple] | None:

@@ -536,7 +536,8 @@ class TestFoundByTheProperties(testtools.TestCase):
         self.assertEqual(
             "the emulator threads' pCPU 15 on host cell 1 for guest cell 0 "
             'shares a core with pinned pCPU 14, which '
-            'cpu_thread_policy=isolate forbids',
+            'cpu_thread_policy=isolate forbids (Nova would pick it and '
+            'then fail its claim)',
             hardware.explain_no_fit(host, isolate))
 
         # What Nova 34 does with the same host: its fitter answers, its
