@@ -100,34 +100,18 @@ def _is_number(text: str) -> bool:
 
 
 def _nova_cpu_set(spec: str, key: str, source: str | None = None) -> set[int]:
-    """A CPU range string as Nova's ``parse_cpu_spec`` builds it.
+    """A CPU range string as a set iterating in Nova's order.
 
-    Validation is ours (``cpuset.parse_cpu_spec``); the set is then built
-    with Nova's own sequence of operations so it iterates in Nova's order.
+    :param source: for a value read from the capabilities XML, where it
+        came from (its errors are then about the XML)
     """
     try:
-        cpuset.parse_cpu_spec(spec, key=key)
+        return cpuset.nova_ordered_cpu_set(spec, key)
     except exception.InvalidCPUSpec as exc:
         if source is None:
             raise
         raise exception.InvalidHostCapabilities(
             source=source, reason=str(exc).rstrip('.')) from None
-    include: set[int] = set()
-    exclude: set[int] = set()
-    for rule in spec.split(','):
-        rule = rule.strip()
-        if not rule:
-            continue
-        target = include
-        if rule[0] == '^':
-            target, rule = exclude, rule[1:]
-        if '-' in rule:
-            start, end = (int(part) for part in rule.split('-', 1))
-            target |= set(range(start, end + 1))
-        else:
-            target.add(int(rule))
-    include -= exclude
-    return include
 
 
 def _cells(root: etree._Element, source: str) -> list[etree._Element]:
