@@ -64,6 +64,13 @@ with warnings.catch_warnings():
     from nova.virt import hardware as nova_hardware
     import nova.version
 
+# The Nova reference of the differential tests, so that the benchmark
+# feeds both fitters exactly as the tests do.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from tests.unit.virt.nova_reference import nova_host  # noqa: E402
+from tests.unit.virt.nova_reference import ours_from_nova  # noqa: E402
+
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
@@ -112,41 +119,6 @@ def caps_xml(cells: int, cores: int, threads: int,
                     die_id='0', core_id=str(core),
                     siblings=','.join(map(str, sibs)))
     return etree.tostring(root, encoding='unicode')
-
-
-def nova_host(host: topology.HostTopology) -> Any:
-    """Nova's ``NUMATopology`` of one of our hosts."""
-    return objects.NUMATopology(cells=[
-        objects.NUMACell(
-            id=cell.id, cpuset=set(cell.cpuset), pcpuset=set(cell.pcpuset),
-            memory=cell.memory, cpu_usage=cell.cpu_usage,
-            memory_usage=cell.memory_usage,
-            pinned_cpus=set(cell.pinned_cpus),
-            siblings=[set(sib) for sib in cell.siblings],
-            mempages=[objects.NUMAPagesTopology(
-                size_kb=p.size_kb, total=p.total, used=p.used,
-                reserved=p.reserved) for p in cell.mempages],
-            socket=cell.socket)
-        for cell in host.cells])
-
-
-def ours_from_nova(nova: Any) -> topology.HostTopology:
-    """Our host holding the very set objects of Nova's.
-
-    Which thread of a core a vCPU gets follows set iteration order, which
-    depends on how a set was built: sharing the sets makes the answers
-    comparable pin by pin.
-    """
-    return topology.HostTopology(cells=tuple(
-        topology.HostCell(
-            id=cell.id, cpuset=cell.cpuset, pcpuset=cell.pcpuset,
-            memory=cell.memory, siblings=tuple(cell.siblings),
-            mempages=tuple(topology.MemPages(
-                size_kb=p.size_kb, total=p.total, used=p.used,
-                reserved=p.reserved) for p in cell.mempages),
-            pinned_cpus=cell.pinned_cpus, cpu_usage=cell.cpu_usage,
-            memory_usage=cell.memory_usage, socket=cell.socket)
-        for cell in nova.cells))
 
 
 def nova_instance(vcpus: int, memory_mb: int,
