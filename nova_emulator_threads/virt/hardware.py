@@ -52,9 +52,6 @@ PINNED_POLICIES = (DEDICATED, MIXED)
 UNPINNED_POLICIES = (SHARED, MIXED, None)
 THREAD_ISOLATE = fields.CPUThreadAllocationPolicy.ISOLATE
 
-#: How many emulator pCPUs ``isolate`` reserves (the spec: exactly one).
-EMULATOR_PCPUS_ISOLATE = 1
-
 host_topology_from_caps = caps.host_topology_from_caps
 numa_usage_from_instance = claims.numa_usage_from_instance
 
@@ -143,7 +140,8 @@ def emulator_reservation(inst: InstanceTopology, guest_cell_index: int) -> int:
     cell 0, so that users can predict where it is.
     """
     if inst.emulator_threads_isolated and guest_cell_index == 0:
-        return EMULATOR_PCPUS_ISOLATE
+        # The figure placement is asked for too (overhead.py): one number.
+        return policy.EMULATOR_THREADS_ISOLATE_PCPUS
     return 0
 
 

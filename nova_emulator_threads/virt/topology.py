@@ -26,11 +26,12 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads import policy_values
 
 #: Page sizes a guest cell may ask for, as Nova encodes them.
-MEMPAGES_SMALL = -1
-MEMPAGES_LARGE = -2
-MEMPAGES_ANY = -3
+MEMPAGES_SMALL = policy_values.MEMPAGES_SMALL
+MEMPAGES_LARGE = policy_values.MEMPAGES_LARGE
+MEMPAGES_ANY = policy_values.MEMPAGES_ANY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

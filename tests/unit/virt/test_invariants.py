@@ -352,7 +352,7 @@ class Invariants:
                     self.fail('%s reserves %s without isolate'
                               % (name, reserved))
                 continue
-            if len(reserved) != hardware.EMULATOR_PCPUS_ISOLATE:
+            if len(reserved) != policy.EMULATOR_THREADS_ISOLATE_PCPUS:
                 self.fail('%s reserves %s under isolate' % (name, reserved))
             if not reserved <= set(cells[first.id].pcpuset):
                 self.fail('%s reserves %s outside the dedicated set %s of '
