@@ -85,6 +85,13 @@ def nova_ordered_cpu_set(spec: str, key: str = 'cpuset') -> set[int]:
             rule = rule[1:]
         if '-' in rule:
             first, last = rule.split('-', 1)
+            if not first.strip() or not last.strip():
+                # '-1' (a negative id) or '1-': name the whole rule, not
+                # the empty side of it.
+                raise exception.InvalidCPUSpec(
+                    key=key, value=spec, maximum=MAX_CPU_ID,
+                    reason="%r is neither a CPU id nor a range 'A-B'"
+                    % rule.strip())
             start = _cpu_id(first, key, spec)
             end = _cpu_id(last, key, spec)
             if start > end:
