@@ -62,14 +62,16 @@ class CPUEmulatorThreadsPolicy(BaseEnum):
 class CPUAllocationPolicy(BaseEnum):
     """``hw:cpu_policy``: whether vCPUs are pinned."""
 
-    # no pinning: vCPUs float over '[compute] cpu_shared_set'.
-    SHARED = 'shared'
     # every vCPU gets its own pCPU from '[compute] cpu_dedicated_set'.
     DEDICATED = 'dedicated'
+    # no pinning: vCPUs float over '[compute] cpu_shared_set'.
+    SHARED = 'shared'
     # the vCPUs in 'hw:cpu_dedicated_mask' are pinned, the rest float.
     MIXED = 'mixed'
 
-    ALL = (SHARED, DEDICATED, MIXED)
+    # Nova's order: the object hash (and so version checks against Nova's
+    # objects) depends on it.
+    ALL = (DEDICATED, SHARED, MIXED)
 
 
 class CPUThreadAllocationPolicy(BaseEnum):

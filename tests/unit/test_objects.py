@@ -34,12 +34,12 @@ from nova_emulator_threads.objects import network_metadata
 from nova_emulator_threads.objects import numa
 from nova_emulator_threads.objects import virt_cpu_topology
 
-# Five of these are the hashes Nova pins for its own objects of the same
+# Six of these are the hashes Nova pins for its own objects of the same
 # name (nova/tests/unit/objects/test_objects.py): same fields, same
-# versions. InstanceNUMACell differs in the order of cpu_policy's valid
-# values, InstanceNUMATopology in having no remotable (database) methods.
+# versions. InstanceNUMATopology differs in having no remotable (database)
+# methods.
 object_data = {
-    'InstanceNUMACell': '1.6-1099c5a6c50866b552696f4f4a0f967a',
+    'InstanceNUMACell': '1.6-25d9120d83a18356f4146f2a6fe2cc8d',
     'InstanceNUMATopology': '1.3-b7b14056ebcb03f2f406310ff454f9a9',
     'NUMACell': '1.5-2592de3c926a7840d763bcc85f81afa7',
     'NUMAPagesTopology': '1.1-edab9fa2dc43c117a38d600be54b4542',

@@ -208,7 +208,7 @@ class CPUPolicyTestCase(_Base):
             exception.InvalidExtraSpec,
             [(key, flavor if flavor is not None else image)], specs,
             props)
-        self.assertIn("'shared', 'dedicated', 'mixed'", message)
+        self.assertIn("'dedicated', 'shared', 'mixed'", message)
 
     def test_empty_image_value_is_unset(self) -> None:
         self.assertIsNone(parse({}, {'hw_cpu_policy': ''}).cpu_policy)
