@@ -45,6 +45,7 @@ from lxml import etree
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from nova_emulator_threads import xmlutils
 from nova_emulator_threads.virt.libvirt import cputune
 
 #: Nova's metadata namespace (``nova.virt.libvirt.config.NOVA_NS``); any
@@ -117,13 +118,6 @@ class Domain:
 # ---------------------------------------------------------------------------
 # XML
 # ---------------------------------------------------------------------------
-
-
-def _parser() -> etree.XMLParser:
-    # Domain XML can come from files: never expand or fetch anything.
-    return etree.XMLParser(resolve_entities=False, no_network=True,
-                           load_dtd=False, huge_tree=False,
-                           remove_comments=True, remove_pis=True)
 
 
 def _invalid(source: str, reason: str) -> exception.InvalidDomainXML:
@@ -208,12 +202,9 @@ def parse_domain_xml(xml: str | bytes, source: str = 'string',
     :param source: where it came from, for error messages
     :raises: InvalidDomainXML naming the element at fault
     """
-    data = xml.encode('utf-8') if isinstance(xml, str) else xml
-    try:
-        root = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise _invalid(source, 'not well-formed XML (%s)' % exc) from None
-    if root is None or root.tag != 'domain':
+    root = xmlutils.parse_untrusted(
+        xml, lambda reason: _invalid(source, reason))
+    if root.tag != 'domain':
         raise _invalid(source, 'the root element is not <domain>')
     vcpu = root.find('vcpu')
     vcpus = _int_text(vcpu, source, '<vcpu>')

@@ -25,11 +25,11 @@ from lxml import etree
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from nova_emulator_threads import xmlutils
 from nova_emulator_threads.virt import topology
 
-#: Capabilities of the largest hosts are a few hundred KiB; anything far
-#: bigger is not a capabilities document.
-MAX_CAPS_BYTES = 16 * 1024 * 1024
+#: The largest capabilities document read.
+MAX_CAPS_BYTES = xmlutils.MAX_XML_BYTES
 
 DEDICATED_SET_KEY = '[compute] cpu_dedicated_set'
 SHARED_SET_KEY = '[compute] cpu_shared_set'
@@ -41,43 +41,12 @@ PINNED_KEY = 'pinned'
 MAX_DIGITS = 20
 
 
-def _parser() -> etree.XMLParser:
-    # No entity expansion, no network, no DTD, libxml2's default depth
-    # limit: hostile XML is rejected, not expanded.
-    return etree.XMLParser(resolve_entities=False, no_network=True,
-                           load_dtd=False, huge_tree=False)
-
-
 def parse_xml(text: str | bytes, source: str) -> etree._Element:
     """Parse untrusted XML into an element, or raise our exception."""
-    if isinstance(text, str):
-        try:
-            data = text.encode('utf-8')
-        except UnicodeEncodeError as exc:
-            # Lone surrogates: not text any XML parser can read.
-            raise exception.InvalidHostCapabilities(
-                source=source, reason='not valid Unicode text (%s)'
-                % exc.reason) from None
-    elif isinstance(text, bytes):
-        data = text
-    else:
-        raise exception.InvalidHostCapabilities(
-            source=source, reason='expected XML text, got %s'
-            % type(text).__name__)
-    if len(data) > MAX_CAPS_BYTES:
-        raise exception.InvalidHostCapabilities(
-            source=source, reason='%d bytes is larger than the %d allowed'
-            % (len(data), MAX_CAPS_BYTES))
-    try:
-        root = etree.fromstring(data, _parser())
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise exception.InvalidHostCapabilities(
-            source=source, reason='not well-formed XML (%s)'
-            % str(exc).splitlines()[0] if str(exc) else 'not XML') from None
-    if root is None:
-        raise exception.InvalidHostCapabilities(
-            source=source, reason='the document is empty')
-    return typing.cast(etree._Element, root)
+    def invalid(reason: str) -> exception.EmulatorThreadsException:
+        return exception.InvalidHostCapabilities(source=source,
+                                                 reason=reason)
+    return xmlutils.parse_untrusted(text, invalid)
 
 
 def _int_attr(element: etree._Element, name: str, source: str) -> int:

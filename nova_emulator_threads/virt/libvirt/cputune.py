@@ -34,6 +34,7 @@ from lxml import etree
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from nova_emulator_threads import xmlutils
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
 
@@ -390,14 +391,6 @@ def to_string(element: etree._Element) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _parser() -> etree.XMLParser:
-    # Domain XML may come from a file or another tool: never fetch or
-    # expand anything it points to, and keep lxml's size limits.
-    return etree.XMLParser(resolve_entities=False, no_network=True,
-                           huge_tree=False, remove_comments=True,
-                           remove_pis=True, load_dtd=False)
-
-
 def _invalid(source: str, reason: str) -> exception.InvalidDomainXML:
     return exception.InvalidDomainXML(source=source, reason=reason)
 
@@ -435,19 +428,8 @@ def _root(xml: str | bytes | etree._Element,
           source: str) -> etree._Element:
     if isinstance(xml, etree._Element):
         return xml
-    if isinstance(xml, str):
-        # lxml refuses str input that carries an encoding declaration;
-        # bytes are parsed the same way either way.
-        data = xml.encode('utf-8')
-    elif isinstance(xml, bytes):
-        data = xml
-    else:
-        raise _invalid(source, 'expected XML text, got %s'
-                       % type(xml).__name__)
-    try:
-        return etree.fromstring(data, parser=_parser())
-    except etree.XMLSyntaxError as exc:
-        raise _invalid(source, 'not well-formed XML (%s)' % exc) from exc
+    return xmlutils.parse_untrusted(
+        xml, lambda reason: _invalid(source, reason))
 
 
 def parse_cputune(xml: str | bytes | etree._Element,
