@@ -27,6 +27,7 @@ Run with stestr and Nova's functional environment (tox -e functional).
 from collections.abc import Callable
 from typing import Any
 
+import fixtures
 from lxml import etree
 from nova import context as nova_context
 from nova import objects
@@ -105,6 +106,19 @@ class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
         return self.start_compute(
             hostname=hostname,
             host_info=host_info(cells=cells, cores=cores, threads=threads))
+
+    def start_two_hosts_for_moves(self) -> None:
+        """Two like hosts, ``host1`` and ``host2``, to migrate between.
+
+        Nova's own libvirt functional tests do the same with the disk
+        copy: the real ``migrate_disk_and_power_off`` copies disks over
+        SSH. Everything else of a move is real.
+        """
+        for hostname in ('host1', 'host2'):
+            self.start_host(hostname, dedicated='1-3,5-7', shared='0,4')
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.driver.LibvirtDriver.'
+            'migrate_disk_and_power_off', return_value='{}'))
 
     def flavor(self, vcpus: int = 2, memory_mb: int = 1024,
                **extra_specs: str) -> str:

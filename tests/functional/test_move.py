@@ -20,7 +20,6 @@ and the destination guest's ``<cputune>``.
 
 from typing import Any
 
-import fixtures
 
 from tests.functional import test_boot
 
@@ -32,13 +31,7 @@ class MoveTest(test_boot.EmulatorThreadsBootTestBase):
 
     def setUp(self) -> None:
         super().setUp()
-        for hostname in ('host1', 'host2'):
-            self.start_host(hostname, dedicated='1-3,5-7', shared='0,4')
-        # Nova's own libvirt functional tests do the same: the real method
-        # copies disks over SSH. Everything else of the move is real.
-        self.useFixture(fixtures.MockPatch(
-            'nova.virt.libvirt.driver.LibvirtDriver.'
-            'migrate_disk_and_power_off', return_value='{}'))
+        self.start_two_hosts_for_moves()
         self.isolate = self.flavor(vcpus=2, **ISOLATE)
         self.share = self.flavor(vcpus=2, **SHARE)
 

@@ -138,11 +138,7 @@ class SeamInServiceTest(base.EmulatorThreadsTestBase):
 
     def setUp(self) -> None:
         super().setUp()
-        for hostname in ('host1', 'host2'):
-            self.start_host(hostname, dedicated='1-3,5-7', shared='0,4')
-        self.useFixture(fixtures.MockPatch(
-            'nova.virt.libvirt.driver.LibvirtDriver.'
-            'migrate_disk_and_power_off', return_value='{}'))
+        self.start_two_hosts_for_moves()
 
     def test_api_numa_constraints(self) -> None:
         # nova-api computes the request's NUMA constraints (seam a): our
