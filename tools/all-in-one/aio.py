@@ -238,8 +238,19 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def ours(pid: int) -> bool:
-    """Whether ``pid`` is a process some `up` of this tree started."""
-    return environ(pid).get(MARK_ROOT) == str(ROOT)
+    """Whether ``pid`` is a process some `up` of this tree started.
+
+    Its environment carries our mark, unless the process retitled itself
+    (setproctitle, as Nova's services do, overwrites the environment);
+    then its command line names a file of this tree.
+    """
+    if environ(pid).get(MARK_ROOT) == str(ROOT):
+        return True
+    try:
+        cmdline = pathlib.Path('/proc/%d/cmdline' % pid).read_bytes()
+    except OSError:
+        return False
+    return (str(ROOT) + '/').encode() in cmdline
 
 
 def terminate(pid: int, sig: int = signal.SIGTERM) -> bool:
@@ -268,7 +279,8 @@ def wait_for(what: str, check: typing.Callable[[], bool],
              services: typing.Sequence[str],
              timeout: float = START_TIMEOUT) -> None:
     """Poll ``check`` until true; fail naming the service that died or
-    did not come up, with the tail of its log."""
+    did not come up, with the tail of its log.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -387,7 +399,8 @@ def missing_apt_packages() -> list[str]:
 
 def install() -> None:
     """Debian packages and the cloud's virtualenv (reused while this
-    script and the package list are unchanged)."""
+    script and the package list are unchanged).
+    """
     require_root()
     for path in (ROOT, LOGS):
         path.mkdir(parents=True, exist_ok=True)
@@ -511,7 +524,8 @@ def write_configs(values: dict[str, typing.Any],
 
 def start_postgresql() -> None:
     """A private cluster: sqlite gives "database is locked" once several
-    Nova processes share it."""
+    Nova processes share it.
+    """
     pgdata = DATA / 'postgresql'
     socket_dir = DATA / 'postgresql-run'
     for path in (pgdata, socket_dir):
@@ -715,7 +729,8 @@ def start_libvirtd(host: ComputeHost) -> None:
     """libvirtd + virtlogd of one compute host, in private mount and UTS
     namespaces: their own /etc/libvirt, /run/libvirt, /var/lib/libvirt
     and /var/cache/libvirt (directories of ``host.tree``), and their own
-    host name, which libvirt reports and Nova uses as the node name."""
+    host name, which libvirt reports and Nova uses as the node name.
+    """
     private = {'etc': '/etc/libvirt', 'run': '/run/libvirt',
                'lib': '/var/lib/libvirt', 'cache': '/var/cache/libvirt',
                'log': '/var/log/libvirt'}
@@ -749,7 +764,8 @@ def libvirt_answers(host: ComputeHost) -> bool:
 
 def choose_virt_type(host: ComputeHost) -> str:
     """KVM when libvirt can use it here (nested virtualization), TCG
-    (``qemu``) otherwise."""
+    (``qemu``) otherwise.
+    """
     done = subprocess.run(
         ['virsh', '--connect', host.libvirt_uri, 'domcapabilities',
          '--virttype', 'kvm'], capture_output=True, check=False)
@@ -759,7 +775,8 @@ def choose_virt_type(host: ComputeHost) -> str:
 def boot_image() -> bytes:
     """A 1 MiB raw disk: an MBR with one Linux partition. Glance's format
     inspector refuses a bare boot sector; a guest just sits in its
-    firmware, which is all the tests need of it."""
+    firmware, which is all the tests need of it.
+    """
     disk = bytearray(1024 * 1024)
     entry = struct.pack('<B3sB3sII', 0x80, b'\x00\x02\x00', 0x83,
                         b'\x00\x20\x20', 1, len(disk) // 512 - 1)
@@ -782,7 +799,8 @@ def upload_image(admin: str) -> str:
 
 def create_flavor(admin: str) -> str:
     """The small unpinned flavor tempest's configuration asks for; the
-    plugin's tests create their own pinned flavors."""
+    plugin's tests create their own pinned flavors.
+    """
     return api('POST', URLS['nova'] + '/flavors', {'flavor': {
         'name': 'aio.tiny', 'ram': 128, 'vcpus': 1, 'disk': 1}},
         admin)['flavor']['id']
@@ -956,7 +974,8 @@ def destroy_guests(host: ComputeHost) -> list[str]:
 def stray_processes() -> list[int]:
     """Processes of this tree `up` did not record: children left behind,
     and QEMU guests (libvirt clears their environment, but their command
-    line names this tree's instance directories)."""
+    line names this tree's instance directories).
+    """
     strays = []
     for entry in pathlib.Path('/proc').iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -966,8 +985,7 @@ def stray_processes() -> list[int]:
             cmdline = (entry / 'cmdline').read_bytes()
         except OSError:
             continue
-        if ours(pid) or (b'qemu-system' in cmdline
-                         and str(DATA).encode() in cmdline):
+        if ours(pid):
             strays.append(pid)
     return strays
 
@@ -991,7 +1009,7 @@ def down() -> None:
             else:
                 terminate(pid)
             stopped.append(name)
-        pid_file.unlink()
+        pid_file.unlink(missing_ok=True)  # libvirtd removes its own
     if (DATA / 'rabbitmq').exists():
         # RabbitMQ's port mapper daemonizes outside the server's group.
         subprocess.run(['epmd', '-kill'], capture_output=True, check=False,

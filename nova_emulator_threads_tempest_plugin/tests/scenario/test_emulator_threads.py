@@ -1,0 +1,135 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Servers on real compute hosts: placement, libvirt and /proc agree."""
+
+from tempest.lib import decorators
+
+from nova_emulator_threads_tempest_plugin.tests import base
+
+CONF = base.CONF
+
+
+class IsolateTest(base.EmulatorThreadsTest):
+
+    @decorators.idempotent_id('9b2f4c6e-1d3a-4e5b-8c7d-2a4e6f8b0c11')
+    def test_isolate_server(self):
+        flavor = self.pinned_flavor(base.ISOLATE)
+        server = self.boot(flavor)
+        # The scheduler claimed the emulator pCPU with the vCPUs.
+        allocated = self.allocated(server['id'])
+        self.assertEqual(flavor['vcpus'] + 1, allocated.get('PCPU'))
+        self.assertNotIn('VCPU', allocated)
+
+        host = self.compute_host(server)
+        tune = host.domain(server['id']).live.cputune
+        vcpu_pcpus = set()
+        for vcpu in range(flavor['vcpus']):
+            self.assertEqual(1, len(tune.vcpupins[vcpu]), tune.vcpupins)
+            vcpu_pcpus |= tune.vcpupins[vcpu]
+        # One pCPU of its own, which no vCPU of the guest runs on.
+        self.assertIsNotNone(tune.emulatorpin)
+        self.assertEqual(1, len(tune.emulatorpin), tune.emulatorpin)
+        self.assertTrue(tune.emulatorpin.isdisjoint(vcpu_pcpus),
+                        'emulatorpin %s shares a vCPU pCPU %s' % (
+                            sorted(tune.emulatorpin), sorted(vcpu_pcpus)))
+        guest = self.audited_guest(host, server)
+        self.assert_threads_on(guest, tune.emulatorpin)
+
+
+class ShareTest(base.EmulatorThreadsTest):
+
+    @classmethod
+    def skip_checks(cls):
+        super().skip_checks()
+        if not CONF.emulator_threads.share_host:
+            raise cls.skipException(
+                '[emulator_threads] share_host is not set: no compute host '
+                'with a cpu_shared_set to boot a share server on')
+
+    @decorators.idempotent_id('4e6a8c0b-2d4f-4a6c-9e1b-3c5e7a9b1d12')
+    def test_share_server(self):
+        flavor = self.pinned_flavor(base.SHARE)
+        server = self.boot(flavor, host=CONF.emulator_threads.share_host)
+        self.assertEqual(CONF.emulator_threads.share_host,
+                         server['OS-EXT-SRV-ATTR:host'])
+        # share costs no pCPU of its own.
+        allocated = self.allocated(server['id'])
+        self.assertEqual(flavor['vcpus'], allocated.get('PCPU'))
+
+        host = self.compute_host(server)
+        shared = CONF.emulator_threads.share_host_cpu_shared_set
+        if not shared:
+            raise self.skipException(
+                'host-side checks skipped: [emulator_threads] '
+                'share_host_cpu_shared_set is not set')
+        tune = host.domain(server['id']).live.cputune
+        self.assertEqual(self.parse_cpus(shared), tune.emulatorpin)
+        guest = self.audited_guest(host, server, cpu_shared_set=shared)
+        self.assert_threads_on(guest, tune.emulatorpin)
+
+
+class FillTest(base.EmulatorThreadsTest):
+
+    @decorators.idempotent_id('6c8e0a2d-3f5b-4c7e-8a1d-4e6a8c0e2f13')
+    def test_fill_delete_refill(self):
+        flavor = self.pinned_flavor(base.ISOLATE)
+        need = flavor['vcpus'] + 1
+        room = sum(self.free_pcpus(p) // need for p in self.providers())
+        if not room:
+            raise self.skipException('no compute host has %d free pCPUs for '
+                                     'one isolate server' % need)
+        if room + 1 > CONF.emulator_threads.fill_limit:
+            raise self.skipException(
+                'filling the cloud takes %d servers, more than '
+                '[emulator_threads] fill_limit = %d' % (
+                    room + 1, CONF.emulator_threads.fill_limit))
+        servers = [self.boot(flavor) for _ in range(room)]
+
+        # The one that no longer fits: ERROR, with a fault that says why,
+        # and nothing claimed.
+        refused = self.boot(flavor, status='ERROR')
+        self.assertIn('No valid host', refused['fault']['message'])
+        self.assertEqual({}, self.allocated(refused['id']))
+        self.delete_and_wait(refused['id'])
+
+        self.delete_and_wait(servers[0]['id'])
+        server = self.boot(flavor)
+        self.assertEqual(need, self.allocated(server['id']).get('PCPU'))
+
+
+class DeleteTest(base.EmulatorThreadsTest):
+
+    @decorators.idempotent_id('8a0c2e4f-5b7d-4e9a-8c3f-5a7c9e1b3d14')
+    def test_delete_everything(self):
+        servers = [self.boot(self.pinned_flavor(base.ISOLATE))]
+        if CONF.emulator_threads.share_host:
+            servers.append(self.boot(self.pinned_flavor(base.SHARE),
+                                     host=CONF.emulator_threads.share_host))
+        hosts = {}
+        for server in servers:
+            name = server['OS-EXT-SRV-ATTR:host']
+            host = self.host_client(name)
+            if host is not None:
+                hosts[name] = host
+                self.assertIn(server['OS-EXT-SRV-ATTR:instance_name'],
+                              host.domain_names())
+        for server in servers:
+            self.delete_and_wait(server['id'])
+        self.assertEqual({}, {name: used for name, used in
+                              self.usages().items() if used})
+        if not hosts:
+            raise self.skipException(
+                'host-side checks skipped: [emulator_threads] libvirt_uris '
+                'has no libvirt URI for the servers\' hosts')
+        for name, host in sorted(hosts.items()):
+            self.assertEqual([], host.domain_names(), name)
