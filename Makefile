@@ -1,8 +1,10 @@
 # The two commands of the README:
 #
 #   make demo   plan the bundled example host against the example flavors
-#   make test   unit, functional and hypervisor tests, style/type checks
-#               and a check of the built wheel
+#   make test   unit, functional and hypervisor tests, style/type checks,
+#               a check of the built wheel, then the all-in-one tier:
+#               a real OpenStack cloud on this machine and the tempest
+#               plugin's tests against it
 #
 # Both first bootstrap a virtualenv in .venv (tools/bootstrap-venv.sh): on
 # a fresh Debian 12 machine with Python 3.11 that means installing
@@ -40,13 +42,17 @@ FUNCTIONAL_ENV := OS_NOVA_DISABLE_EVENTLET_PATCHING=False \
 TOTALS := $(CURDIR)/$(VENV)/test-totals
 
 .PHONY: help venv demo test unit functional hypervisor pep8 check-wheel \
-	bench genconfig clean distclean
+	all-in-one aio-up aio-down aio-status aio-tempest bench genconfig \
+	clean distclean
 
 help:
 	@echo 'make demo      plan the example host against the example flavors'
 	@echo 'make test      run every test suite and check (bootstraps .venv)'
-	@echo 'make unit | functional | hypervisor | pep8 | check-wheel'
+	@echo 'make unit | functional | hypervisor | pep8 | check-wheel | all-in-one'
 	@echo '               run one part of make test'
+	@echo 'make aio-up    start an all-in-one OpenStack cloud with the extension'
+	@echo 'make aio-tempest | aio-status | aio-down'
+	@echo '               run the tempest plugin on it, show it, stop it'
 	@echo 'make bench     time our fitter against Nova'"'"'s'
 	@echo 'make genconfig write etc/nova-emulator-threads.conf.sample'
 	@echo 'make clean     remove build and test artifacts (distclean: also .venv)'
@@ -64,7 +70,7 @@ demo: venv
 # part failed. The last line is the grand total of the test tiers.
 test: venv
 	@: >$(TOTALS); failed=''; \
-	for part in unit functional hypervisor pep8 check-wheel; do \
+	for part in unit functional hypervisor pep8 check-wheel all-in-one; do \
 	    echo "===== $$part"; \
 	    $(MAKE) --no-print-directory TEST_TOTALS=$(TOTALS) $$part \
 	        || failed="$$failed $$part"; \
@@ -96,6 +102,31 @@ hypervisor: venv
 	bash tools/run-stestr.sh $(BIN) hypervisor ./tests/hypervisor \
 	    --concurrency 1
 
+# The all-in-one tier: bring a real cloud up (.aio/), run the tempest
+# plugin with `tempest run`, tear the cloud down even when a step failed.
+# Root, like the hypervisor tier: apt, namespaces, libvirtd, QEMU.
+all-in-one:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "all-in-one: skipped: needs root to install and start the" \
+	         "cloud's services (running as uid $$(id -u))"; \
+	    exit 0; \
+	fi; \
+	$(PYTHON) tools/all-in-one/aio.py test \
+	    $(if $(TEST_TOTALS),--totals $(TEST_TOTALS))
+
+# The all-in-one cloud by hand (tools/all-in-one/aio.py; README.rst).
+aio-up:
+	$(PYTHON) tools/all-in-one/aio.py up
+
+aio-down:
+	$(PYTHON) tools/all-in-one/aio.py down
+
+aio-status:
+	$(PYTHON) tools/all-in-one/aio.py status
+
+aio-tempest:
+	$(PYTHON) tools/all-in-one/aio.py tempest
+
 # Every checker runs even if an earlier one failed.
 pep8: venv
 	@failed=''; \
@@ -124,4 +155,4 @@ clean:
 	    -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .tox
+	rm -rf $(VENV) .tox .aio

@@ -16,10 +16,10 @@
 
 The development venv uses an editable install, which reads the tree and
 so cannot show what the wheel is missing. This looks inside the wheel:
-every module and bundled host XML of the tree, the compute driver shim as
-the only file under ``nova/`` (never Nova's own ``__init__.py``), the
-typing marker, the entry points and the pins Nova needs. It prints one
-line per problem and exits 1 if there is any.
+every module and bundled host XML of the package and the tempest plugin,
+the compute driver shim as the only file under ``nova/`` (never Nova's
+own ``__init__.py``), the typing marker, the entry points and the pins
+Nova needs. It prints one line per problem and exits 1 if there is any.
 """
 
 import configparser
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 
 TREE = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = 'nova_emulator_threads'
+TEMPEST_PLUGIN = 'nova_emulator_threads_tempest_plugin'
 SHIM = 'nova/virt/emulator_threads.py'
 
 ENTRY_POINTS = {
@@ -41,6 +42,9 @@ ENTRY_POINTS = {
     'nova.api.extra_spec_validators': {
         'emulator_threads':
             'nova_emulator_threads.api.validation.extra_specs'},
+    'tempest.test_plugins': {
+        'nova-emulator-threads': 'nova_emulator_threads_tempest_plugin.'
+                                 'plugin:EmulatorThreadsTempestPlugin'},
 }
 
 REQUIREMENTS = ('nova==34.*', 'sqlalchemy<2.1')
@@ -48,7 +52,8 @@ REQUIREMENTS = ('nova==34.*', 'sqlalchemy<2.1')
 
 def tree_files() -> Iterator[str]:
     """The package's files that must ship: modules, host XML, marker."""
-    for path in sorted((TREE / PACKAGE).rglob('*')):
+    paths = [*(TREE / PACKAGE).rglob('*'), *(TREE / TEMPEST_PLUGIN).rglob('*')]
+    for path in sorted(paths):
         if '__pycache__' in path.parts or not path.is_file():
             continue
         if path.suffix in ('.py', '.xml') or path.name == 'py.typed':

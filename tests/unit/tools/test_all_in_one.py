@@ -1,0 +1,147 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The all-in-one cloud's configuration, without starting anything.
+
+The cloud itself runs in the all-in-one tier (``make all-in-one``); this
+checks what that tier would only show after minutes of bring-up: every
+template renders, and renders the settings the extension needs.
+"""
+
+import configparser
+import importlib.util
+import os
+import pathlib
+import struct
+from unittest import mock
+
+import fixtures
+from oslotest import base
+
+AIO_PY = pathlib.Path(__file__).resolve().parents[3] / 'tools' / (
+    'all-in-one') / 'aio.py'
+
+
+def _load_aio():
+    spec = importlib.util.spec_from_file_location('aio', AIO_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+aio = _load_aio()
+
+
+class AllInOneConfigTestCase(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.out = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        self.values = aio.settings()
+
+    def render(self, template, **extra):
+        target = self.out / template
+        aio.render(template, target, dict(self.values, **extra))
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        parser.read_string(target.read_text())
+        return parser
+
+    def test_every_template_renders(self):
+        hosts = self._hosts(4)
+        extra = {
+            'host': hosts[0].name, 'cpu_sets': 'cpu_dedicated_set = 0-3',
+            'virt_type': 'kvm', 'libvirt_uri': hosts[0].libvirt_uri,
+            'image_id': 'i', 'flavor_id': 'f', 'compute_count': 2,
+            'libvirt_uris': 'a:b', 'share_host': 'h',
+            'share_host_cpu_shared_set': '0'}
+        templates = sorted(p.name for p in aio.TEMPLATES.iterdir())
+        self.assertIn('nova.conf', templates)
+        for template in templates:
+            target = self.out / template
+            aio.render(template, target, dict(self.values, **extra))
+            self.assertNotIn('{{', target.read_text(), template)
+            # Passwords are inside: only root may read them.
+            self.assertEqual(0o600, target.stat().st_mode & 0o777)
+
+    def test_unknown_placeholder_names_template_and_name(self):
+        template = aio.TEMPLATES / 'nova.conf'
+        with mock.patch.object(aio, 'TEMPLATES', self.out):
+            (self.out / 'x.conf').write_text(
+                template.read_text() + '\nkey = {{no_such_value}}\n')
+            exc = self.assertRaises(aio.Failed, aio.render, 'x.conf',
+                                    self.out / 'out', self.values)
+        self.assertEqual('template x.conf uses {{no_such_value}}, which '
+                         'aio.py does not define', str(exc))
+
+    def test_scheduler_runs_our_filter_before_nova_numa_filter(self):
+        nova = self.render('nova.conf')
+        enabled = nova['filter_scheduler']['enabled_filters'].split(',')
+        self.assertLess(enabled.index('EmulatorThreadsFilter'),
+                        enabled.index('NUMATopologyFilter'))
+        # A multi-valued option: configparser keeps the last one.
+        text = (self.out / 'nova.conf').read_text()
+        self.assertIn('available_filters = nova_emulator_threads.scheduler.'
+                      'filters.EmulatorThreadsFilter', text)
+        self.assertIn('available_filters = nova.scheduler.filters.'
+                      'all_filters', text)
+        self.assertEqual('true', nova['workarounds'][
+            'disable_fallback_pcpu_query'])
+
+    def test_compute_hosts_get_our_driver_and_no_database(self):
+        compute = self.render('nova-compute.conf', host='aio-compute1',
+                              cpu_sets='cpu_dedicated_set = 0,1',
+                              virt_type='qemu', libvirt_uri='qemu:///x')
+        self.assertEqual('emulator_threads.LibvirtDriver',
+                         compute['DEFAULT']['compute_driver'])
+        self.assertEqual('0,1', compute['compute']['cpu_dedicated_set'])
+        nova = self.render('nova.conf')
+        for section in ('database', 'api_database'):
+            self.assertFalse(nova.has_section(section), section)
+        controller = self.render('nova-controller.conf')
+        self.assertIn(self.values['db_password'],
+                      controller['api_database']['connection'])
+
+    def test_everything_listens_on_loopback(self):
+        for url in aio.URLS.values():
+            self.assertTrue(url.startswith('http://127.0.0.1:'), url)
+        rabbit = (self.out / 'r')
+        aio.render('rabbitmq.conf', rabbit, self.values)
+        self.assertIn('listeners.tcp.default = 127.0.0.1:%d'
+                      % aio.PORTS['rabbitmq'], rabbit.read_text())
+        self.assertEqual('127.0.0.1', aio.rabbitmq_env()['ERL_EPMD_ADDRESS'])
+
+    @staticmethod
+    def _hosts(cpus):
+        with mock.patch.object(os, 'sched_getaffinity', autospec=True,
+                               return_value=set(range(cpus))):
+            return aio.compute_hosts()
+
+    def test_two_cpus_make_an_isolate_host_and_a_share_host(self):
+        isolate, share = self._hosts(2)
+        self.assertEqual(('0,1', None), (isolate.cpu_dedicated_set,
+                                         isolate.cpu_shared_set))
+        self.assertEqual(('1', '0'), (share.cpu_dedicated_set,
+                                      share.cpu_shared_set))
+        self.assertNotEqual(isolate.libvirt_uri, share.libvirt_uri)
+
+    def test_one_cpu_is_refused(self):
+        exc = self.assertRaises(aio.Failed, self._hosts, 1)
+        self.assertIn('needs at least 2 CPUs', str(exc))
+
+    def test_boot_image_is_a_partitioned_disk(self):
+        disk = aio.boot_image()
+        self.assertEqual(1024 * 1024, len(disk))
+        self.assertEqual(b'\x55\xaa', disk[510:512])
+        status, _chs, kind, _end, start, sectors = struct.unpack(
+            '<B3sB3sII', disk[446:462])
+        self.assertEqual((0x80, 0x83), (status, kind))
+        self.assertEqual(len(disk) // 512, start + sectors)
