@@ -18,27 +18,21 @@ template renders, and renders the settings the extension needs.
 """
 
 import configparser
-import importlib.util
 import os
 import pathlib
 import struct
+import sys
 from unittest import mock
 
 import fixtures
 from oslotest import base
 
-AIO_PY = pathlib.Path(__file__).resolve().parents[3] / 'tools' / (
-    'all-in-one') / 'aio.py'
-
-
-def _load_aio():
-    spec = importlib.util.spec_from_file_location('aio', AIO_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-aio = _load_aio()
+# aio.py imports its package from its own directory, as a script does.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / 'tools'
+                       / 'all-in-one'))
+from allinone import configs  # noqa: E402
+from allinone import layout  # noqa: E402
+from allinone import services  # noqa: E402
 
 
 class AllInOneConfigTestCase(base.BaseTestCase):
@@ -46,11 +40,11 @@ class AllInOneConfigTestCase(base.BaseTestCase):
     def setUp(self):
         super().setUp()
         self.out = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
-        self.values = aio.settings()
+        self.values = configs.settings()
 
     def render(self, template, **extra):
         target = self.out / template
-        aio.render(template, target, dict(self.values, **extra))
+        configs.render(template, target, dict(self.values, **extra))
         parser = configparser.ConfigParser(interpolation=None, strict=False)
         parser.read_string(target.read_text())
         return parser
@@ -63,21 +57,21 @@ class AllInOneConfigTestCase(base.BaseTestCase):
             'image_id': 'i', 'flavor_id': 'f', 'compute_count': 2,
             'libvirt_uris': 'a:b', 'share_host': 'h',
             'share_host_cpu_shared_set': '0'}
-        templates = sorted(p.name for p in aio.TEMPLATES.iterdir())
+        templates = sorted(p.name for p in layout.TEMPLATES.iterdir())
         self.assertIn('nova.conf', templates)
         for template in templates:
             target = self.out / template
-            aio.render(template, target, dict(self.values, **extra))
+            configs.render(template, target, dict(self.values, **extra))
             self.assertNotIn('{{', target.read_text(), template)
             # Passwords are inside: only root may read them.
             self.assertEqual(0o600, target.stat().st_mode & 0o777)
 
     def test_unknown_placeholder_names_template_and_name(self):
-        template = aio.TEMPLATES / 'nova.conf'
-        with mock.patch.object(aio, 'TEMPLATES', self.out):
+        template = layout.TEMPLATES / 'nova.conf'
+        with mock.patch.object(layout, 'TEMPLATES', self.out):
             (self.out / 'x.conf').write_text(
                 template.read_text() + '\nkey = {{no_such_value}}\n')
-            exc = self.assertRaises(aio.Failed, aio.render, 'x.conf',
+            exc = self.assertRaises(layout.Failed, configs.render, 'x.conf',
                                     self.out / 'out', self.values)
         self.assertEqual('template x.conf uses {{no_such_value}}, which '
                          'aio.py does not define', str(exc))
@@ -111,19 +105,20 @@ class AllInOneConfigTestCase(base.BaseTestCase):
                       controller['api_database']['connection'])
 
     def test_everything_listens_on_loopback(self):
-        for url in aio.URLS.values():
+        for url in layout.URLS.values():
             self.assertTrue(url.startswith('http://127.0.0.1:'), url)
         rabbit = (self.out / 'r')
-        aio.render('rabbitmq.conf', rabbit, self.values)
+        configs.render('rabbitmq.conf', rabbit, self.values)
         self.assertIn('listeners.tcp.default = 127.0.0.1:%d'
-                      % aio.PORTS['rabbitmq'], rabbit.read_text())
-        self.assertEqual('127.0.0.1', aio.rabbitmq_env()['ERL_EPMD_ADDRESS'])
+                      % layout.PORTS['rabbitmq'], rabbit.read_text())
+        self.assertEqual('127.0.0.1',
+                         services.rabbitmq_env()['ERL_EPMD_ADDRESS'])
 
     @staticmethod
     def _hosts(cpus):
         with mock.patch.object(os, 'sched_getaffinity', autospec=True,
                                return_value=set(range(cpus))):
-            return aio.compute_hosts()
+            return layout.compute_hosts()
 
     def test_two_cpus_make_an_isolate_host_and_a_share_host(self):
         isolate, share = self._hosts(2)
@@ -134,11 +129,11 @@ class AllInOneConfigTestCase(base.BaseTestCase):
         self.assertNotEqual(isolate.libvirt_uri, share.libvirt_uri)
 
     def test_one_cpu_is_refused(self):
-        exc = self.assertRaises(aio.Failed, self._hosts, 1)
+        exc = self.assertRaises(layout.Failed, self._hosts, 1)
         self.assertIn('needs at least 2 CPUs', str(exc))
 
     def test_boot_image_is_a_partitioned_disk(self):
-        disk = aio.boot_image()
+        disk = services.boot_image()
         self.assertEqual(1024 * 1024, len(disk))
         self.assertEqual(b'\x55\xaa', disk[510:512])
         status, _chs, kind, _end, start, sectors = struct.unpack(
