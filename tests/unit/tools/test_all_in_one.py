@@ -32,6 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / 'tools'
                        / 'all-in-one'))
 from allinone import configs  # noqa: E402
 from allinone import layout  # noqa: E402
+from allinone import processes  # noqa: E402
 from allinone import services  # noqa: E402
 
 
@@ -140,3 +141,55 @@ class AllInOneConfigTestCase(base.BaseTestCase):
             '<B3sB3sII', disk[446:462])
         self.assertEqual((0x80, 0x83), (status, kind))
         self.assertEqual(len(disk) // 512, start + sectors)
+
+
+class ProcessesTestCase(base.BaseTestCase):
+    """Services as `up` starts, watches and stops them (real processes)."""
+
+    def setUp(self):
+        super().setUp()
+        tree = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        for name in ('LOGS', 'RUN'):
+            (tree / name).mkdir()
+            self.useFixture(fixtures.MonkeyPatch(
+                'allinone.layout.%s' % name, tree / name))
+        self.useFixture(fixtures.MonkeyPatch('allinone.layout.ROOT', tree))
+
+    def spawn(self, name, script):
+        pid = processes.spawn(name, ['sh', '-c', script])
+        self.addCleanup(processes.terminate, pid, 9)
+        return pid
+
+    def spawn_sleep(self, name):
+        # Not through sh: its exec would race the environment check.
+        pid = processes.spawn(name, ['sleep', '60'])
+        self.addCleanup(processes.terminate, pid, 9)
+        return pid
+
+    def test_a_service_that_dies_is_named_with_its_log(self):
+        self.spawn('nova-compute-x', 'echo starting; echo boom >&2; exit 3')
+        exc = self.assertRaises(
+            layout.Failed, processes.wait_for, 'its inventory',
+            lambda: False, ['nova-compute-x'], 10)
+        log = layout.LOGS / 'nova-compute-x.log'
+        self.assertEqual('nova-compute-x exited while waiting for its '
+                         'inventory; last lines of %s:\n    starting\n'
+                         '    boom' % log, str(exc))
+
+    def test_a_service_that_never_answers_is_named(self):
+        self.spawn('keystone', 'echo listening; exec sleep 60')
+        exc = self.assertRaises(
+            layout.Failed, processes.wait_for, 'Keystone on port 1',
+            lambda: False, ['keystone'], 1)
+        self.assertIn('keystone did not come up within 1 s (waiting for '
+                      'Keystone on port 1)', str(exc))
+        self.assertTrue(str(exc).endswith('    listening'), str(exc))
+
+    def test_down_stops_only_what_up_started(self):
+        pid = self.spawn_sleep('glance')
+        self.assertEqual(pid, processes.read_pid(layout.RUN / 'glance.pid'))
+        self.assertTrue(processes.ours(pid))
+        # This test's own process is not the cloud's.
+        self.assertFalse(processes.ours(os.getpid()))
+        self.assertTrue(processes.terminate(pid))
+        self.assertFalse(processes.running(pid))
