@@ -12,6 +12,7 @@
 
 """`up`, `down` and `status` of the whole cloud."""
 
+import functools
 import os
 import pathlib
 import re
@@ -59,7 +60,7 @@ def up() -> None:
         services.start_libvirtd(host)
     for host in hosts:
         processes.wait_for('libvirtd of %s' % host.name,
-                           lambda h=host: services.libvirt_answers(h),
+                           functools.partial(services.libvirt_answers, host),
                            ['libvirtd-%s' % host.name], 60)
     virt_type = services.choose_virt_type(hosts[0])
     configs.write_configs(values, hosts, virt_type)
@@ -115,7 +116,7 @@ def up() -> None:
                       ('placement', layout.URLS['placement']),
                       ('nova-api', layout.URLS['nova'])):
         processes.wait_for('%s at %s' % (name, url),
-                           lambda u=url: rest.answers(u), [name])
+                           functools.partial(rest.answers, url), [name])
     # A network list, not just any answer: it proves Neutron's database,
     # and Neutron 29 fails every port list (Nova's first call) with
     # "type object 'Port' has no attribute 'port_forwardings'" until some
@@ -131,7 +132,8 @@ def up() -> None:
         # enough: the scheduler needs the host's inventory in placement.
         processes.wait_for(
             'nova-compute on %s to report its inventory to placement'
-            % host.name, lambda h=host: services.compute_ready(h, admin),
+            % host.name,
+            functools.partial(services.compute_ready, host, admin),
             ['nova-compute-%s' % host.name, 'nova-conductor',
              'nova-scheduler', 'rabbitmq', 'libvirtd-%s' % host.name])
     processes.run('nova-setup', [str(layout.VENV / 'bin' / 'nova-manage'),

@@ -49,6 +49,8 @@ def tail(name: str, lines: int = 25) -> str:
         text = log_path(name).read_text(errors='replace')
     except OSError as exc:
         return '(no log: %s)' % exc
+    if not text.strip():
+        return '    (the log is empty)'
     return '\n'.join('    ' + line
                      for line in text.rstrip().splitlines()[-lines:])
 

@@ -88,4 +88,4 @@ def token(user: str, password: str, project: str) -> str:
     if status != 201:
         raise layout.Failed('keystone refused a token for %s: HTTP %d: %s' % (
             user, status, decoded))
-    return reply['X-Subject-Token']
+    return str(reply['X-Subject-Token'])

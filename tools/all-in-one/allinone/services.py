@@ -296,9 +296,9 @@ def boot_image() -> bytes:
 
 def upload_image(admin: str) -> str:
     glance = layout.URLS['glance'] + '/v2/images'
-    image = rest.api('POST', glance, {
+    image = str(rest.api('POST', glance, {
         'name': 'aio-mbr', 'disk_format': 'raw', 'container_format': 'bare',
-        'visibility': 'public'}, admin)['id']
+        'visibility': 'public'}, admin)['id'])
     rest.api('PUT', '%s/%s/file' % (glance, image), boot_image(), admin)
     processes.wait_for('the image upload', lambda: rest.api(
         'GET', '%s/%s' % (glance, image), token=admin)['status'] == 'active',
@@ -310,9 +310,9 @@ def create_flavor(admin: str) -> str:
     """The small unpinned flavor tempest's configuration asks for; the
     plugin's tests create their own pinned flavors.
     """
-    return rest.api('POST', layout.URLS['nova'] + '/flavors', {'flavor': {
+    return str(rest.api('POST', layout.URLS['nova'] + '/flavors', {'flavor': {
         'name': 'aio.tiny', 'ram': 128, 'vcpus': 1, 'disk': 1}},
-        admin)['flavor']['id']
+        admin)['flavor']['id'])
 
 
 def compute_ready(host: layout.ComputeHost, admin: str) -> bool:
