@@ -53,22 +53,23 @@ class EmulatorThreadsTest(base.BaseV2ComputeAdminTest):
         return flavor
 
     def boot(self, flavor, host=None, status='ACTIVE'):
-        """A server with no network, booted as admin.
+        """A server with no network, deleted (and waited for) at the end.
 
-        It is deleted (and waited for) at the end of the test.
-        :returns: the server as an admin shows it
+        It is booted as the test's project member, as users boot, unless
+        it asks for a host, which only an admin may.
+        :returns: the server as an admin shows it (with its host)
         """
+        client = self.admin_servers_client if host else self.servers_client
         kwargs = {'host': host} if host else {}
-        server = self.admin_servers_client.create_server(
+        server = client.create_server(
             name=data_utils.rand_name(
                 prefix=CONF.resource_name_prefix,
                 name=self.__class__.__name__),
             imageRef=CONF.compute.image_ref, flavorRef=flavor['id'],
             networks='none', **kwargs)['server']
         self.addCleanup(self.delete_and_wait, server['id'])
-        waiters.wait_for_server_status(
-            self.admin_servers_client, server['id'], status,
-            raise_on_error=status != 'ERROR')
+        waiters.wait_for_server_status(client, server['id'], status,
+                                       raise_on_error=status != 'ERROR')
         return self.admin_servers_client.show_server(server['id'])['server']
 
     def delete_and_wait(self, server_id):

@@ -95,10 +95,12 @@ class FillTest(base.EmulatorThreadsTest):
                     room + 1, CONF.emulator_threads.fill_limit))
         servers = [self.boot(flavor) for _ in range(room)]
 
-        # The one that no longer fits: ERROR, with a fault that says why,
-        # and nothing claimed.
+        # The one that no longer fits: ERROR, with a fault its user can
+        # read, and nothing claimed.
         refused = self.boot(flavor, status='ERROR')
-        self.assertIn('No valid host', refused['fault']['message'])
+        fault = self.servers_client.show_server(refused['id'])['server'][
+            'fault']
+        self.assertIn('No valid host was found', fault['message'])
         self.assertEqual({}, self.allocated(refused['id']))
         self.delete_and_wait(refused['id'])
 
