@@ -12,6 +12,7 @@
 
 """Each service of the cloud: how it is set up, started and known ready."""
 
+import concurrent.futures
 import pathlib
 import shutil
 import struct
@@ -30,6 +31,10 @@ DATABASES = ('keystone', 'glance', 'placement', 'neutron', 'nova_api',
              'nova_cell0', 'nova_cell1')
 # Placement microversion for the inventory checks.
 PLACEMENT_VERSION = 'placement 1.39'
+AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres',
+               '--init-groups']
+
+
 # ---------------------------------------------------------------------------
 # The services, in the order `up` starts them
 # ---------------------------------------------------------------------------
@@ -40,19 +45,20 @@ def start_postgresql() -> None:
     Nova processes share it.
     """
     pgdata = layout.DATA / 'postgresql'
-    socket_dir = layout.DATA / 'postgresql-run'
-    for path in (pgdata, socket_dir):
+    for path in (pgdata, postgresql_socket_dir()):
         path.mkdir(parents=True)
         shutil.chown(path, 'postgres', 'postgres')
-    as_postgres = ['setpriv', '--reuid=postgres', '--regid=postgres',
-                   '--init-groups']
-    processes.run('postgresql', as_postgres + [
+    # The superuser only through the Unix socket, as the postgres user;
+    # the services log in over TCP with the password `up` made.
+    processes.run('postgresql', AS_POSTGRES + [
         str(PG_BIN / 'initdb'), '--pgdata', str(pgdata), '--username',
-        'postgres', '--auth', 'trust', '--no-sync', '--encoding', 'UTF8'])
-    processes.spawn('postgresql', as_postgres + [
+        'postgres', '--auth-local', 'peer', '--auth-host', 'scram-sha-256',
+        '--no-sync', '--encoding', 'UTF8'])
+    processes.spawn('postgresql', AS_POSTGRES + [
         str(PG_BIN / 'postgres'), '-D', str(pgdata),
         '-c', 'listen_addresses=127.0.0.1',
-        '-p', str(layout.PORTS['postgres']), '-k', str(socket_dir),
+        '-p', str(layout.PORTS['postgres']),
+        '-k', str(postgresql_socket_dir()),
         # A throwaway cloud: durability buys nothing here.
         '-c', 'fsync=off', '-c', 'synchronous_commit=off',
         '-c', 'full_page_writes=off', '-c', 'max_connections=300'])
@@ -61,10 +67,16 @@ def start_postgresql() -> None:
                        ['postgresql'], 60)
 
 
+def postgresql_socket_dir() -> pathlib.Path:
+    return layout.DATA / 'postgresql-run'
+
+
 def create_databases(password: str) -> None:
-    psql = ['psql', '--quiet', '--set', 'ON_ERROR_STOP=1', '--host',
-            '127.0.0.1', '--port', str(layout.PORTS['postgres']), '--username',
-            'postgres', '--dbname', 'postgres', '--command']
+    psql = AS_POSTGRES + [
+        'psql', '--quiet', '--set', 'ON_ERROR_STOP=1',
+        '--host', str(postgresql_socket_dir()),
+        '--port', str(layout.PORTS['postgres']), '--dbname', 'postgres',
+        '--command']
     deadline = time.monotonic() + 30
     while subprocess.run(psql + ['SELECT 1'], capture_output=True,
                          check=False).returncode != 0:
@@ -124,7 +136,7 @@ def nova_controller_config() -> list[str]:
 
 
 def sync_databases(values: dict[str, typing.Any]) -> None:
-    """Each service's schema; the four run side by side."""
+    """Each service's schema, the services side by side."""
     bin_ = layout.VENV / 'bin'
     nova = [str(bin_ / 'nova-manage'), *nova_controller_config()]
     cell0 = 'postgresql+psycopg2://aio:%s@127.0.0.1:%d/nova_cell0'
@@ -165,29 +177,21 @@ def sync_databases(values: dict[str, typing.Any]) -> None:
         ],
     }
     for name in ('keystone', 'glance', 'placement', 'neutron', 'nova'):
-        for sub in (layout.DATA / name,):
-            sub.mkdir(parents=True, exist_ok=True)
-    # One shell per service runs its steps in order; the services' chains
-    # run in parallel.
-    procs = {}
-    for name, commands in steps.items():
-        script = ' && '.join(
-            'echo "$ %s" && %s' % (' '.join(c), ' '.join(c))
-            for c in commands)
-        log = open(processes.log_path(name), 'ab')
-        procs[name] = (subprocess.Popen(
-            ['sh', '-c', script], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=processes.service_env(name)), log)
-    failures = []
-    for name, (proc, log) in procs.items():
-        if proc.wait() != 0:
-            failures.append(name)
-        log.close()
+        (layout.DATA / name).mkdir(parents=True, exist_ok=True)
+
+    def chain(name: str) -> str | None:
+        try:
+            for command in steps[name]:
+                processes.run(name, command)
+        except layout.Failed as exc:
+            return str(exc)
+        return None
+
+    # Each service's steps in order; the services side by side.
+    with concurrent.futures.ThreadPoolExecutor(len(steps)) as pool:
+        failures = [failure for failure in pool.map(chain, steps) if failure]
     if failures:
-        raise layout.Failed('database setup failed: %s' % '; '.join(
-            '%s (last lines of %s:\n%s)' % (name, processes.log_path(name),
-                                            processes.tail(name))
-            for name in failures))
+        raise layout.Failed('database setup failed: %s' % '; '.join(failures))
 
 
 def bootstrap_keystone(values: dict[str, typing.Any]) -> None:
