@@ -244,20 +244,23 @@ def start_libvirtd(host: layout.ComputeHost) -> None:
     and /var/cache/libvirt (directories of ``host.tree``), and their own
     host name, which libvirt reports and Nova uses as the node name.
     """
-    private = {'etc': '/etc/libvirt', 'run': '/run/libvirt',
-               'lib': '/var/lib/libvirt', 'cache': '/var/cache/libvirt',
-               'log': '/var/log/libvirt'}
-    for name in private:
-        (host.tree / name).mkdir(parents=True, exist_ok=True)
+    # Its guests' QEMU logs go with the other logs.
+    private = {host.tree / 'etc': '/etc/libvirt',
+               host.tree / 'run': '/run/libvirt',
+               host.tree / 'lib': '/var/lib/libvirt',
+               host.tree / 'cache': '/var/cache/libvirt',
+               layout.LOGS / ('libvirt-' + host.name): '/var/log/libvirt'}
+    for source in private:
+        source.mkdir(parents=True, exist_ok=True)
     values = {'host': host.name, 'logs': layout.LOGS}
     for conf in ('libvirtd.conf', 'virtlogd.conf', 'qemu.conf'):
         configs.render(conf, host.tree / 'etc' / conf, values)
     libvirtd_pid = layout.RUN / ('libvirtd-%s.pid' % host.name)
     virtlogd_pid = layout.RUN / ('virtlogd-%s.pid' % host.name)
     lines = ['set -e', 'hostname %s' % host.name]
-    for name, target in private.items():
+    for source, target in private.items():
         lines += ['mkdir -p %s' % target,
-                  'mount --bind %s %s' % (host.tree / name, target)]
+                  'mount --bind %s %s' % (source, target)]
     lines += [
         'virtlogd --daemon --config /etc/libvirt/virtlogd.conf '
         '--pid-file %s' % virtlogd_pid,
