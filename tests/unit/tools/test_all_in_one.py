@@ -157,13 +157,13 @@ class ProcessesTestCase(base.BaseTestCase):
 
     def spawn(self, name, script):
         pid = processes.spawn(name, ['sh', '-c', script])
-        self.addCleanup(processes.terminate, pid, 9)
+        self.addCleanup(processes.terminate, [pid], 9)
         return pid
 
     def spawn_sleep(self, name):
         # Not through sh: its exec would race the environment check.
         pid = processes.spawn(name, ['sleep', '60'])
-        self.addCleanup(processes.terminate, pid, 9)
+        self.addCleanup(processes.terminate, [pid], 9)
         return pid
 
     def test_a_service_that_dies_is_named_with_its_log(self):
@@ -191,5 +191,5 @@ class ProcessesTestCase(base.BaseTestCase):
         self.assertTrue(processes.ours(pid))
         # This test's own process is not the cloud's.
         self.assertFalse(processes.ours(os.getpid()))
-        self.assertTrue(processes.terminate(pid))
+        self.assertTrue(processes.terminate([pid]))
         self.assertFalse(processes.running(pid))

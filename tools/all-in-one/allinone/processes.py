@@ -134,26 +134,34 @@ def ours(pid: int) -> bool:
     return (str(layout.ROOT) + '/').encode() in cmdline
 
 
-def terminate(pid: int, sig: int = signal.SIGTERM) -> bool:
-    """Stop ``pid`` (its whole process group if it leads one)."""
-    def send(signum: int) -> None:
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, signum)
-            else:
-                os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+def _signal(pid: int, signum: int) -> None:
+    """Signal ``pid``, or its whole process group if it leads one."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
-    send(sig)
+
+def terminate(pids: typing.Collection[int],
+              sig: int = signal.SIGTERM) -> bool:
+    """Stop processes together: ``sig`` to each, SIGKILL to those still
+    there after STOP_TIMEOUT. Whether all of them are gone.
+    """
+    for pid in pids:
+        _signal(pid, sig)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if not running(pid):
+        if not any(running(pid) for pid in pids):
             return True
         time.sleep(0.1)
-    send(signal.SIGKILL)
+    for pid in pids:
+        if running(pid):
+            _signal(pid, signal.SIGKILL)
     time.sleep(0.5)
-    return not running(pid)
+    return not any(running(pid) for pid in pids)
 
 
 def wait_for(what: str, check: typing.Callable[[], bool],
