@@ -149,6 +149,7 @@ def main() -> int:
         if args.command == 'install':
             install.install()
         elif args.command == 'up':
+            install.require_root()
             try:
                 lifecycle.up()
             except BaseException:
