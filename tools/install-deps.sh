@@ -18,6 +18,8 @@
 #                                      libvirt-dev, found through pkg-config
 #   tools/install-deps.sh hypervisor   a real libvirtd + QEMU/KVM for
 #                                      tests/hypervisor
+#   tools/install-deps.sh all-in-one   everything the all-in-one cloud
+#                                      runs (tools/all-in-one)
 #   tools/install-deps.sh --check T    only say what is missing (exit 1 if
 #                                      something is)
 #
@@ -38,9 +40,19 @@ HYPERVISOR_PACKAGES=(
     libvirt-clients
     qemu-system-x86
 )
+# The hypervisor's, plus the cloud's database and message bus, qemu-img
+# for Nova's image handling and setpriv to run PostgreSQL as postgres.
+ALL_IN_ONE_PACKAGES=(
+    "${BUILD_PACKAGES[@]}"
+    "${HYPERVISOR_PACKAGES[@]}"
+    postgresql
+    rabbitmq-server
+    qemu-utils
+    util-linux
+)
 
 usage() {
-    echo "usage: $0 [--check] build|hypervisor..." >&2
+    echo "usage: $0 [--check] build|hypervisor|all-in-one..." >&2
     exit 2
 }
 
@@ -51,6 +63,7 @@ for arg in "$@"; do
         --check) check_only=true ;;
         build) packages+=("${BUILD_PACKAGES[@]}") ;;
         hypervisor) packages+=("${HYPERVISOR_PACKAGES[@]}") ;;
+        all-in-one) packages+=("${ALL_IN_ONE_PACKAGES[@]}") ;;
         *) usage ;;
     esac
 done

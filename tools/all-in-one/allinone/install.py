@@ -21,11 +21,6 @@ import time
 from allinone import layout
 from allinone import processes
 
-APT_PACKAGES = (
-    'postgresql', 'rabbitmq-server', 'libvirt-daemon-system',
-    'libvirt-daemon-driver-qemu', 'libvirt-clients', 'qemu-system-x86',
-    'qemu-utils', 'libvirt-dev', 'pkg-config', 'util-linux',
-)
 # The releases the cloud was brought up with; Nova is the one the
 # project supports (pyproject.toml).
 PIP_PACKAGES = (
@@ -34,6 +29,8 @@ PIP_PACKAGES = (
     'libvirt-python==9.0.0', 'python-openstackclient==10.5.0',
     'uwsgi==2.0.31', 'psycopg2-binary==2.9.13',
 )
+
+
 # ---------------------------------------------------------------------------
 # install
 # ---------------------------------------------------------------------------
@@ -46,17 +43,6 @@ def require_root() -> None:
                             '(running as uid %d)' % os.geteuid())
 
 
-def missing_apt_packages() -> list[str]:
-    missing = []
-    for package in APT_PACKAGES:
-        done = subprocess.run(
-            ['dpkg-query', '-W', '-f', '${db:Status-Status}', package],
-            capture_output=True, text=True, check=False)
-        if done.stdout != 'installed':
-            missing.append(package)
-    return missing
-
-
 def install() -> None:
     """Debian packages and the cloud's virtualenv.
 
@@ -66,22 +52,14 @@ def install() -> None:
     require_root()
     for path in (layout.ROOT, layout.LOGS):
         path.mkdir(parents=True, exist_ok=True)
-    missing = missing_apt_packages()
-    if missing:
-        layout.say('installing Debian packages: %s' % ' '.join(missing))
-        # Debian's policy-rc.d keeps the services from starting: the
-        # cloud starts its own, with its own configuration.
-        env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-        for argv in (['apt-get', 'update', '-q'],
-                     ['apt-get', 'install', '-y', '-q', *missing]):
-            with open(processes.log_path('install'), 'ab') as log:
-                done = subprocess.run(argv, stdout=log,
-                                      stderr=subprocess.STDOUT, env=env,
-                                      check=False)
-            if done.returncode != 0:
-                raise layout.Failed('%s failed; last lines of %s:\n%s' % (
-                    ' '.join(argv), processes.log_path('install'),
-                    processes.tail('install')))
+    # Only what is missing; Debian's policy-rc.d keeps the services from
+    # starting: the cloud starts its own, with its own configuration.
+    install_deps = ['bash', str(layout.REPO / 'tools' / 'install-deps.sh')]
+    check = subprocess.run(install_deps + ['--check', 'all-in-one'],
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        layout.say(check.stdout.strip())
+        processes.run('install', install_deps + ['all-in-one'])
     key = hashlib.sha256('\n'.join(PIP_PACKAGES).encode())
     for path in (layout.REPO / 'pyproject.toml', layout.REPO / 'setup.cfg'):
         key.update(path.read_bytes())
