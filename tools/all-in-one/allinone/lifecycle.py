@@ -50,11 +50,6 @@ def up() -> None:
         path.mkdir(parents=True)
     values = configs.settings()
 
-    layout.say('starting PostgreSQL and RabbitMQ')
-    services.start_postgresql()
-    services.create_databases(values['db_password'])
-    configs.write_configs(values, hosts, 'qemu')  # virt type set below
-    services.start_rabbitmq()
     layout.say('starting libvirtd for %s' % ', '.join(h.name for h in hosts))
     for host in hosts:
         services.start_libvirtd(host)
@@ -62,11 +57,17 @@ def up() -> None:
         processes.wait_for('libvirtd of %s' % host.name,
                            functools.partial(services.libvirt_answers, host),
                            ['libvirtd-%s' % host.name], 60)
+    # The one setting the configuration waits for.
     virt_type = services.choose_virt_type(hosts[0])
-    configs.write_configs(values, hosts, virt_type)
     layout.say('virt_type = %s (%s)' % (virt_type, {
         'kvm': 'KVM works here, nested',
         'qemu': 'KVM does not work here: TCG emulation'}[virt_type]))
+    configs.write_configs(values, hosts, virt_type)
+
+    layout.say('starting PostgreSQL and RabbitMQ')
+    services.start_postgresql()
+    services.create_databases(values['db_password'])
+    services.start_rabbitmq()
 
     layout.say('creating the databases\' schemas')
     services.sync_databases(values)
