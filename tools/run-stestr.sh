@@ -43,15 +43,5 @@ if [ "$(next_stream)" = "$before" ]; then
     exit $rc
 fi
 
-stats=$("$bin/stestr" last --subunit | "$bin/subunit-stats" --no-passthrough)
-count() {
-    awk -v key="$1" '$1 == key && $2 == "tests:" {print $3}' <<<"$stats"
-}
-passed=$(count Passed)
-failed=$(count Failed)
-skipped=$(count Skipped)
-echo "$name: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-if [ -n "${TEST_TOTALS:-}" ]; then
-    echo "${passed:-0} ${failed:-0} ${skipped:-0}" >>"$TEST_TOTALS"
-fi
+bash "$(dirname "$0")/stestr-totals.sh" "$bin" "$name"
 exit $rc

@@ -44,7 +44,7 @@ Needs root (apt, namespaces, libvirtd).
 """
 
 import argparse
-import re
+import os
 import subprocess
 import sys
 import time
@@ -98,34 +98,18 @@ def test(totals: str | None) -> int:
         timings['down'] = time.monotonic() - started
     layout.say('timings: %s' % ', '.join('%s %.0f s' % item
                                          for item in timings.items()))
-    counts = _last_run_counts()
-    if counts is not None:
-        layout.say('tempest: %d passed, %d failed, %d skipped' % counts)
-        if totals:
-            with open(totals, 'a') as handle:
-                handle.write('%d %d %d\n' % counts)
-    elif totals:
-        layout.say('tempest: no test ran')
-        rc = rc or 1
-    return rc
-
-
-def _last_run_counts() -> tuple[int, int, int] | None:
-    """(passed, failed, skipped) of the workspace's last tempest run."""
+    # The counts, as every tier ends (and for the Makefile's total). `up`
+    # empties the workspace, so a failed `up` leaves no stale run to count.
     workspace = layout.TEMPEST / 'aio'
-    if not (workspace / '.stestr').exists():
-        return None
-    last = subprocess.run(
-        [str(layout.VENV / 'bin' / 'stestr'), 'last', '--subunit'],
-        cwd=workspace, capture_output=True, check=False)
-    if last.returncode not in (0, 1) or not last.stdout:
-        return None
-    stats = subprocess.run(
-        [str(layout.VENV / 'bin' / 'subunit-stats'), '--no-passthrough'],
-        input=last.stdout, capture_output=True, check=False).stdout.decode()
-    found = dict(re.findall(r'^(\w+) tests:\s+(\d+)', stats, re.M))
-    return (int(found.get('Passed', 0)), int(found.get('Failed', 0)),
-            int(found.get('Skipped', 0)))
+    if not workspace.exists():
+        print('all-in-one: no test ran', flush=True)
+        return rc or 1
+    counted = subprocess.run(
+        ['bash', str(layout.REPO / 'tools' / 'stestr-totals.sh'),
+         str(layout.VENV / 'bin'), 'all-in-one'],
+        cwd=workspace, check=False,
+        env=dict(os.environ, **({'TEST_TOTALS': totals} if totals else {})))
+    return rc or counted.returncode
 
 
 def main() -> int:
