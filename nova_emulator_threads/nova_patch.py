@@ -22,7 +22,7 @@ request, in code that no entry point, driver method or filter reaches:
     and nova-compute (``numa_get_constraints`` in resize claims, and the
     libvirt driver's realtime check). It only knows
     ``hw:emulator_threads_policy``. We replace it with
-    ``policy.emulator_threads_policy``, which reads
+    ``cpu_request.emulator_threads_policy``, which reads
     ``hw:cpu_emulator_threads`` and its alias, rejects different values,
     and whose errors become the Nova exception the API turns into an
     HTTP 400.
@@ -49,12 +49,10 @@ allow_untested_nova`` is set.
 
 from collections.abc import Callable
 import importlib.metadata
-import sys
 import threading
 from typing import Any
 
 from nova import exception as nova_exception
-from nova.objects import fields as nova_fields
 from nova.scheduler import utils as scheduler_utils
 from nova.virt import hardware as nova_hardware
 import os_resource_classes as orc
@@ -64,7 +62,8 @@ from packaging import version as pkg_version
 from nova_emulator_threads import conf
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads.objects import fields
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -80,16 +79,12 @@ POLICY_FUNCTION = 'get_emulator_thread_policy_constraint'
 #: Nova's placement translation method (seam b).
 PINNING_METHOD = '_translate_pinning_policies'
 
-_PINNED_POLICIES = (nova_fields.CPUAllocationPolicy.DEDICATED,
-                    nova_fields.CPUAllocationPolicy.MIXED)
 
 _lock = threading.Lock()
 #: None until ``apply`` has decided; then whether the seams are in force.
 _applied: bool | None = None
 #: Nova's originals, to undo the seams (``revert``, for tests).
 _originals: dict[str, Callable[..., Any]] = {}
-#: (module, attribute) pairs rebound from Nova's function to ours.
-_rebound: list[tuple[Any, str]] = []
 
 
 def installed_nova_version() -> str:
@@ -119,7 +114,7 @@ def get_emulator_thread_policy_constraint(flavor: Any) -> str | None:
     """
     extra_specs = flavor.get('extra_specs') or {}
     try:
-        return policy.emulator_threads_policy(extra_specs)
+        return cpu_request.emulator_threads_policy(extra_specs)
     except exception.Invalid as exc:
         # Nova's callers (and the API's INVALID_FLAVOR_IMAGE_EXCEPTIONS)
         # know Nova's exception; ``message`` replaces its generic text.
@@ -135,7 +130,7 @@ def _emulator_pcpus(flavor: Any, cpu_policy: str,
     policy, and the emulator threads policy through seam (a)) rather than
     parsed again: the scheduler must not refuse a request the API took.
     """
-    request = policy.CPURequest(
+    request = cpu_request.CPURequest(
         vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
         cpu_policy=cpu_policy, emulator_threads_policy=emulator_policy)
     return overhead.estimate_instance_overhead(request).get(orc.PCPU, 0)
@@ -152,11 +147,11 @@ def _translate_pinning_policies(self: Any, flavor: Any, image: Any) -> None:
     """
     _originals[PINNING_METHOD](self, flavor, image)
     cpu_policy = nova_hardware.get_cpu_policy_constraint(flavor, image)
-    if cpu_policy not in _PINNED_POLICIES:
+    if cpu_policy not in fields.PINNED_CPU_POLICIES:
         return
     emulator_policy = get_emulator_thread_policy_constraint(flavor)
     nova_pcpus = 0
-    if emulator_policy == nova_fields.CPUEmulatorThreadsPolicy.ISOLATE:
+    if emulator_policy == fields.CPUEmulatorThreadsPolicy.ISOLATE:
         nova_pcpus = 1
     ours = _emulator_pcpus(flavor, cpu_policy, emulator_policy)
     if ours == nova_pcpus:
@@ -169,24 +164,17 @@ def _translate_pinning_policies(self: Any, flavor: Any, image: Any) -> None:
                                    'ours': ours})
 
 
-def _rebind(original: Callable[..., Any],
-            replacement: Callable[..., Any]) -> None:
-    """Point every Nova module that holds ``original`` by name at ours."""
-    for name, module in list(sys.modules.items()):
-        if module is None or not name.startswith('nova.'):
-            continue
-        for attr, value in list(vars(module).items()):
-            if value is original:
-                setattr(module, attr, replacement)
-                _rebound.append((module, attr))
-
-
 def _patch() -> None:
     original = nova_hardware.get_emulator_thread_policy_constraint
     _originals[POLICY_FUNCTION] = original
     # ``__wrapped__`` names what a seam replaced, as functools.wraps does.
     get_emulator_thread_policy_constraint.__wrapped__ = original  # type: ignore[attr-defined]
-    _rebind(original, get_emulator_thread_policy_constraint)
+    # Every caller in Nova 34 (the API's numa_get_constraints, the
+    # scheduler's ResourceRequest, the libvirt driver) looks the function
+    # up in nova.virt.hardware at call time: rebinding that one name is
+    # enough.
+    setattr(nova_hardware, POLICY_FUNCTION,
+            get_emulator_thread_policy_constraint)
 
     method = getattr(scheduler_utils.ResourceRequest, PINNING_METHOD)
     _originals[PINNING_METHOD] = method
@@ -246,9 +234,9 @@ def revert() -> None:
     """Undo the seams and forget the decision (for tests)."""
     global _applied
     with _lock:
-        for module, attr in _rebound:
-            setattr(module, attr, _originals[POLICY_FUNCTION])
-        _rebound.clear()
+        if POLICY_FUNCTION in _originals:
+            setattr(nova_hardware, POLICY_FUNCTION,
+                    _originals[POLICY_FUNCTION])
         if PINNING_METHOD in _originals:
             setattr(scheduler_utils.ResourceRequest, PINNING_METHOD,
                     _originals[PINNING_METHOD])

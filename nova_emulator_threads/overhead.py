@@ -16,7 +16,7 @@ The spec's ``estimate_instance_overhead()`` (gone from Nova 34): with
 ``isolate`` the emulator threads take one more dedicated pCPU. That single
 figure is what ``placement_request`` adds to the CPU claim, so the
 scheduler's placement claim and the compute host's NUMA claim (which
-reserves ``policy.EMULATOR_THREADS_ISOLATE_PCPUS`` pCPUs) agree.
+reserves ``cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS`` pCPUs) agree.
 
 ``placement_request`` gives the CPU resources Nova 34's scheduler asks
 placement for (``ResourceRequest.from_request_spec``: explicit
@@ -29,22 +29,23 @@ neither class was asked for), with amounts of zero left out as Nova's
 import os_resource_classes as orc
 
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 
 
-def estimate_instance_overhead(request: policy.CPURequest) -> dict[str, int]:
+def estimate_instance_overhead(
+        request: cpu_request.CPURequest) -> dict[str, int]:
     """Placement resources the instance needs beyond its vCPUs.
 
-    :param request: the validated request (``policy.parse_request``)
+    :param request: the validated request (``cpu_request.parse_request``)
     :returns: ``{'PCPU': 1}`` for ``isolate``, ``{}`` otherwise
     """
     if (request.emulator_threads_policy ==
             fields.CPUEmulatorThreadsPolicy.ISOLATE):
-        return {orc.PCPU: policy.EMULATOR_THREADS_ISOLATE_PCPUS}
+        return {orc.PCPU: cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS}
     return {}
 
 
-def placement_request(request: policy.CPURequest) -> dict[str, int]:
+def placement_request(request: cpu_request.CPURequest) -> dict[str, int]:
     """The CPU resources the scheduler asks placement for.
 
     * dedicated: ``PCPU`` = vCPUs (+ the overhead);
@@ -54,7 +55,7 @@ def placement_request(request: policy.CPURequest) -> dict[str, int]:
       amount; an explicit zero (``resources:VCPU=0`` or
       ``resources:PCPU=0``) asks for no CPU at all, as in Nova.
 
-    :param request: the validated request (``policy.parse_request``)
+    :param request: the validated request (``cpu_request.parse_request``)
     :returns: resource class -> amount, without zero amounts
     """
     if request.cpu_policy in (fields.CPUAllocationPolicy.DEDICATED,

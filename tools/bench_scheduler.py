@@ -53,6 +53,7 @@ with warnings.catch_warnings():
     from nova.virt import hardware as nova_hardware
 
 from nova_emulator_threads.scheduler import filters
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 
@@ -108,7 +109,7 @@ def _fill(host: topology.HostTopology,
         if fitted is None:
             misses += 1
             continue
-        host = hardware.numa_usage_from_instance(host, fitted)
+        host = claims.numa_usage_from_instance(host, fitted)
     return host
 
 

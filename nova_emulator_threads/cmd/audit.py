@@ -40,6 +40,7 @@ import json
 import typing
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import snapshot
@@ -165,7 +166,7 @@ def to_json(report: audit.AuditReport) -> dict[str, typing.Any]:
 
 
 def _pins(pins: typing.Mapping[int, frozenset[int]]) -> str:
-    return ' '.join('%d:%s' % (key, audit.fmt(value))
+    return ' '.join('%d:%s' % (key, findings.fmt(value))
                     for key, value in sorted(pins.items())) or 'none'
 
 
@@ -174,12 +175,12 @@ def format_table(report: audit.AuditReport) -> str:
     host = report.snapshot
     machine = host.machine_cpuset
     lines = ['host: online CPUs %s, isolated %s%s%s' % (
-        audit.fmt(host.cpus.online), audit.fmt(host.cpus.isolated),
-        (', nohz_full %s' % audit.fmt(host.cpus.nohz_full)
+        findings.fmt(host.cpus.online), findings.fmt(host.cpus.isolated),
+        (', nohz_full %s' % findings.fmt(host.cpus.nohz_full)
          if host.cpus.nohz_full else ''),
         (', %s cpuset %s (cgroup v%d)' % (machine.path,
-                                           audit.fmt(machine.cpus),
-                                           machine.version)
+                                          findings.fmt(machine.cpus),
+                                          machine.version)
          if machine is not None else ''))]
     for guest in report.guests:
         domain = guest.guest.domain
@@ -191,7 +192,10 @@ def format_table(report: audit.AuditReport) -> str:
                 guest.policy.describe())
         lines.append(header)
         lines.append('  vCPU pins        %s' % _pins(domain.vcpu_pins))
-        lines.append('  emulator pins    %s' % audit.fmt(domain.emulator_pins))
+        lines.append(
+            '  emulator pins    %s' %
+            findings.fmt(
+                domain.emulator_pins))
         lines.append('  I/O thread pins  %s' % _pins(domain.iothread_pins))
         others = [t for t in guest.threads if t.kind != audit.VCPU]
         if others:
@@ -200,11 +204,11 @@ def format_table(report: audit.AuditReport) -> str:
             for thread in others:
                 lines.append('  %-8s %-16s %-9s %s' % (
                     thread.tid if thread.tid is not None else '-',
-                    thread.name, thread.kind, audit.fmt(thread.cpus)))
+                    thread.name, thread.kind, findings.fmt(thread.cpus)))
         for finding in report.findings_for(domain.name):
             lines.append('  %s %s: %s' % (finding.severity.upper(),
                                           finding.code, finding.message))
-    errors = sum(f.severity == audit.ERROR for f in report.findings)
+    errors = sum(f.severity == findings.ERROR for f in report.findings)
     lines.append('')
     if report.findings:
         lines.append('%d guests, %d findings (%d errors, %d warnings)' % (

@@ -42,6 +42,7 @@ import typing
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import audit as audit_cmd
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import pinning
@@ -139,7 +140,7 @@ def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
     result = pinning.pin_emulator(dom, cpus, live=live, config=config,
                                   width=width)
     print('%s: emulator and I/O threads -> %s' % (domain.name,
-                                                   audit.fmt(cpus)))
+                                                  findings.fmt(cpus)))
     _print_result(result)
     if not result.ok:
         raise exception.PinFailed(domain=domain.name,
@@ -167,14 +168,14 @@ def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
             continue
         domain = guest.guest.domain
         print('%s: emulator and I/O threads -> %s (%s)%s' % (
-            name, audit.fmt(advice.cpus), advice.reason,
+            name, findings.fmt(advice.cpus), advice.reason,
             ' [dry run]' if args.dry_run else ''))
         if args.dry_run:
             continue
         try:
             dom = libvirt_domains.lookup_domain(conn, name)
             width = _width(conn, advice.cpus, name,
-                           audit.fmt(advice.cpus))
+                           findings.fmt(advice.cpus))
         except exception.EmulatorThreadsException as exc:
             print('  failed: %s' % exc)
             failed.append(name)

@@ -33,9 +33,9 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import density
-from nova_emulator_threads.virt import caps
+from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
@@ -50,11 +50,11 @@ EXAMPLE_DEDICATED_SET = '1-9,11-19,21-29,31-39'
 EXAMPLE_FLAVORS: tuple[tuple[str, int, int, dict[str, str]], ...] = (
     ('dedicated', 4, 4096, {'hw:cpu_policy': 'dedicated'}),
     ('share', 4, 4096, {'hw:cpu_policy': 'dedicated',
-                        policy.EMULATOR_THREADS_KEY: 'share'}),
+                        cpu_request.EMULATOR_THREADS_KEY: 'share'}),
     ('isolate', 4, 4096, {'hw:cpu_policy': 'dedicated',
-                          policy.EMULATOR_THREADS_KEY: 'isolate'}),
+                          cpu_request.EMULATOR_THREADS_KEY: 'isolate'}),
     ('isolate+realtime', 4, 4096, {'hw:cpu_policy': 'dedicated',
-                                   policy.EMULATOR_THREADS_KEY: 'isolate',
+                                   cpu_request.EMULATOR_THREADS_KEY: 'isolate',
                                    'hw:cpu_realtime': 'yes',
                                    'hw:cpu_realtime_mask': '^0'}),
 )
@@ -73,8 +73,8 @@ def plan(
 
     :raises: exception.Invalid for a bad flavor
     """
-    request = policy.parse_request(vcpus, memory_mb, extra_specs,
-                                   image_props)
+    request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
+                                        image_props)
     inst = hardware.instance_topology_from_request(request)
     result: Plan = {
         'fits': True, 'reason': None,
@@ -187,13 +187,13 @@ def _load_host(args: argparse.Namespace) -> topology.HostTopology:
         source = '--host %r' % args.host
         try:
             with open(args.host, 'rb') as f:
-                xml = f.read(caps.MAX_CAPS_BYTES + 1)
+                xml = f.read(capabilities.MAX_CAPS_BYTES + 1)
         except OSError as exc:
             raise exception.InvalidHostCapabilities(
                 source=source, reason=exc.strerror or str(exc)) from None
         dedicated = args.cpu_dedicated_set or ''
         shared = args.cpu_shared_set or ''
-    return hardware.host_topology_from_caps(
+    return capabilities.host_topology_from_caps(
         xml, cpu_dedicated_set=dedicated, cpu_shared_set=shared,
         pinned=args.pinned, source=source)
 

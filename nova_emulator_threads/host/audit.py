@@ -33,7 +33,7 @@ automated:
     to another guest (a pinned vCPU, or a Nova ``isolate`` emulator pCPU).
 ``nova-policy-mismatch``
     A Nova guest's live placement is not what its flavor's policy makes
-    Nova write (see ``nova_policy``), so Nova will change it back at the
+    Nova write (see ``flavor_check``), so Nova will change it back at the
     next hard reboot, resize or migration, or never made it.
 ``nova-policy-unchecked``
     A Nova guest whose flavor this project cannot read as a CPU request.
@@ -61,23 +61,10 @@ import re
 from collections.abc import Iterable, Mapping
 
 from nova_emulator_threads.host import findings
-from nova_emulator_threads.host import nova_policy
+from nova_emulator_threads.host import flavor_check
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.host import snapshot
 
-ERROR = findings.ERROR
-WARNING = findings.WARNING
-Finding = findings.Finding
-fmt = findings.fmt
-
-EMULATOR_ON_VCPU = 'emulator-on-vcpu-pcpu'
-EMULATOR_ON_ISOLATED = 'emulator-on-isolated-cpus'
-VHOST_ON_VCPU = 'vhost-on-vcpu-pcpu'
-ON_OTHER_GUEST = 'emulator-on-other-guest-pcpu'
-NOVA_POLICY = nova_policy.NOVA_POLICY
-NOVA_UNCHECKED = nova_policy.NOVA_UNCHECKED
-LIVE_CONFIG = 'live-config-differ'
-OUTSIDE_PIN = 'thread-outside-pin'
 
 #: Thread kinds.
 VCPU = 'vcpu'
@@ -114,16 +101,20 @@ class GuestThread:
 class GuestReport:
     guest: snapshot.Guest
     threads: tuple[GuestThread, ...]
-    policy: nova_policy.NovaPolicy | None
+    policy: flavor_check.NovaPolicy | None
+
+
+#: (A name of its own: inside ``AuditReport``, ``findings`` is the field.)
+Findings = tuple[findings.Finding, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class AuditReport:
     snapshot: snapshot.HostSnapshot
     guests: tuple[GuestReport, ...]
-    findings: tuple[Finding, ...]
+    findings: Findings
 
-    def findings_for(self, domain: str) -> tuple[Finding, ...]:
+    def findings_for(self, domain: str) -> Findings:
         return tuple(f for f in self.findings if f.domain == domain)
 
 
@@ -238,15 +229,15 @@ def _collisions(report: GuestReport, kinds: tuple[str, ...],
 
 
 def _own_vcpu_findings(report: GuestReport,
-                       isolated: frozenset[int]) -> list[Finding]:
+                       isolated: frozenset[int]) -> list[findings.Finding]:
     name = report.guest.name
     owners = pinned_vcpus(report.guest.domain.vcpu_pins)
     found = []
     threads, where = _collisions(report, (EMULATOR, IOTHREAD), isolated,
                                  owners)
     if threads:
-        found.append(Finding(
-            WARNING, EMULATOR_ON_VCPU, name,
+        found.append(findings.Finding(
+            findings.WARNING, findings.EMULATOR_ON_VCPU, name,
             'emulator threads (%s) %s on %s, shared with %s: they preempt '
             'the vCPU whenever they have work'
             % (_names(threads), _verb(threads, isolated),
@@ -254,8 +245,8 @@ def _own_vcpu_findings(report: GuestReport,
             fixable_by_pin=True))
     threads, where = _collisions(report, (VHOST,), isolated, owners)
     if threads:
-        found.append(Finding(
-            WARNING, VHOST_ON_VCPU, name,
+        found.append(findings.Finding(
+            findings.WARNING, findings.VHOST_ON_VCPU, name,
             'vhost threads (%s) %s on %s, shared with %s: virtio-net packet '
             'processing competes with the vCPU'
             % (_names(threads), _verb(threads, isolated),
@@ -265,7 +256,7 @@ def _own_vcpu_findings(report: GuestReport,
 
 
 def _isolated_findings(report: GuestReport, isolated: frozenset[int],
-                       owners: Mapping[int, str]) -> list[Finding]:
+                       owners: Mapping[int, str]) -> list[findings.Finding]:
     domain = report.guest.domain
     sets = [('emulator pin set', domain.emulator_pins)]
     sets += [('I/O thread %d pin set' % iothread, pcpus)
@@ -278,31 +269,31 @@ def _isolated_findings(report: GuestReport, isolated: frozenset[int],
         where = ('where %s runs' % owners[lowest] if lowest in owners
                  else 'which runs no pinned vCPU, and the other CPUs of the '
                       'set are never used')
-        found.append(Finding(
-            ERROR if lowest in owners else WARNING, EMULATOR_ON_ISOLATED,
-            domain.name,
+        found.append(findings.Finding(
+            findings.ERROR if lowest in owners else findings.WARNING,
+            findings.EMULATOR_ON_ISOLATED, domain.name,
             '%s %s is on isolated CPUs (isolcpus): the scheduler does not '
             'spread threads over isolated CPUs, so they all run on pCPU %d, '
-            '%s' % (label, fmt(pcpus), lowest, where),
+            '%s' % (label, findings.fmt(pcpus), lowest, where),
             fixable_by_pin=True))
     return found
 
 
 def _other_guest_findings(report: GuestReport, isolated: frozenset[int],
-                          others: Mapping[int, str]) -> list[Finding]:
+                          others: Mapping[int, str]) -> list[findings.Finding]:
     threads, where = _collisions(report, (EMULATOR, IOTHREAD, VHOST),
                                  isolated, others)
     if not threads:
         return []
-    return [Finding(
-        ERROR, ON_OTHER_GUEST, report.guest.name,
+    return [findings.Finding(
+        findings.ERROR, findings.ON_OTHER_GUEST, report.guest.name,
         'emulator, I/O or vhost threads (%s) %s on %s, dedicated to %s'
         % (_names(threads), _verb(threads, isolated), findings.pcpus(where),
            ', '.join('%s (pCPU %d)' % (others[p], p) for p in sorted(where))),
         fixable_by_pin=True)]
 
 
-def _outside_pin_findings(report: GuestReport) -> list[Finding]:
+def _outside_pin_findings(report: GuestReport) -> list[findings.Finding]:
     domain = report.guest.domain
     found = []
     for thread in report.threads:
@@ -321,17 +312,17 @@ def _outside_pin_findings(report: GuestReport) -> list[Finding]:
             continue
         if allowed is None or thread.cpus <= allowed:
             continue
-        found.append(Finding(
-            WARNING, OUTSIDE_PIN, domain.name,
+        found.append(findings.Finding(
+            findings.WARNING, findings.OUTSIDE_PIN, domain.name,
             'thread %s/%d may run on CPUs %s, outside its libvirt %s (%s): '
             'its affinity was changed behind libvirt'
-            % (thread.name, thread.tid, fmt(thread.cpus - allowed), what,
-               fmt(allowed)),
+            % (thread.name, thread.tid, findings.fmt(thread.cpus - allowed),
+               what, findings.fmt(allowed)),
             fixable_by_pin=thread.kind != VCPU))
     return found
 
 
-def _live_config_findings(guest: snapshot.Guest) -> list[Finding]:
+def _live_config_findings(guest: snapshot.Guest) -> list[findings.Finding]:
     domain = guest.domain
     if domain.config is None or not domain.active:
         return []
@@ -341,12 +332,12 @@ def _live_config_findings(guest: snapshot.Guest) -> list[Finding]:
     def differ(label: str, now: frozenset[int] | None,
                then: frozenset[int] | None, fixable: bool) -> None:
         if now != then:
-            found.append(Finding(
-                WARNING, LIVE_CONFIG, domain.name,
+            found.append(findings.Finding(
+                findings.WARNING, findings.LIVE_CONFIG, domain.name,
                 'live %s is %s but the persistent definition says %s: a '
                 'restart changes where these threads run'
-                % (label, fmt(now) if now else 'not set (any CPU)',
-                   fmt(then) if then else 'not set (any CPU)'),
+                % (label, findings.fmt(now) if now else 'not set (any CPU)',
+                   findings.fmt(then) if then else 'not set (any CPU)'),
                 fixable_by_pin=fixable))
 
     differ('<emulatorpin>',
@@ -376,11 +367,11 @@ def audit(host: snapshot.HostSnapshot,
         in guest order
     """
     reports = [GuestReport(guest=guest, threads=guest_threads(guest),
-                           policy=nova_policy.read_policy(guest.domain))
+                           policy=flavor_check.read_policy(guest.domain))
                for guest in host.guests]
     dedicated = {r.guest.name: dedicated_pcpus(r) for r in reports}
     isolated = host.cpus.isolated
-    found: list[Finding] = []
+    found: list[findings.Finding] = []
     for report in reports:
         name = report.guest.name
         own = dedicated[name]
@@ -394,7 +385,7 @@ def audit(host: snapshot.HostSnapshot,
         found += _isolated_findings(report, isolated, {**others, **own})
         found += _other_guest_findings(report, isolated, others)
         if report.policy is not None:
-            found += nova_policy.check(
+            found += flavor_check.check(
                 report.policy, report.guest.domain, host.cpus.online,
                 cpu_shared_set)
         found += _live_config_findings(report.guest)

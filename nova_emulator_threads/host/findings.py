@@ -21,7 +21,26 @@ from nova_emulator_threads import cpuset
 ERROR = 'error'
 #: A thread may harm a guest, or a restart will change the placement.
 WARNING = 'warning'
-SEVERITIES = (ERROR, WARNING)
+
+# The checks, by the code a finding carries (the JSON output's ``code``,
+# which scripts read: keep them stable).
+#: Emulator threads may run on a pCPU that runs one of the guest's vCPUs.
+EMULATOR_ON_VCPU = 'emulator-on-vcpu-pcpu'
+#: Emulator threads confined to isolated CPUs (isolcpus), where the
+#: kernel does not balance them: they pile onto the lowest one.
+EMULATOR_ON_ISOLATED = 'emulator-on-isolated-cpus'
+#: A vhost worker of the guest may run on one of its vCPUs' pCPUs.
+VHOST_ON_VCPU = 'vhost-on-vcpu-pcpu'
+#: Threads of the guest may run on a pCPU pinned to another guest's vCPU.
+ON_OTHER_GUEST = 'emulator-on-other-guest-pcpu'
+#: The pins contradict the policy in the guest's flavor.
+NOVA_POLICY = 'nova-policy-mismatch'
+#: The guest's flavor could not be checked (metadata missing or invalid).
+NOVA_UNCHECKED = 'nova-policy-unchecked'
+#: The live pins differ from the persistent definition.
+LIVE_CONFIG = 'live-config-differ'
+#: A thread runs outside the pins libvirt was asked for.
+OUTSIDE_PIN = 'thread-outside-pin'
 
 
 @dataclasses.dataclass(frozen=True)

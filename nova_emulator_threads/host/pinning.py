@@ -62,7 +62,6 @@ NOT_IN_EFFECT = 'accepted, but not in effect'
 STOPPED = 'not applied: the guest stopped'
 INTERRUPTED = 'interrupted, then undone'
 
-fmt = findings.fmt
 
 
 @dataclasses.dataclass
@@ -89,9 +88,13 @@ class Step:
         return self.state in (APPLIED, ROLLBACK_FAILED)
 
     def describe(self) -> str:
-        line = '%-6s %-16s %s -> %s: %s' % (
-            self.scope, self.target, fmt(self.before), fmt(self.after),
-            self.state)
+        line = '%-6s %-16s %s -> %s: %s' % ( self.scope,
+                                             self.target,
+                                             findings.fmt(
+                                                 self.before),
+                                             findings.fmt(
+                                                 self.after),
+                                             self.state)
         if self.error:
             line += ' (%s)' % self.error
         return line
@@ -115,7 +118,7 @@ class PinResult:
             left = 'nothing was changed'
         else:
             left = 'left changed: %s' % ', '.join(
-                '%s %s = %s' % (s.scope, s.target, fmt(s.after))
+                '%s %s = %s' % (s.scope, s.target, findings.fmt(s.after))
                 for s in changed)
         if self.error is None:
             return left
@@ -186,9 +189,9 @@ def _verify(dom: typing.Any, result: PinResult, cpus: frozenset[int],
     for step, check in zip(result.steps, now):
         if check.before != cpus:
             step.state = NOT_IN_EFFECT
-            step.error = 'libvirt reports %s' % fmt(check.before)
+            step.error = 'libvirt reports %s' % findings.fmt(check.before)
             wrong.append('%s %s is %s' % (step.scope, step.target,
-                                          fmt(check.before)))
+                                          findings.fmt(check.before)))
     if wrong:
         result.error = ('libvirt accepted the pins but reports %s'
                         % ', '.join(wrong))

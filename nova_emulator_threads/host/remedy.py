@@ -41,7 +41,6 @@ from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.objects import fields
 
-fmt = findings.fmt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,13 +82,13 @@ def problems(report: audit.AuditReport, name: str, cpus: frozenset[int],
     offline = cpus - host.cpus.online
     if offline:
         found.append('CPUs %s are not online (online: %s)'
-                     % (fmt(offline), fmt(host.cpus.online)))
+                     % (findings.fmt(offline), findings.fmt(host.cpus.online)))
     machine = host.machine_cpuset
     if machine is not None and not cpus <= machine.cpus:
         found.append('CPUs %s are outside the cpuset of %s (%s), which '
                      'bounds every guest'
-                     % (fmt(cpus - machine.cpus), machine.path,
-                        fmt(machine.cpus)))
+                     % (findings.fmt(cpus - machine.cpus), machine.path,
+                        findings.fmt(machine.cpus)))
     if not allow_vcpu_overlap:
         owners = audit.pinned_vcpus(guest.guest.domain.vcpu_pins)
         mine = sorted(cpus & frozenset(owners))
@@ -110,9 +109,11 @@ def problems(report: audit.AuditReport, name: str, cpus: frozenset[int],
                                   for p in theirs)))
     isolated = host.cpus.isolated
     if len(cpus) > 1 and cpus <= isolated:
-        found.append('CPUs %s are all isolated, so every emulator thread '
-                     'would run on pCPU %d alone; give one isolated CPU or '
-                     'CPUs that are not isolated' % (fmt(cpus), min(cpus)))
+        found.append(
+            'CPUs %s are all isolated, so every emulator thread '
+            'would run on pCPU %d alone; give one isolated CPU or '
+            'CPUs that are not isolated' %
+            (findings.fmt(cpus), min(cpus)))
     return found
 
 
@@ -158,7 +159,7 @@ def recommend(report: audit.AuditReport, name: str,
                     name, None, "Nova 'isolate' guest whose reserved "
                     "pCPU %s is not usable (%s); hard reboot it so that "
                     "Nova writes its placement again"
-                    % (fmt(reserved), '; '.join(blocked)))
+                    % (findings.fmt(reserved), '; '.join(blocked)))
             return Recommendation(name, reserved, "the pCPU Nova reserved "
                                   "for its emulator threads")
         if (nova.request is not None and
@@ -170,7 +171,7 @@ def recommend(report: audit.AuditReport, name: str,
             if blocked:
                 return Recommendation(
                     name, None, '[compute] cpu_shared_set %s is not usable: '
-                    '%s' % (fmt(cpu_shared_set), '; '.join(blocked)))
+                    '%s' % (findings.fmt(cpu_shared_set), '; '.join(blocked)))
             return Recommendation(name, target, '[compute] cpu_shared_set')
         return Recommendation(
             name, None, 'Nova guest with %s: Nova puts its emulator threads '

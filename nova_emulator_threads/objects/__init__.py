@@ -10,16 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The emulator-threads data model: versioned objects mirroring Nova's."""
+"""The emulator-threads data model: the enums of its fields.
 
-
-def register_all() -> None:
-    """Import every object module, which registers its objects.
-
-    Importing a module is what registers its classes with
-    ``EmulatorThreadsObjectRegistry``; like ``nova.objects.register_all()``
-    this is done on demand so that ``objects.fields`` stays cheap to import.
-    """
-    __import__('nova_emulator_threads.objects.network_metadata')
-    __import__('nova_emulator_threads.objects.numa')
-    __import__('nova_emulator_threads.objects.virt_cpu_topology')
+The objects themselves are Nova's (see ``fields``).
+"""

@@ -12,37 +12,20 @@
 
 """Enums and fields of the emulator-threads data model.
 
-The values are Nova's (``nova.objects.fields``), so converting an object
-to and from Nova's is lossless.
+At run time the data model is carried by Nova's own versioned objects:
+``InstanceNUMATopology.emulator_threads_policy`` (a
+``nova.objects.fields.CPUEmulatorThreadsPolicyField``) and
+``InstanceNUMACell.cpuset_reserved``. The engine, the libvirt builder and
+the operator tools work on plain values; these enums name those values,
+and they are Nova's values, in Nova's order (a unit test compares them),
+so whatever this package writes into Nova's objects is valid there.
 """
 
-from oslo_versionedobjects import fields
 
-# Re-exported so that users of this module find every field type here.
-# The "import X as X" form (not "X = fields.X") is what lets the
-# oslo_versionedobjects.mypy plugin type the objects' attributes.
-from oslo_versionedobjects.fields import BooleanField as BooleanField
-from oslo_versionedobjects.fields import (
-    DictOfIntegersField as DictOfIntegersField)
-from oslo_versionedobjects.fields import IntegerField as IntegerField
-from oslo_versionedobjects.fields import (
-    ListOfObjectsField as ListOfObjectsField)
-from oslo_versionedobjects.fields import (
-    ListOfSetsOfIntegersField as ListOfSetsOfIntegersField)
-from oslo_versionedobjects.fields import ObjectField as ObjectField
-from oslo_versionedobjects.fields import (
-    SetOfIntegersField as SetOfIntegersField)
-from oslo_versionedobjects.fields import SetOfStringsField as SetOfStringsField
-from oslo_versionedobjects.fields import UUIDField as UUIDField
-
-
-class BaseEnum(fields.Enum):
-    """An enum whose values are the class's ``ALL`` tuple."""
+class BaseEnum:
+    """An enum of strings: its values, in order, are the class's ``ALL``."""
 
     ALL: tuple[str, ...] = ()
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(valid_values=self.__class__.ALL, **kwargs)
 
 
 class CPUEmulatorThreadsPolicy(BaseEnum):
@@ -87,13 +70,15 @@ class CPUThreadAllocationPolicy(BaseEnum):
     ALL = (PREFER, ISOLATE, REQUIRE)
 
 
-class CPUEmulatorThreadsPolicyField(fields.BaseEnumField):
-    AUTO_TYPE = CPUEmulatorThreadsPolicy()
+#: The CPU policies under which vCPUs (all, or those of
+#: ``hw:cpu_dedicated_mask``) are pinned to pCPUs of their own.
+PINNED_CPU_POLICIES = (
+    CPUAllocationPolicy.DEDICATED,
+    CPUAllocationPolicy.MIXED)
 
-
-class CPUAllocationPolicyField(fields.BaseEnumField):
-    AUTO_TYPE = CPUAllocationPolicy()
-
-
-class CPUThreadAllocationPolicyField(fields.BaseEnumField):
-    AUTO_TYPE = CPUThreadAllocationPolicy()
+#: ``InstanceNUMACell.pagesize`` values that are not a size in KiB (Nova's
+#: ``nova.virt.hardware.MEMPAGES_*``): ``hw:mem_page_size`` small, large
+#: and any.
+MEMPAGES_SMALL = -1
+MEMPAGES_LARGE = -2
+MEMPAGES_ANY = -3

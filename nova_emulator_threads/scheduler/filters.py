@@ -51,7 +51,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
-from nova_emulator_threads.virt import topology_objects
+from nova_emulator_threads.virt import nova_objects
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -91,7 +91,7 @@ def _host_topology(host_state: Any) -> topology.HostTopology:
     cached = _HOSTS.get(host_state)
     if cached is not None and cached[0]() is numa:
         return cached[1]
-    host = topology_objects.host_from_object(numa)
+    host = nova_objects.host_from_object(numa)
     host = dataclasses.replace(host, cells=tuple(
         dataclasses.replace(
             cell, cpuset=_shared(cell.cpuset), pcpuset=_shared(cell.pcpuset),
@@ -105,7 +105,7 @@ def _instance_topology(requested: Any) -> topology.InstanceTopology:
     cached = _REQUEST[0] if _REQUEST else None
     if cached is not None and cached[0]() is requested:
         return cached[1]
-    inst = topology_objects.instance_from_object(requested)
+    inst = nova_objects.instance_from_object(requested)
     _REQUEST[:] = [(weakref.ref(requested), inst)]
     return inst
 

@@ -15,7 +15,6 @@
 Nova's ``numa_usage_from_instance_numa``, on the engine's types: what
 the compute host's NUMA claim (and a scheduler's tally between two
 requests) takes from the host for a guest that ``virt.hardware`` fitted.
-``virt.hardware.numa_usage_from_instance`` is this module's function.
 """
 
 import dataclasses
@@ -27,8 +26,6 @@ from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceTopology
 
-PINNED_POLICIES = (fields.CPUAllocationPolicy.DEDICATED,
-                   fields.CPUAllocationPolicy.MIXED)
 THREAD_ISOLATE = fields.CPUThreadAllocationPolicy.ISOLATE
 
 
@@ -61,7 +58,7 @@ def numa_usage_from_instance(
             if pages.size_kb == pagesize else pages
             for pages in host_cell.mempages)
         pinned_cpus = host_cell.pinned_cpus
-        if inst_cell.cpu_policy in PINNED_POLICIES:
+        if inst_cell.cpu_policy in fields.PINNED_CPU_POLICIES:
             cpus = frozenset((inst_cell.cpu_pinning or {}).values())
             cpus |= inst_cell.cpuset_reserved or frozenset()
             if inst_cell.cpu_thread_policy == THREAD_ISOLATE:

@@ -26,15 +26,14 @@ from collections.abc import Callable, Mapping
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceTopology
 
-CPU_POLICY_KEY = policy.CPU_POLICY_KEY
-REALTIME_KEY = policy.CPU_REALTIME_KEY
-REALTIME_MASK_KEY = policy.CPU_REALTIME_MASK_KEY
-EMULATOR_KEYS = (policy.EMULATOR_THREADS_KEY, policy.EMULATOR_THREADS_ALIAS)
+EMULATOR_KEYS = (cpu_request.EMULATOR_THREADS_KEY,
+                 cpu_request.EMULATOR_THREADS_ALIAS)
 
 
 def density(
@@ -62,7 +61,7 @@ def density(
         fitted = hardware.fit_instance_to_host(host, inst, limits)
         if fitted is None:
             return count
-        host = hardware.numa_usage_from_instance(host, fitted)
+        host = claims.numa_usage_from_instance(host, fitted)
         count += 1
 
 
@@ -89,23 +88,26 @@ class Policy:
 
 
 POLICIES = (
-    Policy('no policy', {CPU_POLICY_KEY: 'dedicated'}, True,
+    Policy('no policy', {cpu_request.CPU_POLICY_KEY: 'dedicated'}, True,
            "float over the guest's pCPUs"),
     Policy('share, no cpu_shared_set',
-           {CPU_POLICY_KEY: 'dedicated', policy.EMULATOR_THREADS_KEY: 'share'},
+           {cpu_request.CPU_POLICY_KEY: 'dedicated',
+            cpu_request.EMULATOR_THREADS_KEY: 'share'},
            False, "float over the guest's pCPUs"),
     Policy('share + cpu_shared_set',
-           {CPU_POLICY_KEY: 'dedicated', policy.EMULATOR_THREADS_KEY: 'share'},
+           {cpu_request.CPU_POLICY_KEY: 'dedicated',
+            cpu_request.EMULATOR_THREADS_KEY: 'share'},
            True, 'cpu_shared_set %(shared)s, shared by all guests'),
     Policy('isolate',
-           {CPU_POLICY_KEY: 'dedicated',
-            policy.EMULATOR_THREADS_KEY: 'isolate'},
+           {cpu_request.CPU_POLICY_KEY: 'dedicated',
+            cpu_request.EMULATOR_THREADS_KEY: 'isolate'},
            True, 'one more pCPU per guest'),
     # NOTE: Nova's realtime rules: vCPU 0 is left out of the mask and
     # runs the emulator threads, so a guest needs a second, realtime vCPU.
     Policy('realtime, mask ^0',
-           {CPU_POLICY_KEY: 'dedicated', REALTIME_KEY: 'yes',
-            REALTIME_MASK_KEY: '^0'},
+           {cpu_request.CPU_POLICY_KEY: 'dedicated',
+            cpu_request.CPU_REALTIME_KEY: 'yes',
+            cpu_request.CPU_REALTIME_MASK_KEY: '^0'},
            True, "vCPU 0's pCPU (not realtime)", min_vcpus=2),
 )
 
@@ -154,7 +156,7 @@ def density_report(
         set (the CPU or emulator threads policy)
     """
     base = dict(extra_specs or {})
-    for key in (CPU_POLICY_KEY,) + EMULATOR_KEYS:
+    for key in (cpu_request.CPU_POLICY_KEY,) + EMULATOR_KEYS:
         if key in base:
             raise exception.Invalid(
                 reason='--extra-spec %s=%s: the density report sets %s '
@@ -183,7 +185,7 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
         # Too few vCPUs for the policy (a realtime mask must leave a
         # realtime vCPU): say why, and count the smallest guest it allows.
         note = '%s; counted with %d vCPUs' % (str(exc).rstrip('.'),
-                                               item.min_vcpus)
+                                              item.min_vcpus)
         row = dataclasses.replace(row, vcpus=item.min_vcpus, note=note)
         try:
             inst = hardware.instance_topology_from_flavor(

@@ -34,26 +34,33 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import policy
-from nova_emulator_threads.virt import caps
-from nova_emulator_threads.virt import claims
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import packing
-from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceCell
 from nova_emulator_threads.virt.topology import InstanceTopology
 from nova_emulator_threads.virt.topology import MemPages
+# The public API (``hardware.host_topology_from_caps``, with
+# ``instance_topology_from_flavor`` and ``fit_instance_to_host`` below)
+# names the capabilities reader here; it lives with libvirt's XML.
+from nova_emulator_threads.virt.libvirt.capabilities import (
+    host_topology_from_caps)
+
+__all__ = [
+    'explain_no_fit',
+    'fit_instance_to_host',
+    'host_topology_from_caps',
+    'instance_topology_from_flavor',
+    'instance_topology_from_request',
+]
 
 DEDICATED = fields.CPUAllocationPolicy.DEDICATED
 MIXED = fields.CPUAllocationPolicy.MIXED
 SHARED = fields.CPUAllocationPolicy.SHARED
-PINNED_POLICIES = (DEDICATED, MIXED)
 UNPINNED_POLICIES = (SHARED, MIXED, None)
 THREAD_ISOLATE = fields.CPUThreadAllocationPolicy.ISOLATE
 
-host_topology_from_caps = caps.host_topology_from_caps
-numa_usage_from_instance = claims.numa_usage_from_instance
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,13 +98,13 @@ def instance_topology_from_flavor(
         size): such a guest floats and there is nothing to fit.
     :raises: exception.Invalid subclasses for bad extra specs
     """
-    request = policy.parse_request(vcpus, memory_mb, extra_specs,
-                                   image_props)
+    request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
+                                        image_props)
     return instance_topology_from_request(request)
 
 
 def instance_topology_from_request(
-    request: policy.CPURequest,
+    request: cpu_request.CPURequest,
 ) -> InstanceTopology | None:
     """Build the guest NUMA topology from a validated ``CPURequest``."""
     if not request.needs_numa_topology:
@@ -141,13 +148,8 @@ def emulator_reservation(inst: InstanceTopology, guest_cell_index: int) -> int:
     """
     if inst.emulator_threads_isolated and guest_cell_index == 0:
         # The figure placement is asked for too (overhead.py): one number.
-        return policy.EMULATOR_THREADS_ISOLATE_PCPUS
+        return cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS
     return 0
-
-
-#: Which free pCPUs of a host cell the emulator threads get (Nova's
-#: ``_get_reserved``); it lives with the packing that calls it.
-choose_reserved_pcpus = packing.choose_reserved_pcpus
 
 
 def host_cell_order(
@@ -204,11 +206,11 @@ def _choose_pagesize(
     """Nova's ``_numa_cell_supports_pagesize_request``."""
     sizes = sorted((pages.size_kb for pages in host_cell.mempages),
                    reverse=True)
-    if requested == topology.MEMPAGES_SMALL:
+    if requested == fields.MEMPAGES_SMALL:
         candidates = sizes[-1:]
-    elif requested == topology.MEMPAGES_LARGE:
+    elif requested == fields.MEMPAGES_LARGE:
         candidates = sizes[:-1]
-    elif requested == topology.MEMPAGES_ANY:
+    elif requested == fields.MEMPAGES_ANY:
         candidates = sizes
     else:
         candidates = [requested]
@@ -265,7 +267,7 @@ def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
     if entry is not None and entry[0] is inst:
         return entry[1]
     needs = tuple(
-        _Need(cell, cell.cpu_policy in PINNED_POLICIES,
+        _Need(cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
               cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
               emulator_reservation(inst, index), tuple(sorted(cell.pcpuset)))
         for index, cell in enumerate(inst.cells))
@@ -436,7 +438,7 @@ def _unclaimable(
     """
     cells = {cell.id: cell for cell in host.cells}
     for index, inst_cell in enumerate(fitted.cells):
-        if inst_cell.cpu_policy not in PINNED_POLICIES:
+        if inst_cell.cpu_policy not in fields.PINNED_CPU_POLICIES:
             continue
         host_cell = cells[inst_cell.id]
         cpus = frozenset((inst_cell.cpu_pinning or {}).values())
@@ -639,6 +641,6 @@ def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
 
 
 def _pagesize_name(pagesize: int) -> str:
-    names = {topology.MEMPAGES_SMALL: 'small', topology.MEMPAGES_LARGE:
-             'large', topology.MEMPAGES_ANY: 'any'}
+    names = {fields.MEMPAGES_SMALL: 'small', fields.MEMPAGES_LARGE:
+             'large', fields.MEMPAGES_ANY: 'any'}
     return names.get(pagesize, '%d KiB' % pagesize)

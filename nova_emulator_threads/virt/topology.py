@@ -26,12 +26,6 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import policy_values
-
-#: Page sizes a guest cell may ask for, as Nova encodes them.
-MEMPAGES_SMALL = policy_values.MEMPAGES_SMALL
-MEMPAGES_LARGE = policy_values.MEMPAGES_LARGE
-MEMPAGES_ANY = policy_values.MEMPAGES_ANY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,10 +78,6 @@ class HostCell:
     @property
     def free_pcpus(self) -> AbstractSet[int]:
         return self.pcpuset - self.pinned_cpus
-
-    @property
-    def avail_memory(self) -> int:
-        return self.memory - self.memory_usage
 
 
 @dataclasses.dataclass(frozen=True, slots=True, weakref_slot=True)

@@ -12,9 +12,10 @@
 
 """Hostile input: the three readers of untrusted text, fuzzed.
 
-``policy.parse_request`` (flavor extra specs and image properties),
+``cpu_request.parse_request`` (flavor extra specs and image properties),
 ``cpuset.parse_cpu_spec`` (CPU range strings) and
-``virt.caps.host_topology_from_caps`` (libvirt capabilities XML, plus the
+``virt.libvirt.capabilities.host_topology_from_caps`` (libvirt
+capabilities XML, plus the
 CPU sets of ``[compute]``) get arbitrary strings and bytes, and inputs
 built to hurt: huge ranges (``0-99999999``), negative, non-numeric and
 non-ASCII CPU ids, digit strings longer than ``int()`` converts, duplicate
@@ -53,8 +54,9 @@ import testtools
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
-from nova_emulator_threads.virt import caps
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads.virt.libvirt import capabilities
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from tests.unit.cmd import test_plan
@@ -234,7 +236,7 @@ def _hostile_value(draw: st.DrawFn, entity: str) -> str:
 
 
 @st.composite
-def capabilities(draw: st.DrawFn) -> str:
+def capabilities_documents(draw: st.DrawFn) -> str:
     """Capabilities XML that is right, or almost: hostile numbers, cells
     and CPUs listed twice, entities, deep nesting, missing pieces.
 
@@ -292,10 +294,21 @@ def _config(example: str) -> st.SearchStrategy[str]:
 
 
 any_caps = st.one_of(
-    capabilities(), capabilities().map(lambda text: text.encode('utf-8')),
-    st.binary(max_size=500), st.text(max_size=500),
-    st.sampled_from((b'', '', None, 42, b'\xff\xfe<\x00c', '<a>\ud800</a>',
-                     '<?xml version="1.0" encoding="bogus"?><a/>')))
+    capabilities_documents(),
+    capabilities_documents().map(
+        lambda text: text.encode('utf-8')),
+    st.binary(
+        max_size=500),
+    st.text(
+        max_size=500),
+    st.sampled_from(
+        (b'',
+         '',
+         None,
+         42,
+         b'\xff\xfe<\x00c',
+         '<a>\ud800</a>',
+         '<?xml version="1.0" encoding="bogus"?><a/>')))
 
 
 # -- the properties ----------------------------------------------------------
@@ -311,8 +324,8 @@ class TestParseRequest(testtools.TestCase):
         STATS['parse_request examples'] += 1
         with hard_time_bound():
             try:
-                request = policy.parse_request(vcpus, memory_mb, specs,
-                                               props)
+                request = cpu_request.parse_request(vcpus, memory_mb, specs,
+                                                    props)
             except exception.EmulatorThreadsException as exc:
                 message = assert_one_line(self, exc)
                 key = getattr(exc, 'kwargs', {}).get('key')
@@ -367,8 +380,9 @@ class TestHostTopologyFromCaps(testtools.TestCase):
         STATS['host_topology_from_caps examples'] += 1
         with hard_time_bound():
             try:
-                host = caps.host_topology_from_caps(xml, dedicated, shared,
-                                                    pinned)
+                host = capabilities.host_topology_from_caps(
+                    xml, dedicated, shared,
+                    pinned)
             except exception.EmulatorThreadsException as exc:
                 assert_one_line(self, exc)
                 STATS['host_topology_from_caps rejected'] += 1
@@ -378,7 +392,7 @@ class TestHostTopologyFromCaps(testtools.TestCase):
 
     def test_valid_hosts_parse(self) -> None:
         # The fuzzer's near-misses are near a host that parses.
-        host = caps.host_topology_from_caps(
+        host = capabilities.host_topology_from_caps(
             cases.caps_xml(2, 2, 2, True, [1024, 1024], [[256, 4, 0]] * 2),
             '1-7', '0', '2')
         self.check_usable(host)
@@ -403,8 +417,8 @@ class TestHostTopologyFromCaps(testtools.TestCase):
             if fitted is None:
                 self.assertTrue(hardware.explain_no_fit(host, inst))
                 continue
-            claimed = hardware.numa_usage_from_instance(host, fitted)
-            hardware.numa_usage_from_instance(claimed, fitted, free=True)
+            claimed = claims.numa_usage_from_instance(host, fitted)
+            claims.numa_usage_from_instance(claimed, fitted, free=True)
             STATS['host_topology_from_caps planned'] += 1
 
 
@@ -445,7 +459,7 @@ class TestMemoryBound(testtools.TestCase):
         tracemalloc.start()
         try:
             self.assertRaises(exception.InvalidHostCapabilities,
-                              caps.host_topology_from_caps, xml)
+                              capabilities.host_topology_from_caps, xml)
             _current, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

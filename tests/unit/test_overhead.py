@@ -12,7 +12,7 @@
 
 """The emulator threads overhead and the CPU resources placement is asked.
 
-(Against Nova's own scheduler: tests/unit/test_policy_nova.py.)
+(Against Nova's own scheduler: tests/unit/test_cpu_request_nova.py.)
 """
 
 from typing import Any
@@ -22,7 +22,7 @@ import fixtures
 from oslotest import base
 
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 
 MIXED = {'hw:cpu_policy': 'mixed', 'hw:cpu_dedicated_mask': '0-1'}
 
@@ -74,7 +74,7 @@ class OverheadTestCase(base.BaseTestCase):
     def test_request(self, specs: dict[str, str], props: dict[str, Any],
                      expected_overhead: dict[str, int],
                      expected_placement: dict[str, int]) -> None:
-        request = policy.parse_request(4, 2048, specs, props)
+        request = cpu_request.parse_request(4, 2048, specs, props)
         self.assertEqual(expected_overhead,
                          overhead.estimate_instance_overhead(request))
         self.assertEqual(expected_placement,
@@ -84,15 +84,15 @@ class OverheadTestCase(base.BaseTestCase):
         # The explicit resources:PCPU check, the overhead and so the
         # placement request all follow the one constant.
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_emulator_threads.policy.EMULATOR_THREADS_ISOLATE_PCPUS',
+            'nova_emulator_threads.cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS',
             2))
         isolate = {'hw:cpu_emulator_threads': 'isolate'}
-        request = policy.parse_request(
+        request = cpu_request.parse_request(
             4, 2048, dict(isolate, **{'hw:cpu_policy': 'dedicated'}))
         self.assertEqual({'PCPU': 2},
                          overhead.estimate_instance_overhead(request))
         self.assertEqual({'PCPU': 6}, overhead.placement_request(request))
-        request = policy.parse_request(
+        request = cpu_request.parse_request(
             4, 2048, dict(isolate, **{'resources:PCPU': '6'}))
         self.assertEqual({'PCPU': 6}, overhead.placement_request(request))
 
@@ -102,12 +102,12 @@ class OverheadTestCase(base.BaseTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'nova_emulator_threads.overhead.estimate_instance_overhead',
             lambda request: {'PCPU': 3, 'VCPU': 1}))
-        request = policy.parse_request(4, 2048, MIXED)
+        request = cpu_request.parse_request(4, 2048, MIXED)
         self.assertEqual({'VCPU': 3, 'PCPU': 5},
                          overhead.placement_request(request))
 
     def test_request_objects_are_not_changed(self) -> None:
-        request = policy.parse_request(
+        request = cpu_request.parse_request(
             4, 2048, {'hw:cpu_policy': 'dedicated',
                       'hw:cpu_emulator_threads': 'isolate'})
         first = overhead.estimate_instance_overhead(request)

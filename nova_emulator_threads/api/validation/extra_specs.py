@@ -32,7 +32,7 @@ from nova import exception as nova_exception
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 
 
 class EmulatorThreadsValidator(base.ExtraSpecValidator):
@@ -53,7 +53,7 @@ class EmulatorThreadsValidator(base.ExtraSpecValidator):
 
 
 EMULATOR_THREADS = EmulatorThreadsValidator(
-    name=policy.EMULATOR_THREADS_KEY,
+    name=cpu_request.EMULATOR_THREADS_KEY,
     description=(
         'Where the emulator threads of the guest (the QEMU threads that are '
         'not vCPUs: the main loop, I/O threads and the vhost threads that '

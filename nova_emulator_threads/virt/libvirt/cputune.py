@@ -86,15 +86,6 @@ class CPUTune:
     #: the ``<vcpusched>`` elements, in document order.
     vcpusched: tuple[VCPUSched, ...] = ()
 
-    def scheduled_vcpus(self, scheduler: str = REALTIME_SCHEDULER,
-                        ) -> frozenset[int]:
-        """The vCPUs that run with ``scheduler`` (by default realtime)."""
-        vcpus: frozenset[int] = frozenset()
-        for sched in self.vcpusched:
-            if sched.scheduler == scheduler:
-                vcpus |= sched.vcpus
-        return vcpus
-
 
 # ---------------------------------------------------------------------------
 # The placement choices

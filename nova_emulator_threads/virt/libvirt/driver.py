@@ -14,19 +14,18 @@
 
 ``compute_driver = emulator_threads.LibvirtDriver`` (through the shim
 ``nova/virt/emulator_threads.py``) loads this subclass of Nova's libvirt
-driver. It differs from Nova's in two places:
+driver. It differs from Nova's in one place: the ``<emulatorpin>`` and
+``<iothreadpin>`` of the guest are chosen by our ``cputune`` module from
+the instance's fitted NUMA topology and its ``cpuset_reserved``, after
+Nova has built the rest of ``<cputune>``.
 
-* ``estimate_instance_overhead(instance)``: what the instance costs beyond
-  its vCPUs (``overhead.py``). Nova 34 dropped this driver method and its
-  resource tracker no longer asks for it; the compute host's NUMA claim
-  reserves the emulator pCPU through Nova's fitter
-  (``InstanceNUMATopology.emulator_threads_policy``, which seam (a) of
-  ``nova_patch`` fills from ``hw:cpu_emulator_threads``), and the
-  scheduler's placement claim takes the same figure through seam (b).
-  The method is kept for tools and for a future hook.
-* The ``<emulatorpin>`` and ``<iothreadpin>`` of the guest are chosen by
-  our ``cputune`` module from the instance's fitted NUMA topology and its
-  ``cpuset_reserved``, after Nova has built the rest of ``<cputune>``.
+What an instance costs beyond its vCPUs (``overhead.py``) is not asked of
+the driver: Nova 34 dropped the driver's ``estimate_instance_overhead``
+and its resource tracker no longer calls it. The compute host's NUMA
+claim reserves the emulator pCPU through Nova's fitter
+(``InstanceNUMATopology.emulator_threads_policy``, which seam (a) of
+``nova_patch`` fills from ``hw:cpu_emulator_threads``), and the
+scheduler's placement claim takes the same figure through seam (b).
 
 Importing this module applies the seams of ``nova_patch`` in
 nova-compute: resize and migration claims and the realtime check read the
@@ -44,11 +43,9 @@ from oslo_log import log as logging
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
-from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
-from nova_emulator_threads.virt import topology_objects
+from nova_emulator_threads.virt import nova_objects
 
 LOG = logging.getLogger(__name__)
 
@@ -56,30 +53,11 @@ LOG = logging.getLogger(__name__)
 class LibvirtDriver(libvirt_driver.LibvirtDriver):
     """Nova's libvirt driver, placing emulator threads our way."""
 
-    def estimate_instance_overhead(self, instance: Any) -> dict[str, int]:
-        """Resources the instance needs beyond its vCPUs.
-
-        :param instance: ``nova.objects.Instance`` (its flavor and image
-            metadata are read)
-        :raises: nova.exception.Invalid if the flavor is invalid
-        :returns: resource class -> amount, e.g. ``{'PCPU': 1}`` for
-            ``isolate``
-        """
-        flavor = instance.flavor
-        image_props = instance.image_meta.properties.to_dict()
-        try:
-            request = policy.parse_request(
-                flavor.vcpus, flavor.memory_mb,
-                dict(flavor.extra_specs or {}), image_props)
-        except exception.Invalid as exc:
-            raise nova_exception.Invalid(str(exc)) from exc
-        return overhead.estimate_instance_overhead(request)
-
     def _host_topology(self) -> topology.HostTopology | None:
         host = self._get_host_numa_topology()
         if host is None:
             return None
-        return topology_objects.host_from_object(host)
+        return nova_objects.host_from_object(host)
 
     def _get_guest_numa_config(self, instance_numa_topology: Any,
                                flavor: Any, image_meta: Any) -> Any:
@@ -100,7 +78,7 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
             flavor, image_meta) or set()
         shared = nova_hardware.get_cpu_shared_set() or set()
         try:
-            fitted = topology_objects.instance_from_object(
+            fitted = nova_objects.instance_from_object(
                 instance_numa_topology, frozenset(realtime))
             emulator = cputune.emulatorpin_cpuset(
                 fitted,

@@ -23,7 +23,7 @@ import fixtures
 from oslotest import base
 
 from nova_emulator_threads.scheduler import filters
-from nova_emulator_threads.virt import topology_objects
+from nova_emulator_threads.virt import nova_objects
 from tests.unit import nova_patch_fixture
 from tests.unit.scheduler import test_filters as helpers
 
@@ -35,14 +35,14 @@ class TestConversionCache(base.BaseTestCase):
         self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=True))
         self.filt = filters.EmulatorThreadsFilter()
         self.converted: list[object] = []
-        real = topology_objects.host_from_object
+        real = nova_objects.host_from_object
 
         def counting(numa, *args, **kwargs):
             self.converted.append(numa)
             return real(numa, *args, **kwargs)
 
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_emulator_threads.virt.topology_objects.host_from_object',
+            'nova_emulator_threads.virt.nova_objects.host_from_object',
             counting))
 
     def test_converted_once_per_topology_object(self) -> None:

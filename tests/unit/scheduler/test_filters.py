@@ -36,7 +36,7 @@ from oslotest import base
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import hardware
-from nova_emulator_threads.virt import topology_objects
+from nova_emulator_threads.virt import nova_objects
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import nova_reference
 from tests.unit.virt import strategies
@@ -176,8 +176,8 @@ class TestEmulatorThreadsFilter(base.BaseTestCase):
                         .host_passes(host_state(numa), spec))
         self.assertTrue(self.filt.host_passes(host_state(numa), spec))
         # It is the corner where the engine itself says "no fit".
-        inst = topology_objects.instance_from_object(spec.numa_topology)
-        host = topology_objects.host_from_object(numa)
+        inst = nova_objects.instance_from_object(spec.numa_topology)
+        host = nova_objects.host_from_object(numa)
         self.assertIsNone(hardware.fit_instance_to_host(host, inst))
         self.assertIn('Nova would pick it and then fail its claim',
                       hardware.explain_no_fit(host, inst))

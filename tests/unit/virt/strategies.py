@@ -15,7 +15,7 @@
 Hosts are built as libvirt capabilities XML (``cases.caps_xml``) and read
 by ``host_topology_from_caps``, so the capabilities reader is part of
 every example. Flavors are extra specs, as an operator writes them, and go
-through ``policy.parse_request``.
+through ``cpu_request.parse_request``.
 
 Both are drawn with few hypothesis choices (an index into a catalogue of
 flavor shapes, one integer per CPU mask): drawing is what costs most in
@@ -28,7 +28,7 @@ import itertools
 from hypothesis import strategies as st
 
 from nova_emulator_threads import cpuset
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from tests.unit.virt import cases
@@ -134,16 +134,16 @@ class Flavor:
     memory_mb: int
     extra_specs: dict[str, str]
 
-    def request(self) -> policy.CPURequest:
-        return policy.parse_request(self.vcpus, self.memory_mb,
-                                    self.extra_specs)
+    def request(self) -> cpu_request.CPURequest:
+        return cpu_request.parse_request(self.vcpus, self.memory_mb,
+                                         self.extra_specs)
 
 
 _EMULATOR_KEYS = (
-    (policy.EMULATOR_THREADS_KEY,),
-    (policy.EMULATOR_THREADS_ALIAS,),
+    (cpu_request.EMULATOR_THREADS_KEY,),
+    (cpu_request.EMULATOR_THREADS_ALIAS,),
     # Both, agreeing.
-    (policy.EMULATOR_THREADS_KEY, policy.EMULATOR_THREADS_ALIAS),
+    (cpu_request.EMULATOR_THREADS_KEY, cpu_request.EMULATOR_THREADS_ALIAS),
 )
 
 
@@ -228,8 +228,8 @@ PAGE_SIZES = (None,) * 6 + ('small', 'large', 'any', '2048', '1GB')
 #: The catalogue's flavors with isolated emulator threads.
 ISOLATE_CATALOGUE = tuple(
     flavor for flavor in CATALOGUE if 'isolate' in (
-        flavor.extra_specs.get(policy.EMULATOR_THREADS_KEY),
-        flavor.extra_specs.get(policy.EMULATOR_THREADS_ALIAS)))
+        flavor.extra_specs.get(cpu_request.EMULATOR_THREADS_KEY),
+        flavor.extra_specs.get(cpu_request.EMULATOR_THREADS_ALIAS)))
 
 # Built once: a strategy over the catalogue's objects would be labelled
 # (hashed item by item) every time it is built.

@@ -18,6 +18,7 @@ from nova_emulator_threads.cmd import plan
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from tests.unit.virt import cases
 
@@ -156,7 +157,7 @@ class TestDensity(testtools.TestCase):
         # 8 pCPUs a cell, 4 a guest: two guests a cell.
         self.assertEqual(4, count)
         for _ in range(count):
-            host = hardware.numa_usage_from_instance(
+            host = claims.numa_usage_from_instance(
                 host, hardware.fit_instance_to_host(host, inst))
         self.assertIsNone(hardware.fit_instance_to_host(host, inst))
 

@@ -15,6 +15,7 @@
 import testtools
 
 from nova_emulator_threads import exception
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from tests.unit.virt import cases
@@ -138,13 +139,13 @@ class TestUsage(testtools.TestCase):
         h = host(cells=2, cores=4)
         inst = hardware.instance_topology_from_flavor(3, 1024, ISOLATE)
         fitted = hardware.fit_instance_to_host(h, inst)
-        claimed = hardware.numa_usage_from_instance(h, fitted)
+        claimed = claims.numa_usage_from_instance(h, fitted)
         cell = next(c for c in claimed.cells if c.id == fitted.cells[0].id)
         self.assertEqual(
             frozenset(fitted.cpu_pinning.values()) | fitted.cpuset_reserved,
             cell.pinned_cpus)
         self.assertEqual(1024, cell.memory_usage)
-        freed = hardware.numa_usage_from_instance(claimed, fitted, free=True)
+        freed = claims.numa_usage_from_instance(claimed, fitted, free=True)
         self.assertEqual([(c.pinned_cpus, c.memory_usage) for c in h.cells],
                          [(c.pinned_cpus, c.memory_usage)
                           for c in freed.cells])
@@ -154,24 +155,24 @@ class TestUsage(testtools.TestCase):
         inst = hardware.instance_topology_from_flavor(3, 256, ISOLATE)
         guests = []
         while (fitted := hardware.fit_instance_to_host(h, inst)) is not None:
-            h = hardware.numa_usage_from_instance(h, fitted)
+            h = claims.numa_usage_from_instance(h, fitted)
             guests.append(fitted)
         # 8 pCPUs, 4 per guest (3 vCPUs + 1 emulator pCPU).
         self.assertEqual(2, len(guests))
-        h = hardware.numa_usage_from_instance(h, guests[0], free=True)
+        h = claims.numa_usage_from_instance(h, guests[0], free=True)
         self.assertIsNotNone(hardware.fit_instance_to_host(h, inst))
 
     def test_double_claim_is_refused(self) -> None:
         h = host(cells=1, cores=4)
         inst = hardware.instance_topology_from_flavor(2, 256, ISOLATE)
         fitted = hardware.fit_instance_to_host(h, inst)
-        claimed = hardware.numa_usage_from_instance(h, fitted)
+        claimed = claims.numa_usage_from_instance(h, fitted)
         exc = self.assertRaises(exception.CPUPinningConflict,
-                                hardware.numa_usage_from_instance, claimed,
+                                claims.numa_usage_from_instance, claimed,
                                 fitted)
         self.assertIn('already pinned', str(exc))
         exc = self.assertRaises(exception.CPUPinningConflict,
-                                hardware.numa_usage_from_instance, h,
+                                claims.numa_usage_from_instance, h,
                                 fitted, free=True)
         self.assertIn('not pinned', str(exc))
 
@@ -181,7 +182,7 @@ class TestUsage(testtools.TestCase):
         inst = hardware.instance_topology_from_flavor(2, 256, dict(
             DEDICATED, **{'hw:cpu_thread_policy': 'isolate'}))
         fitted = hardware.fit_instance_to_host(h, inst)
-        claimed = hardware.numa_usage_from_instance(h, fitted)
+        claimed = claims.numa_usage_from_instance(h, fitted)
         self.assertEqual(4, len(claimed.cells[0].pinned_cpus))
 
 

@@ -60,7 +60,8 @@ import testtools
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from tests.unit.virt import cases
@@ -104,7 +105,7 @@ operations = st.lists(st.one_of(
 class Guest:
     name: str
     flavor: Flavor
-    request: policy.CPURequest
+    request: cpu_request.CPURequest
     #: None for a guest without a NUMA topology: it floats, claims nothing.
     fitted: topology.InstanceTopology | None
     #: A same-host resize in progress: the new flavor's claim, held next
@@ -160,7 +161,7 @@ class Cloud:
         if fitted is None:
             return host
         try:
-            return hardware.numa_usage_from_instance(host, fitted)
+            return claims.numa_usage_from_instance(host, fitted)
         except exception.CPUPinningConflict as exc:
             raise AssertionError(
                 'the fitter chose pCPUs the claim refuses (%s)\n%s\n'
@@ -171,7 +172,7 @@ class Cloud:
              ) -> topology.HostTopology:
         if fitted is None:
             return host
-        return hardware.numa_usage_from_instance(host, fitted, free=True)
+        return claims.numa_usage_from_instance(host, fitted, free=True)
 
     def pick(self, index: int) -> Guest | None:
         return self.guests[index % len(self.guests)] if self.guests else None
@@ -267,11 +268,11 @@ class Cloud:
 
 
 def check_placement_request(test: testtools.TestCase,
-                            request: policy.CPURequest) -> None:
+                            request: cpu_request.CPURequest) -> None:
     """``placement_request``: vCPUs plus the overhead, split as pinned."""
     extra = overhead.estimate_instance_overhead(request)
     isolate = request.emulator_threads_policy == ISOLATE
-    test.assertEqual({orc.PCPU: policy.EMULATOR_THREADS_ISOLATE_PCPUS}
+    test.assertEqual({orc.PCPU: cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS}
                      if isolate else {}, extra)
     asked = overhead.placement_request(request)
     test.assertEqual(request.vcpus + sum(extra.values()),
@@ -352,7 +353,7 @@ class Invariants:
                     self.fail('%s reserves %s without isolate'
                               % (name, reserved))
                 continue
-            if len(reserved) != policy.EMULATOR_THREADS_ISOLATE_PCPUS:
+            if len(reserved) != cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS:
                 self.fail('%s reserves %s under isolate' % (name, reserved))
             if not reserved <= set(cells[first.id].pcpuset):
                 self.fail('%s reserves %s outside the dedicated set %s of '
@@ -530,7 +531,7 @@ class TestFoundByTheProperties(testtools.TestCase):
             'isolate', 'hw:cpu_thread_policy': 'isolate'})
         fitted = hardware.fit_instance_to_host(host, mixed)
         self.assertEqual({3: 14}, fitted.cells[1].cpu_pinning)
-        host = hardware.numa_usage_from_instance(host, fitted)
+        host = claims.numa_usage_from_instance(host, fitted)
 
         self.assertIsNone(hardware.fit_instance_to_host(host, isolate))
         self.assertEqual(

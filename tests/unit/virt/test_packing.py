@@ -23,6 +23,7 @@ import itertools
 
 import testtools
 
+from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import packing
 from tests.unit.virt import cases
@@ -73,7 +74,7 @@ class TestMemo(testtools.TestCase):
             pcpus = set(fitted.cpu_pinning.values()) | fitted.cpuset_reserved
             self.assertFalse(pcpus & set(seen))
             seen.extend(pcpus)
-            topology = hardware.numa_usage_from_instance(topology, fitted)
+            topology = claims.numa_usage_from_instance(topology, fitted)
         # 8 pCPUs a cell, 4 a guest.
         self.assertEqual(16, len(seen))
 

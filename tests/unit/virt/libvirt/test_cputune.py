@@ -386,8 +386,6 @@ class ParseCPUTuneTestCase(base.BaseTestCase):
             iothreadpins={1: frozenset({14})},
             vcpusched=(cputune.VCPUSched(frozenset({1, 2, 3}), 'fifo', 1),)),
             tune)
-        self.assertEqual(frozenset({1, 2, 3}), tune.scheduled_vcpus())
-        self.assertEqual(frozenset(), tune.scheduled_vcpus('rr'))
 
     def test_element_and_bytes(self):
         root = etree.fromstring(self.DOMAIN)

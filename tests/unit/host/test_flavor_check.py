@@ -17,6 +17,7 @@ runs before it changes anything."""
 from oslotest import base
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import remedy
 from tests.unit.host import fakehost
@@ -71,9 +72,9 @@ class NovaPolicyTestCase(base.BaseTestCase):
             {0: '2', 1: '3'}, '2-4',
             nova(2, hw__emulator_threads_policy='isolate'), {1: '2-4'},
             config_emulatorpin='4')
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING),
-                          (audit.NOVA_POLICY, audit.ERROR),
-                          (audit.LIVE_CONFIG, audit.WARNING)], codes)
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING),
+                          (findings.NOVA_POLICY, findings.ERROR),
+                          (findings.LIVE_CONFIG, findings.WARNING)], codes)
         self.assertIn("'isolate' gives the emulator threads one pCPU that "
                       "runs no vCPU of the guest, but they may run on 2-4",
                       report.findings[1].message)
@@ -89,7 +90,7 @@ class NovaPolicyTestCase(base.BaseTestCase):
         self.assertEqual([], codes)
         codes, report = self.check({0: '2', 1: '3'}, '0', meta,
                                    cpu_shared_set='0-1')
-        self.assertEqual([(audit.NOVA_POLICY, audit.ERROR)], codes)
+        self.assertEqual([(findings.NOVA_POLICY, findings.ERROR)], codes)
         self.assertIn('[compute] cpu_shared_set (0-1), but they may run on 0',
                       report.findings[0].message)
         self.assertEqual({0, 1}, remedy.recommend(report, 'g', P('0-1')).cpus)
@@ -100,21 +101,21 @@ class NovaPolicyTestCase(base.BaseTestCase):
         self.assertEqual([], self.check({0: '2', 1: '3'}, '0-1', meta)[0])
         # Over the vCPUs: Nova without a shared set (and the chapter's
         # problem, which the first check reports).
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING)],
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING)],
                          self.check({0: '2', 1: '3'}, '2-3', meta)[0])
         # Neither.
         codes, report = self.check({0: '2', 1: '3'}, '2,5', meta)
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING),
-                          (audit.NOVA_POLICY, audit.ERROR)], codes)
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING),
+                          (findings.NOVA_POLICY, findings.ERROR)], codes)
 
     def test_realtime_vcpus_are_left_out_of_the_float(self) -> None:
         meta = nova(3, hw__cpu_realtime='yes', hw__cpu_realtime_mask='^0')
         self.assertEqual(
-            [(audit.EMULATOR_ON_VCPU, audit.WARNING)],
+            [(findings.EMULATOR_ON_VCPU, findings.WARNING)],
             self.check({0: '2', 1: '3', 2: '4'}, '2', meta)[0])
         codes, report = self.check({0: '2', 1: '3', 2: '4'}, '2-4', meta)
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING),
-                          (audit.NOVA_POLICY, audit.WARNING)], codes)
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING),
+                          (findings.NOVA_POLICY, findings.WARNING)], codes)
         self.assertIn('over the vCPUs (2), but they may run on 2-4',
                       report.findings[1].message)
 
@@ -122,14 +123,14 @@ class NovaPolicyTestCase(base.BaseTestCase):
         codes, report = self.check(
             {0: '2', 1: '3'}, '4',
             nova(2, hw__cpu_emulator_threads='isolate'), {1: '2-3'})
-        self.assertIn((audit.NOVA_POLICY, audit.ERROR), codes)
+        self.assertIn((findings.NOVA_POLICY, findings.ERROR), codes)
         self.assertIn('I/O thread 1 may run on 2-3, but Nova pins I/O '
                       'threads with the emulator threads (4)',
                       [f.message for f in report.findings])
 
     def test_dedicated_vcpu_that_floats(self) -> None:
         codes, report = self.check({0: '2', 1: '3-4'}, '2-4', nova(2))
-        self.assertEqual([(audit.NOVA_POLICY, audit.ERROR)], codes[-1:])
+        self.assertEqual([(findings.NOVA_POLICY, findings.ERROR)], codes[-1:])
         self.assertIn('vCPUs 1 are dedicated (hw:cpu_policy=dedicated) but '
                       'may run on several pCPUs (vCPU 1: 3-4)',
                       report.findings[-1].message)
@@ -140,7 +141,7 @@ class NovaPolicyTestCase(base.BaseTestCase):
         # vCPU 0 is shared (floats over 0-1), 1 and 2 are pinned: Nova
         # floats the emulator threads over all of them.
         self.assertEqual(
-            [(audit.EMULATOR_ON_VCPU, audit.WARNING)],
+            [(findings.EMULATOR_ON_VCPU, findings.WARNING)],
             self.check({0: '0-1', 1: '2', 2: '3'}, '0-3', meta)[0])
 
     def test_unpinned_nova_guest_is_not_checked(self) -> None:
@@ -158,12 +159,12 @@ class NovaPolicyTestCase(base.BaseTestCase):
     def test_unreadable_flavor(self) -> None:
         codes, report = self.check(
             {0: '2', 1: '3'}, '4', nova(2, hw__cpu_emulator_threads='bogus'))
-        self.assertEqual([(audit.NOVA_UNCHECKED, audit.WARNING)], codes)
+        self.assertEqual([(findings.NOVA_UNCHECKED, findings.WARNING)], codes)
         self.assertIn('hw:cpu_emulator_threads', report.findings[0].message)
 
     def test_resized_guest(self) -> None:
         codes, _ = self.check({0: '2', 1: '3'}, '4', nova(4))
-        self.assertEqual([(audit.NOVA_UNCHECKED, audit.WARNING)], codes)
+        self.assertEqual([(findings.NOVA_UNCHECKED, findings.WARNING)], codes)
 
 
 class ProblemsTestCase(base.BaseTestCase):

@@ -17,7 +17,7 @@ run what Nova runs when a server is created: the extra-spec validators
 (``nova.api.validation.extra_specs``), ``ImageMeta.from_dict``,
 ``nova.virt.hardware.numa_get_constraints`` and
 ``nova.scheduler.utils.ResourceRequest.from_request_spec``. Our
-``policy.parse_request`` must accept and reject the same flavors, except
+``cpu_request.parse_request`` must accept and reject the same flavors, except
 where we are deliberately stricter (``DELIBERATE_DIFFERENCES``, the one
 list of them), and for accepted flavors derive the same topology and the
 same CPU resources.
@@ -48,8 +48,8 @@ import os_resource_classes as orc
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import policy
-from nova_emulator_threads import policy_numa
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads import cpu_request_numa
 
 objects.register_all()
 
@@ -99,13 +99,13 @@ def _nova_image_props(props: Mapping[str, Any]) -> dict[str, Any]:
     """Glance's flat form, which ``ImageMetaProps.from_dict`` reads."""
     flat: dict[str, Any] = {}
     for key, value in props.items():
-        if key == policy_numa.NUMA_CPUS_PROP:
+        if key == cpu_request_numa.NUMA_CPUS_PROP:
             for node, cpus in enumerate(value):
                 flat['%s.%d' % (key, node)] = cpuset.format_cpu_spec(cpus)
-        elif key == policy_numa.NUMA_MEM_PROP:
+        elif key == cpu_request_numa.NUMA_MEM_PROP:
             for node, mem in enumerate(value):
                 flat['%s.%d' % (key, node)] = str(mem)
-        elif key == policy.TRAITS_REQUIRED_PROP:
+        elif key == cpu_request.TRAITS_REQUIRED_PROP:
             for trait in value:
                 flat['trait:%s' % trait] = 'required'
         else:
@@ -118,9 +118,9 @@ def nova_parse(case: Case) -> NovaResult:
     specs = dict(case.extra_specs)
     # Nova knows only the alias; with both keys set they must agree (the
     # one rule of ours Nova cannot have).
-    ours = specs.pop(policy.EMULATOR_THREADS_KEY, None)
+    ours = specs.pop(cpu_request.EMULATOR_THREADS_KEY, None)
     if ours is not None:
-        alias = specs.setdefault(policy.EMULATOR_THREADS_ALIAS, ours)
+        alias = specs.setdefault(cpu_request.EMULATOR_THREADS_ALIAS, ours)
         if alias != ours:
             raise NovaRejected('alias conflict')
     try:
@@ -150,7 +150,7 @@ def nova_cells(topology: Any) -> list[tuple[Any, ...]] | None:
              c.cpu_policy, c.cpu_thread_policy) for c in topology.cells]
 
 
-def our_cells(request: policy.CPURequest) -> list[tuple[Any, ...]] | None:
+def our_cells(request: cpu_request.CPURequest) -> list[tuple[Any, ...]] | None:
     """The guest cells, built the way Nova builds them from the request."""
     if not request.needs_numa_topology:
         return None
@@ -182,8 +182,8 @@ def _malformed_for_nova(mask: object) -> bool:
 
 
 def _emulator_policy(case: Case) -> str | None:
-    return (case.extra_specs.get(policy.EMULATOR_THREADS_KEY) or
-            case.extra_specs.get(policy.EMULATOR_THREADS_ALIAS))
+    return (case.extra_specs.get(cpu_request.EMULATOR_THREADS_KEY) or
+            case.extra_specs.get(cpu_request.EMULATOR_THREADS_ALIAS))
 
 
 def _share_unpinned(case: Case, nova: NovaResult) -> bool:
@@ -195,15 +195,15 @@ def _share_unpinned(case: Case, nova: NovaResult) -> bool:
 def _ignored_malformed_mask(case: Case, nova: NovaResult) -> bool:
     masks: list[object] = [
         v for k, v in case.extra_specs.items()
-        if k == policy.CPU_REALTIME_MASK_KEY or
-        k.startswith(policy_numa.NUMA_CPUS_KEY_PREFIX)]
-    masks.append(case.image_props.get(policy.CPU_REALTIME_MASK_PROP))
+        if k == cpu_request.CPU_REALTIME_MASK_KEY or
+        k.startswith(cpu_request_numa.NUMA_CPUS_KEY_PREFIX)]
+    masks.append(case.image_props.get(cpu_request.CPU_REALTIME_MASK_PROP))
     return any(m is not None and _malformed_for_nova(m) for m in masks)
 
 
 def _numa_key_gap(case: Case, nova: NovaResult) -> bool:
-    for prefix in (policy_numa.NUMA_CPUS_KEY_PREFIX,
-                   policy_numa.NUMA_MEM_KEY_PREFIX):
+    for prefix in (cpu_request_numa.NUMA_CPUS_KEY_PREFIX,
+                   cpu_request_numa.NUMA_MEM_KEY_PREFIX):
         nodes = {int(k[len(prefix):]) for k in case.extra_specs
                  if k.startswith(prefix)}
         if nodes and nodes != set(range(len(nodes))):
@@ -212,8 +212,8 @@ def _numa_key_gap(case: Case, nova: NovaResult) -> bool:
 
 
 def _page_size_not_whole_kib(case: Case, nova: NovaResult) -> bool:
-    for value in (case.extra_specs.get(policy_numa.MEM_PAGE_SIZE_KEY),
-                  case.image_props.get(policy_numa.MEM_PAGE_SIZE_PROP)):
+    for value in (case.extra_specs.get(cpu_request_numa.MEM_PAGE_SIZE_KEY),
+                  case.image_props.get(cpu_request_numa.MEM_PAGE_SIZE_PROP)):
         if value is None or value in ('small', 'large', 'any'):
             continue
         try:
@@ -242,7 +242,8 @@ def _trait_conflict(case: Case, nova: NovaResult) -> bool:
 #: accepts and we reject must match one; nothing else may differ.
 DELIBERATE_DIFFERENCES: dict[str, Callable[[Case, NovaResult], bool]] = {
     # The spec: the emulator threads policy requires pinned vCPUs. Nova
-    # rejects only 'isolate' there (policy.check_emulator_threads_cpu_policy).
+    # rejects only 'isolate' there
+    # (cpu_request.check_emulator_threads_cpu_policy).
     'share without pinned vCPUs': _share_unpinned,
     # Nova parses some masks only when it uses them.
     'malformed mask Nova ignores': _ignored_malformed_mask,
@@ -329,30 +330,30 @@ def generate(rng: random.Random) -> Case:
     base = p.pick(['dedicated', 'dedicated', 'mixed', 'mixed', 'shared',
                    'none', 'pcpu', 'vcpu'])
     if base in ('dedicated', 'mixed', 'shared'):
-        specs[policy.CPU_POLICY_KEY] = p.pick([base], ['bogus', 'Dedicated',
-                                                       ''])
+        specs[cpu_request.CPU_POLICY_KEY] = p.pick(
+            [base], ['bogus', 'Dedicated', ''])
     elif base == 'pcpu':
         key = p.pick(['resources:PCPU', 'resources1:PCPU'])
         specs[key] = str(vcpus + p.pick([0, 1], [-1, 2, -vcpus - 1]))
     elif base == 'vcpu':
         specs['resources:VCPU'] = str(p.pick([vcpus, 0, 2], [-1]))
     if base == 'mixed' and p.maybe(0.8) or p.maybe(p.p_bad / 2):
-        specs[policy.CPU_DEDICATED_MASK_KEY] = p.mask(vcpus)
+        specs[cpu_request.CPU_DEDICATED_MASK_KEY] = p.mask(vcpus)
 
     if p.maybe(0.7 if base in ('dedicated', 'mixed', 'pcpu') else 0.2):
         value = p.pick(['share', 'isolate'], ['bogus', '', 'Isolate'])
         style = rng.random()
         if style < 0.45:
-            specs[policy.EMULATOR_THREADS_KEY] = value
+            specs[cpu_request.EMULATOR_THREADS_KEY] = value
         elif style < 0.8:
-            specs[policy.EMULATOR_THREADS_ALIAS] = value
+            specs[cpu_request.EMULATOR_THREADS_ALIAS] = value
         else:
-            specs[policy.EMULATOR_THREADS_KEY] = value
-            specs[policy.EMULATOR_THREADS_ALIAS] = p.pick(
+            specs[cpu_request.EMULATOR_THREADS_KEY] = value
+            specs[cpu_request.EMULATOR_THREADS_ALIAS] = p.pick(
                 [value], ['share', 'isolate'])
 
     if p.maybe(0.25):
-        specs[policy.CPU_THREAD_POLICY_KEY] = p.pick(
+        specs[cpu_request.CPU_THREAD_POLICY_KEY] = p.pick(
             ['prefer', 'isolate', 'require'], ['bogus'])
     if p.maybe(0.1):
         key = p.pick(['trait:HW_CPU_HYPERTHREADING',
@@ -363,57 +364,60 @@ def generate(rng: random.Random) -> Case:
                 ['required', 'forbidden'])
 
     if p.maybe(0.25):
-        specs[policy.CPU_REALTIME_KEY] = p.pick(
+        specs[cpu_request.CPU_REALTIME_KEY] = p.pick(
             ['true', 'yes', 'True', '1', 'false', 'no'], ['maybe'])
         if p.maybe(0.7):
-            specs[policy.CPU_REALTIME_MASK_KEY] = p.mask(vcpus)
+            specs[cpu_request.CPU_REALTIME_MASK_KEY] = p.mask(vcpus)
     elif p.maybe(0.05):
-        specs[policy.CPU_REALTIME_MASK_KEY] = p.mask(vcpus)
+        specs[cpu_request.CPU_REALTIME_MASK_KEY] = p.mask(vcpus)
 
     if p.maybe(0.3):
         nodes = p.pick([1, 2, 2, 3, 4])
-        specs[policy_numa.NUMA_NODES_KEY] = p.pick([str(nodes)], ['0', 'two'])
+        specs[cpu_request_numa.NUMA_NODES_KEY] = p.pick(
+            [str(nodes)], ['0', 'two'])
         if p.maybe(0.4):
             cpus, mem = _numa_maps(p, vcpus, memory_mb, nodes)
             for node, (c, m) in enumerate(zip(cpus, mem)):
-                specs['%s%d' % (policy_numa.NUMA_CPUS_KEY_PREFIX, node)] = (
-                    cpuset.format_cpu_spec(c))
-                specs['%s%d' % (policy_numa.NUMA_MEM_KEY_PREFIX, node)] = (
-                    str(m))
+                cpus_key = cpu_request_numa.NUMA_CPUS_KEY_PREFIX + str(node)
+                mem_key = cpu_request_numa.NUMA_MEM_KEY_PREFIX + str(node)
+                specs[cpus_key] = cpuset.format_cpu_spec(c)
+                specs[mem_key] = str(m)
             if p.maybe(p.p_bad):
                 if p.maybe(0.5):
-                    del specs['%s%d' % (policy_numa.NUMA_MEM_KEY_PREFIX, 0)]
+                    del specs['%s%d' %
+                              (cpu_request_numa.NUMA_MEM_KEY_PREFIX, 0)]
                 else:
-                    specs['%s%d' % (policy_numa.NUMA_CPUS_KEY_PREFIX,
+                    specs['%s%d' % (cpu_request_numa.NUMA_CPUS_KEY_PREFIX,
                                     nodes + 1)] = '0'
     if p.maybe(0.2):
-        specs[policy_numa.MEM_PAGE_SIZE_KEY] = p.pick(
+        specs[cpu_request_numa.MEM_PAGE_SIZE_KEY] = p.pick(
             ['small', 'large', 'any', '2048', '2MiB', '1GB', '4'],
             ['huge', '0', '2M', '1000b'])
 
     # The image.
     if p.maybe(0.1):
-        props[policy.CPU_POLICY_PROP] = p.pick(
+        props[cpu_request.CPU_POLICY_PROP] = p.pick(
             ['dedicated', 'mixed', 'shared'])
     if p.maybe(0.1):
-        props[policy.CPU_THREAD_POLICY_PROP] = p.pick(
+        props[cpu_request.CPU_THREAD_POLICY_PROP] = p.pick(
             ['prefer', 'isolate', 'require'])
     if p.maybe(0.08):
-        props[policy.CPU_REALTIME_MASK_PROP] = p.pick(
+        props[cpu_request.CPU_REALTIME_MASK_PROP] = p.pick(
             ['^0', '0', '^0-1', '1-2'], ['x'])
     if p.maybe(0.1):
-        props[policy_numa.MEM_PAGE_SIZE_PROP] = p.pick(
+        props[cpu_request_numa.MEM_PAGE_SIZE_PROP] = p.pick(
             ['small', 'large', '2048', '1GiB'], ['huge'])
     if p.maybe(0.12):
         image_nodes = p.pick([1, 2])
-        props[policy_numa.NUMA_NODES_PROP] = image_nodes
+        props[cpu_request_numa.NUMA_NODES_PROP] = image_nodes
         if p.maybe(0.5):
             cpus, mem = _numa_maps(p, vcpus, memory_mb, image_nodes)
             if all(cpus):
-                props[policy_numa.NUMA_CPUS_PROP] = cpus
-                props[policy_numa.NUMA_MEM_PROP] = mem
+                props[cpu_request_numa.NUMA_CPUS_PROP] = cpus
+                props[cpu_request_numa.NUMA_MEM_PROP] = mem
     if p.maybe(0.05):
-        props[policy.TRAITS_REQUIRED_PROP] = [policy.HYPERTHREADING_TRAIT]
+        props[cpu_request.TRAITS_REQUIRED_PROP] = [
+            cpu_request.HYPERTHREADING_TRAIT]
     return Case(vcpus, memory_mb, specs, props)
 
 
@@ -441,7 +445,7 @@ class TestNovaDifferential(base.BaseTestCase):
     def _compare(self, case: Case) -> str:
         """Compare one case; return 'accepted', 'rejected' or a reason."""
         try:
-            ours: policy.CPURequest | None = policy.parse_request(
+            ours: cpu_request.CPURequest | None = cpu_request.parse_request(
                 case.vcpus, case.memory_mb, case.extra_specs,
                 case.image_props)
             our_error = None
@@ -528,7 +532,7 @@ class TestNovaDifferential(base.BaseTestCase):
         nova = nova_parse(case)
         self.assertIsNone(nova.topology)
         self.assertEqual({'PCPU': 4}, nova.cpu_resources)
-        ours = policy.parse_request(4, 2048, case.extra_specs)
+        ours = cpu_request.parse_request(4, 2048, case.extra_specs)
         self.assertEqual('dedicated', ours.cpu_policy)
         self.assertEqual({'PCPU': 4}, overhead.placement_request(ours))
 

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from nova_emulator_threads import cpuset
-from nova_emulator_threads import policy_values as values
+from nova_emulator_threads import cpu_request_values as values
+from nova_emulator_threads.objects import fields
 
 NUMA_NODES_KEY = 'hw:numa_nodes'
 NUMA_NODES_PROP = 'hw_numa_nodes'
@@ -101,7 +102,7 @@ def page_size(
     pagesize = values.parse_page_size(MEM_PAGE_SIZE_KEY, flavor)
     if image is None:
         return pagesize
-    if pagesize in (values.MEMPAGES_ANY, values.MEMPAGES_LARGE):
+    if pagesize in (fields.MEMPAGES_ANY, fields.MEMPAGES_LARGE):
         return values.parse_page_size(MEM_PAGE_SIZE_PROP, image)
     raise values.conflict(MEM_PAGE_SIZE_PROP, image, MEM_PAGE_SIZE_KEY,
                           flavor, allowed)

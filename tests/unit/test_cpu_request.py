@@ -19,7 +19,7 @@ import os_traits
 from oslotest import base
 
 from nova_emulator_threads import exception
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 
 DEDICATED = {'hw:cpu_policy': 'dedicated'}
 ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
@@ -27,8 +27,8 @@ ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
 
 def parse(specs: dict[str, str] | None = None,
           props: dict[str, Any] | None = None, vcpus: int = 4,
-          memory_mb: int = 2048) -> policy.CPURequest:
-    return policy.parse_request(vcpus, memory_mb, specs, props)
+          memory_mb: int = 2048) -> cpu_request.CPURequest:
+    return cpu_request.parse_request(vcpus, memory_mb, specs, props)
 
 
 class _Base(base.BaseTestCase):
@@ -66,17 +66,17 @@ class EmulatorThreadsTestCase(_Base):
     @ddt.unpack
     def test_policy(self, specs: dict[str, str], expected: str | None
                     ) -> None:
-        self.assertEqual(expected, policy.emulator_threads_policy(specs))
+        self.assertEqual(expected, cpu_request.emulator_threads_policy(specs))
         self.assertEqual(
             expected, parse(dict(DEDICATED, **specs)).emulator_threads_policy)
 
     def test_policy_of_no_specs(self) -> None:
-        self.assertIsNone(policy.emulator_threads_policy(None))
+        self.assertIsNone(cpu_request.emulator_threads_policy(None))
 
     def test_policy_ignores_the_cpu_policy(self) -> None:
         # Like Nova's get_emulator_thread_policy_constraint: the CPU policy
         # may come from the image, so the check is parse_request's.
-        self.assertEqual('share', policy.emulator_threads_policy(
+        self.assertEqual('share', cpu_request.emulator_threads_policy(
             {'hw:cpu_emulator_threads': 'share'}))
 
     @ddt.data(
@@ -88,8 +88,9 @@ class EmulatorThreadsTestCase(_Base):
     )
     @ddt.unpack
     def test_invalid_value(self, key: str, value: str) -> None:
-        exc = self.assertRaises(exception.InvalidExtraSpec,
-                                policy.emulator_threads_policy, {key: value})
+        exc = self.assertRaises(
+            exception.InvalidExtraSpec, cpu_request.emulator_threads_policy, {
+                key: value})
         self.assertEqual("Invalid %s=%r: must be one of 'share', 'isolate'."
                          % (key, value), str(exc))
         self.assertRejected(exception.InvalidExtraSpec, [(key, value)],
@@ -101,7 +102,7 @@ class EmulatorThreadsTestCase(_Base):
         specs = {'hw:cpu_emulator_threads': ours,
                  'hw:emulator_threads_policy': alias}
         self.assertRaises(exception.ConflictingExtraSpecs,
-                          policy.emulator_threads_policy, specs)
+                          cpu_request.emulator_threads_policy, specs)
         message = self.assertRejected(
             exception.ConflictingExtraSpecs,
             [('hw:cpu_emulator_threads', ours),
@@ -149,10 +150,10 @@ class EmulatorThreadsTestCase(_Base):
             self, cpu_policy: str | None, emulator: str | None,
             ok: bool) -> None:
         if ok or emulator is None:
-            policy.check_emulator_threads_cpu_policy(emulator, cpu_policy)
+            cpu_request.check_emulator_threads_cpu_policy(emulator, cpu_policy)
         else:
             self.assertRaises(exception.Invalid,
-                              policy.check_emulator_threads_cpu_policy,
+                              cpu_request.check_emulator_threads_cpu_policy,
                               emulator, cpu_policy)
 
 
@@ -286,7 +287,7 @@ class HyperthreadingTraitTestCase(_Base):
 
     def test_trait_name(self) -> None:
         self.assertEqual(os_traits.HW_CPU_HYPERTHREADING,
-                         policy.HYPERTHREADING_TRAIT)
+                         cpu_request.HYPERTHREADING_TRAIT)
 
     @ddt.data(
         ({'trait:HW_CPU_HYPERTHREADING': 'forbidden'}, {}, 'isolate'),
@@ -576,7 +577,11 @@ class RealtimeTestCase(_Base):
 class RequestTestCase(_Base):
 
     def test_defaults(self) -> None:
-        self.assertEqual(policy.CPURequest(vcpus=4, memory_mb=2048), parse())
+        self.assertEqual(
+            cpu_request.CPURequest(
+                vcpus=4,
+                memory_mb=2048),
+            parse())
         self.assertFalse(parse().needs_numa_topology)
 
     def test_full_request(self) -> None:
@@ -585,7 +590,7 @@ class RequestTestCase(_Base):
             'hw:mem_page_size': '1GiB', 'hw:cpu_realtime': 'yes',
             'hw:cpu_realtime_mask': '^0', 'other:key': 'ignored'}),
             {'hw_os_type': 'linux'}, vcpus=4, memory_mb=4096)
-        self.assertEqual(policy.CPURequest(
+        self.assertEqual(cpu_request.CPURequest(
             vcpus=4, memory_mb=4096, cpu_policy='dedicated',
             cpu_thread_policy='isolate', emulator_threads_policy='isolate',
             dedicated_cpus=frozenset({0, 1, 2, 3}),

@@ -50,8 +50,8 @@ import os_resource_classes as orc
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import policy_numa
-from nova_emulator_threads import policy_values as values
+from nova_emulator_threads import cpu_request_numa
+from nova_emulator_threads import cpu_request_values as values
 
 
 #: Our flavor extra spec, and Nova's name for it (accepted as an alias).
@@ -60,7 +60,7 @@ EMULATOR_THREADS_ALIAS = 'hw:emulator_threads_policy'
 
 #: Flavor extra specs (``hw:``) and the image properties (``hw_``) that
 #: may stand in for them, as Nova names them. The NUMA and page size keys
-#: are in ``policy_numa``.
+#: are in ``cpu_request_numa``.
 CPU_POLICY_KEY = 'hw:cpu_policy'
 CPU_POLICY_PROP = 'hw_cpu_policy'
 CPU_THREAD_POLICY_KEY = 'hw:cpu_thread_policy'
@@ -84,11 +84,6 @@ TRAIT_FORBIDDEN = 'forbidden'
 _GROUP_KEY_RE = re.compile(
     r'(%s|%s)([a-zA-Z0-9_-]{1,64})?:(.*)' % (RESOURCES_PREFIX, TRAIT_PREFIX))
 
-#: Page sizes as Nova encodes them (a positive value is KiB).
-MEMPAGES_SMALL = values.MEMPAGES_SMALL
-MEMPAGES_LARGE = values.MEMPAGES_LARGE
-MEMPAGES_ANY = values.MEMPAGES_ANY
-
 #: The largest flavor we accept: one vCPU per CPU id we can name.
 MAX_VCPUS = cpuset.MAX_CPU_ID + 1
 
@@ -101,7 +96,6 @@ EMULATOR_THREADS_ISOLATE_PCPUS = 1
 _DEDICATED = fields.CPUAllocationPolicy.DEDICATED
 _MIXED = fields.CPUAllocationPolicy.MIXED
 _SHARED = fields.CPUAllocationPolicy.SHARED
-_PINNED_POLICIES = (_DEDICATED, _MIXED)
 _ISOLATE = fields.CPUEmulatorThreadsPolicy.ISOLATE
 _PINNED = ('needs pinned vCPUs: %s=%s or %s'
            % (CPU_POLICY_KEY, _DEDICATED, _MIXED))
@@ -216,7 +210,7 @@ def check_emulator_threads_cpu_policy(
         ``cpu_policy_key``, for the message (defaults to ``cpu_policy``)
     :raises: InvalidExtraSpec or ConflictingExtraSpecs
     """
-    if emulator_policy is None or cpu_policy in _PINNED_POLICIES:
+    if emulator_policy is None or cpu_policy in fields.PINNED_CPU_POLICIES:
         return
     allowed = 'an emulator threads policy ' + _PINNED
     if cpu_policy is None:
@@ -423,7 +417,7 @@ def _pinned_vcpus(
     :param dedicated: ``hw:cpu_dedicated_mask``'s vCPUs, or None
     :param mask: ``hw:cpu_dedicated_mask`` as written
     """
-    if cpu_policy not in _PINNED_POLICIES:
+    if cpu_policy not in fields.PINNED_CPU_POLICIES:
         if dedicated is not None:
             raise values.invalid(
                 CPU_DEDICATED_MASK_KEY, mask,
@@ -537,7 +531,8 @@ def parse_request(
         }[trait]
         thread_key, thread_raw = trait_key, trait
 
-    if thread_policy is not None and cpu_policy not in _PINNED_POLICIES:
+    if (thread_policy is not None
+            and cpu_policy not in fields.PINNED_CPU_POLICIES):
         allowed = 'a CPU thread policy ' + _PINNED
         if cpu_policy is None:
             raise values.invalid(thread_key, thread_raw, allowed)
@@ -549,9 +544,9 @@ def parse_request(
                            dedicated, specs.get(CPU_DEDICATED_MASK_KEY),
                            realtime)
 
-    nodes, nodes_key = policy_numa.numa_nodes(specs, props)
-    pagesize = policy_numa.page_size(specs, props)
-    maps = policy_numa.numa_maps(specs, props)
+    nodes, nodes_key = cpu_request_numa.numa_nodes(specs, props)
+    pagesize = cpu_request_numa.page_size(specs, props)
+    maps = cpu_request_numa.numa_maps(specs, props)
     request = CPURequest(
         vcpus=vcpus, memory_mb=memory_mb, cpu_policy=cpu_policy,
         cpu_thread_policy=thread_policy,
@@ -564,7 +559,7 @@ def parse_request(
     # mappings (parsed above all the same).
     if not request.needs_numa_topology:
         return request
-    numa_cpus, numa_mem = policy_numa.numa_layout(
+    numa_cpus, numa_mem = cpu_request_numa.numa_layout(
         maps, vcpus, memory_mb, nodes or 1, nodes_key)
     return dataclasses.replace(request, numa_cpus=numa_cpus,
                                numa_mem=numa_mem)

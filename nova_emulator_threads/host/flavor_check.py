@@ -44,21 +44,16 @@ not checked: Nova gives their emulator threads no placement of its own.
 import dataclasses
 
 from nova_emulator_threads import exception
-from nova_emulator_threads import policy
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import cputune
 
-NOVA_POLICY = 'nova-policy-mismatch'
-NOVA_UNCHECKED = 'nova-policy-unchecked'
 
-_PINNED_POLICIES = (fields.CPUAllocationPolicy.DEDICATED,
-                    fields.CPUAllocationPolicy.MIXED)
 _ISOLATE = fields.CPUEmulatorThreadsPolicy.ISOLATE
 _SHARE = fields.CPUEmulatorThreadsPolicy.SHARE
-fmt = findings.fmt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +63,7 @@ class NovaPolicy:
     instance: str | None
     flavor: str | None
     #: None when the metadata has no extra specs, or they cannot be read.
-    request: policy.CPURequest | None
+    request: cpu_request.CPURequest | None
     #: why ``request`` is None.
     reason: str | None = None
 
@@ -80,7 +75,7 @@ class NovaPolicy:
     @property
     def pinned(self) -> bool:
         return (self.request is not None and
-                self.request.cpu_policy in _PINNED_POLICIES)
+                self.request.cpu_policy in fields.PINNED_CPU_POLICIES)
 
     def describe(self) -> str:
         """``emulator threads policy isolate`` and the like, for people."""
@@ -104,7 +99,7 @@ def read_policy(domain: libvirt_domains.Domain) -> NovaPolicy | None:
         return NovaPolicy(nova.instance_name, nova.flavor_name, None,
                           'the metadata does not record the flavor memory')
     try:
-        request = policy.parse_request(
+        request = cpu_request.parse_request(
             nova.vcpus or domain.live.vcpus, nova.memory_mb,
             nova.extra_specs, nova.image_props)
     except exception.Invalid as exc:
@@ -115,11 +110,15 @@ def read_policy(domain: libvirt_domains.Domain) -> NovaPolicy | None:
 
 def _finding(severity: str, domain: libvirt_domains.Domain, message: str,
              fixable: bool = True) -> findings.Finding:
-    return findings.Finding(severity, NOVA_POLICY, domain.name, message,
-                            fixable_by_pin=fixable)
+    return findings.Finding(
+        severity,
+        findings.NOVA_POLICY,
+        domain.name,
+        message,
+        fixable_by_pin=fixable)
 
 
-def _nova_emulator_set(request: policy.CPURequest,
+def _nova_emulator_set(request: cpu_request.CPURequest,
                        vcpu_pins: dict[int, frozenset[int]],
                        cpu_shared_set: frozenset[int]) -> frozenset[int]:
     """What Nova's libvirt driver pins a non-isolate guest's emulator
@@ -166,7 +165,7 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
     if request is None:
         if nova.reason and domain.nova and domain.nova.extra_specs:
             return [findings.Finding(
-                findings.WARNING, NOVA_UNCHECKED, domain.name,
+                findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
                 'the flavor recorded in the Nova metadata cannot be read '
                 'as a CPU request, so its placement is not checked: %s'
                 % nova.reason)]
@@ -176,7 +175,7 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
     pins = dict(domain.vcpu_pins)
     if request.vcpus != len(pins):
         return [findings.Finding(
-            findings.WARNING, NOVA_UNCHECKED, domain.name,
+            findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
             'the flavor in the Nova metadata has %d vCPUs but the guest has '
             '%d (a resize in progress?), so its placement is not checked'
             % (request.vcpus, len(pins)))]
@@ -187,8 +186,8 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
             findings.ERROR, domain,
             'vCPUs %s are dedicated (hw:cpu_policy=%s) but may run on '
             'several pCPUs (%s); Nova pins each dedicated vCPU to one pCPU'
-            % (fmt(set(floating)), request.cpu_policy,
-               '; '.join('vCPU %d: %s' % (v, fmt(pins.get(v)))
+            % (findings.fmt(set(floating)), request.cpu_policy,
+               '; '.join('vCPU %d: %s' % (v, findings.fmt(pins.get(v)))
                          for v in floating)),
             fixable=False)]
 
@@ -204,7 +203,7 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
                 "emulator threads policy 'isolate' gives the emulator "
                 "threads one pCPU that runs no vCPU of the guest, but "
                 "they may run on %s; a hard reboot makes Nova write its "
-                "placement again" % fmt(emulator)))
+                "placement again" % findings.fmt(emulator)))
     else:
         shared = (cpu_shared_set & online if cpu_shared_set is not None
                   else frozenset())
@@ -212,7 +211,7 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
             expected = _nova_emulator_set(request, pins, shared)
         except exception.Invalid as exc:
             return [findings.Finding(
-                findings.WARNING, NOVA_UNCHECKED, domain.name,
+                findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
                 'cannot tell where Nova places the emulator threads: %s'
                 % exc)]
         unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
@@ -223,19 +222,22 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
             if policy_name == _SHARE:
                 message = ("emulator threads policy 'share' puts the "
                            "emulator threads on %s, but they may run on %s"
-                           % ('[compute] cpu_shared_set (%s)' % fmt(expected)
+                           % ('[compute] cpu_shared_set (%s)'
+                              % findings.fmt(expected)
                               if cpu_shared_set is not None else
                               'the pCPUs of the vCPUs (%s) or on [compute] '
-                              'cpu_shared_set' % fmt(expected),
-                              fmt(emulator)))
+                              'cpu_shared_set' % findings.fmt(expected),
+                              findings.fmt(emulator)))
                 severity = findings.ERROR
             else:
-                message = ('the flavor sets no emulator threads policy, so '
-                           'Nova floats the emulator threads over the vCPUs '
-                           '(%s), but they may run on %s: Nova puts them back '
-                           'at the next hard reboot, resize or migration; '
-                           'set hw:cpu_emulator_threads on the flavor to '
-                           'keep them apart' % (fmt(expected), fmt(emulator)))
+                message = (
+                    'the flavor sets no emulator threads policy, so '
+                    'Nova floats the emulator threads over the vCPUs '
+                    '(%s), but they may run on %s: Nova puts them back '
+                    'at the next hard reboot, resize or migration; '
+                    'set hw:cpu_emulator_threads on the flavor to '
+                    'keep them apart' %
+                    (findings.fmt(expected), findings.fmt(emulator)))
                 severity = findings.WARNING
             found.append(_finding(severity, domain, message))
 
@@ -249,5 +251,5 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
                 findings.ERROR, domain,
                 'I/O thread %d may run on %s, but Nova pins I/O threads '
                 'with the emulator threads (%s)'
-                % (iothread, fmt(actual), fmt(pcpus))))
+                % (iothread, findings.fmt(actual), findings.fmt(pcpus))))
     return found

@@ -10,25 +10,24 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Conversions between the engine's dataclasses and our versioned objects.
+"""Read Nova's topology objects into the engine's dataclasses.
 
 The engine (``virt/hardware.py``) works on the frozen dataclasses of
-``virt/topology.py``; the rest of the world speaks versioned objects.
-These functions are the edge between the two. Together with
-``to_nova_primitive()`` / ``from_nova_primitive()`` they take a topology
-to Nova's objects and back without importing Nova.
+``virt/topology.py``; nova-scheduler and nova-compute hand us Nova's
+``NUMATopology`` (a host) and ``InstanceNUMATopology`` (a guest). These
+readers are the edge between the two; they only read attributes, so they
+need no Nova import.
 
 What the two sides do not share:
 
 * ``HostTopology.cpu_shared_set`` is configuration, not part of Nova's
   ``NUMATopology``: :func:`host_from_object` takes it as an argument.
 * ``NUMACell.network_metadata`` (physnet affinity) is not used by the
-  engine: :func:`host_to_object` leaves it unset (Nova reads an unset one
-  as "no affinity"), :func:`host_from_object` ignores it.
+  engine: :func:`host_from_object` ignores it.
 * ``InstanceTopology.realtime_cpus`` (``hw:cpu_realtime_mask``) is not
   part of Nova's ``InstanceNUMATopology`` either, which reads it from the
   flavor: :func:`instance_from_object` takes it as an argument.
-* ``InstanceNUMACell.cpu_topology`` is unused by Nova and the engine.
+* ``InstanceNUMACell.cpu_topology`` is unused by the engine.
 """
 
 from typing import Any
@@ -36,14 +35,11 @@ from typing import Any
 from oslo_versionedobjects import base as ovo_base
 
 from nova_emulator_threads import exception
-from nova_emulator_threads.objects import numa
 from nova_emulator_threads.virt import topology
 
 __all__ = [
     'host_from_object',
-    'host_to_object',
     'instance_from_object',
-    'instance_to_object',
 ]
 
 _UNSET = object()
@@ -69,35 +65,8 @@ def _ints(values: Any) -> frozenset[int]:
     return frozenset(values) if values is not None else frozenset()
 
 
-def host_to_object(host: topology.HostTopology) -> numa.NUMATopology:
-    """Return the ``NUMATopology`` of an engine host topology.
-
-    :param host: the host, as the engine sees it.
-    :returns: a ``NUMATopology`` whose cells and their ``siblings`` and
-        ``mempages`` lists keep the order of ``host``'s.
-    """
-    return numa.NUMATopology(cells=[
-        numa.NUMACell(
-            id=cell.id,
-            cpuset=set(cell.cpuset),
-            pcpuset=set(cell.pcpuset),
-            memory=cell.memory,
-            cpu_usage=cell.cpu_usage,
-            memory_usage=cell.memory_usage,
-            pinned_cpus=set(cell.pinned_cpus),
-            # A list of sets, in order: Nova's packing depends on it.
-            siblings=[set(sibling_set) for sibling_set in cell.siblings],
-            mempages=[
-                numa.NUMAPagesTopology(
-                    size_kb=pages.size_kb, total=pages.total,
-                    used=pages.used, reserved=pages.reserved)
-                for pages in cell.mempages],
-            socket=cell.socket)
-        for cell in host.cells])
-
-
 def host_from_object(
-    host: numa.NUMATopology,
+    host: ovo_base.VersionedObject,
     cpu_shared_set: frozenset[int] = frozenset(),
 ) -> topology.HostTopology:
     """Return the engine's view of a ``NUMATopology``.
@@ -133,41 +102,8 @@ def host_from_object(
         cells=tuple(cells), cpu_shared_set=frozenset(cpu_shared_set))
 
 
-def instance_to_object(
-    instance: topology.InstanceTopology,
-    instance_uuid: str | None = None,
-) -> numa.InstanceNUMATopology:
-    """Return the ``InstanceNUMATopology`` of an engine guest topology.
-
-    :param instance: a requested or fitted guest topology.
-    :param instance_uuid: the instance's UUID, if known.
-    :returns: the object; like Nova's ``numa_get_constraints``, it always
-        sets ``emulator_threads_policy``, to None when the guest has none.
-    """
-    cells = []
-    for cell in instance.cells:
-        cell_obj = numa.InstanceNUMACell(
-            id=cell.id,
-            cpuset=set(cell.cpuset),
-            pcpuset=set(cell.pcpuset),
-            memory=cell.memory,
-            pagesize=cell.pagesize,
-            cpu_policy=cell.cpu_policy,
-            cpu_thread_policy=cell.cpu_thread_policy,
-            cpuset_reserved=(None if cell.cpuset_reserved is None
-                             else set(cell.cpuset_reserved)))
-        cell_obj.cpu_pinning = cell.cpu_pinning
-        cells.append(cell_obj)
-    obj = numa.InstanceNUMATopology(
-        cells=cells,
-        emulator_threads_policy=instance.emulator_threads_policy)
-    if instance_uuid is not None:
-        obj.instance_uuid = instance_uuid
-    return obj
-
-
 def instance_from_object(
-    instance: numa.InstanceNUMATopology,
+    instance: ovo_base.VersionedObject,
     realtime_cpus: frozenset[int] = frozenset(),
 ) -> topology.InstanceTopology:
     """Return the engine's view of an ``InstanceNUMATopology``.

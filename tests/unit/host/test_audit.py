@@ -17,6 +17,7 @@
 from oslotest import base
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import remedy
 from tests.unit.host import fakehost
@@ -31,7 +32,7 @@ class AuditTestCase(base.BaseTestCase):
         self.tree = self.useFixture(fakehost.HostTree())
 
     def run_audit(self, domains: list, cpu_shared_set: str | None = None,
-              ) -> audit.AuditReport:
+                  ) -> audit.AuditReport:
         return audit.audit(fakehost.snapshot_of(self.tree, domains),
                            P(cpu_shared_set) if cpu_shared_set else None)
 
@@ -43,7 +44,7 @@ class AuditTestCase(base.BaseTestCase):
     def test_chapter_default_emulatorpin(self) -> None:
         xml = fakehost.chapter_1d(self.tree)
         report = self.run_audit([fakehost.make_domain(xml, '0-39')])
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING)],
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING)],
                          self.codes(report))
         self.assertEqual(
             'emulator threads (qemu-kvm/73517, qemu-kvm/73527, '
@@ -74,10 +75,10 @@ class AuditTestCase(base.BaseTestCase):
             'instance-0000001d', fakehost.UUID_1D, fakehost.PINS_1D,
             emulatorpin='34', nova=fakehost.NOVA_1D)
         report = self.run_audit([fakehost.make_domain(live, '0-39',
-                                                  config_xml=config)])
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING),
-                          (audit.NOVA_POLICY, audit.WARNING),
-                          (audit.LIVE_CONFIG, audit.WARNING)],
+                                                      config_xml=config)])
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING),
+                          (findings.NOVA_POLICY, findings.WARNING),
+                          (findings.LIVE_CONFIG, findings.WARNING)],
                          self.codes(report))
         on_vcpu, nova, drift = report.findings
         self.assertIn('run on pCPU 34, shared with vCPU 0 on pCPU 34',
@@ -117,9 +118,9 @@ class AuditTestCase(base.BaseTestCase):
     def test_chapter_isolcpus(self) -> None:
         xml = fakehost.chapter_09(self.tree)
         report = self.run_audit([fakehost.make_domain(xml, '0-3')])
-        self.assertEqual([(audit.EMULATOR_ON_VCPU, audit.WARNING),
-                          (audit.VHOST_ON_VCPU, audit.WARNING),
-                          (audit.EMULATOR_ON_ISOLATED, audit.ERROR)],
+        self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING),
+                          (findings.VHOST_ON_VCPU, findings.WARNING),
+                          (findings.EMULATOR_ON_ISOLATED, findings.ERROR)],
                          self.codes(report))
         emulator, vhost, isolated = report.findings
         self.assertEqual(
@@ -159,7 +160,7 @@ class AuditTestCase(base.BaseTestCase):
         xml = fakehost.domain_xml('g', fakehost.UUID_09, {0: '5', 1: '6'},
                                   emulatorpin='2-4')
         report = self.run_audit([fakehost.make_domain(xml, '0-7')])
-        self.assertEqual([(audit.EMULATOR_ON_ISOLATED, audit.WARNING)],
+        self.assertEqual([(findings.EMULATOR_ON_ISOLATED, findings.WARNING)],
                          self.codes(report))
         self.assertIn('run on pCPU 2, which runs no pinned vCPU',
                       report.findings[0].message)
@@ -173,8 +174,8 @@ class AuditTestCase(base.BaseTestCase):
         b = fakehost.domain_xml('b', fakehost.UUID_09, {0: '4', 1: '5'},
                                 emulatorpin='0-3')
         report = self.run_audit([fakehost.make_domain(a, '0-7'),
-                             fakehost.make_domain(b, '0-7')])
-        self.assertEqual([('b', audit.ON_OTHER_GUEST, audit.ERROR)],
+                                 fakehost.make_domain(b, '0-7')])
+        self.assertEqual([('b', findings.ON_OTHER_GUEST, findings.ERROR)],
                          [(f.domain, f.code, f.severity)
                           for f in report.findings])
         self.assertEqual(
@@ -197,8 +198,8 @@ class AuditTestCase(base.BaseTestCase):
         b = fakehost.domain_xml('b', fakehost.UUID_09, {0: '6'},
                                 emulatorpin='4-5')
         report = self.run_audit([fakehost.make_domain(a, '0-7'),
-                             fakehost.make_domain(b, '0-7')])
-        self.assertEqual([('b', audit.ON_OTHER_GUEST)],
+                                 fakehost.make_domain(b, '0-7')])
+        self.assertEqual([('b', findings.ON_OTHER_GUEST)],
                          [(f.domain, f.code) for f in report.findings])
         self.assertIn('its isolated emulator threads of a (pCPU 4)',
                       report.findings[0].message)
@@ -213,7 +214,7 @@ class AuditTestCase(base.BaseTestCase):
             (50, 'qemu-kvm', '0'), (51, 'CPU 0/KVM', '2'),
             (52, 'vnc_worker', '0-7')])
         report = self.run_audit([fakehost.make_domain(xml, '0-7')])
-        self.assertEqual([audit.EMULATOR_ON_VCPU, audit.OUTSIDE_PIN],
+        self.assertEqual([findings.EMULATOR_ON_VCPU, findings.OUTSIDE_PIN],
                          [f.code for f in report.findings])
         self.assertEqual(
             'thread vnc_worker/52 may run on CPUs 1-7, outside its libvirt '
@@ -245,7 +246,7 @@ class AuditTestCase(base.BaseTestCase):
             [('vCPU 0', 'vcpu'), ('vCPU 1', 'vcpu'),
              ('emulatorpin', 'emulator'), ('iothreadpin 1', 'iothread')],
             [(t.name, t.kind) for t in report.guests[0].threads])
-        self.assertEqual([audit.EMULATOR_ON_VCPU],
+        self.assertEqual([findings.EMULATOR_ON_VCPU],
                          [f.code for f in report.findings])
         self.assertIn('emulator threads (emulatorpin, iothreadpin 1) may '
                       'run on pCPUs 2-3',

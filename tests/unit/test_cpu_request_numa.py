@@ -17,13 +17,13 @@ from typing import Any
 import ddt
 
 from nova_emulator_threads import exception
-from nova_emulator_threads import policy
-from nova_emulator_threads import policy_numa
-from tests.unit.test_policy import _Base
-from tests.unit.test_policy import DEDICATED
-from tests.unit.test_policy import parse
+from nova_emulator_threads.objects import fields
+from nova_emulator_threads import cpu_request_numa
+from tests.unit.test_cpu_request import _Base
+from tests.unit.test_cpu_request import DEDICATED
+from tests.unit.test_cpu_request import parse
 
-S, L, A = policy.MEMPAGES_SMALL, policy.MEMPAGES_LARGE, policy.MEMPAGES_ANY
+S, L, A = fields.MEMPAGES_SMALL, fields.MEMPAGES_LARGE, fields.MEMPAGES_ANY
 
 
 @ddt.ddt
@@ -148,12 +148,18 @@ class NUMATestCase(_Base):
 
     def test_key_constants(self) -> None:
         self.assertEqual(
-            ('hw:numa_nodes', 'hw_numa_nodes', 'hw:numa_cpus.',
-             'hw:numa_mem.', 'hw_numa_cpus', 'hw_numa_mem'),
-            (policy_numa.NUMA_NODES_KEY, policy_numa.NUMA_NODES_PROP,
-             policy_numa.NUMA_CPUS_KEY_PREFIX,
-             policy_numa.NUMA_MEM_KEY_PREFIX, policy_numa.NUMA_CPUS_PROP,
-             policy_numa.NUMA_MEM_PROP))
+            ('hw:numa_nodes',
+             'hw_numa_nodes',
+             'hw:numa_cpus.',
+             'hw:numa_mem.',
+             'hw_numa_cpus',
+             'hw_numa_mem'),
+            (cpu_request_numa.NUMA_NODES_KEY,
+             cpu_request_numa.NUMA_NODES_PROP,
+             cpu_request_numa.NUMA_CPUS_KEY_PREFIX,
+             cpu_request_numa.NUMA_MEM_KEY_PREFIX,
+             cpu_request_numa.NUMA_CPUS_PROP,
+             cpu_request_numa.NUMA_MEM_PROP))
 
 
 @ddt.ddt

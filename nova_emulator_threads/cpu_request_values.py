@@ -14,7 +14,7 @@
 
 Each parser takes the key the value came from, so that its error names
 the key, the value and what is allowed (``exception.InvalidExtraSpec``).
-Used by ``policy`` and ``policy_numa``; nothing here knows what a key
+Used by ``cpu_request`` and ``cpu_request_numa``; nothing here knows what a key
 means.
 """
 
@@ -24,15 +24,14 @@ from oslo_utils import strutils
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from nova_emulator_threads.objects import fields
 
-#: Page sizes as Nova encodes them (a positive value is a size in KiB).
-MEMPAGES_SMALL = -1
-MEMPAGES_LARGE = -2
-MEMPAGES_ANY = -3
+#: Page sizes by name, as Nova encodes them (a positive value is a size in
+#: KiB).
 PAGE_SIZE_ALIASES = {
-    'small': MEMPAGES_SMALL,
-    'large': MEMPAGES_LARGE,
-    'any': MEMPAGES_ANY,
+    'small': fields.MEMPAGES_SMALL,
+    'large': fields.MEMPAGES_LARGE,
+    'any': fields.MEMPAGES_ANY,
 }
 
 #: The longest digit string read as a number: no amount a flavor or an
