@@ -16,10 +16,10 @@ from typing import Any
 
 import ddt
 import os_traits
-from oslotest import base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads import cpu_request
+from tests.unit import base
 
 DEDICATED = {'hw:cpu_policy': 'dedicated'}
 ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
@@ -31,7 +31,7 @@ def parse(specs: dict[str, str] | None = None,
     return cpu_request.parse_request(vcpus, memory_mb, specs, props)
 
 
-class _Base(base.BaseTestCase):
+class _Base(base.TestCase):
 
     def assertRejected(self, exc_class: type[exception.Invalid],
                        names: list[tuple[str, Any]],

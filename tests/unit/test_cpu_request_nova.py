@@ -32,7 +32,6 @@ import warnings
 
 import fixtures
 from oslo_utils import strutils
-from oslotest import base
 
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
@@ -50,6 +49,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpu_request_numa
+from tests.unit import base
 
 objects.register_all()
 
@@ -424,7 +424,7 @@ def generate(rng: random.Random) -> Case:
 # -- the tests ---------------------------------------------------------------
 
 
-class TestNovaDifferential(base.BaseTestCase):
+class TestNovaDifferential(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

@@ -12,13 +12,13 @@
 
 """CPU range strings in Nova's syntax."""
 
-import testtools
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from tests.unit import base
 
 
-class TestParse(testtools.TestCase):
+class TestParse(base.TestCase):
 
     def test_valid(self) -> None:
         for spec, cpus in (('', set()), ('3', {3}), ('1-4,^3,6', {1, 2, 4, 6}),
@@ -56,7 +56,7 @@ class TestParse(testtools.TestCase):
                           [1, 2])
 
 
-class TestFormat(testtools.TestCase):
+class TestFormat(base.TestCase):
 
     def test_format(self) -> None:
         for cpus, spec in ((set(), ''), ({5}, '5'), ({0, 1, 2, 5}, '0-2,5'),

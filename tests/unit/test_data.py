@@ -15,10 +15,10 @@
 import os
 
 from nova.virt.libvirt import config as vconfig
-from oslotest import base
 
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
+from tests.unit import base
 
 
 def _nova_caps(name):
@@ -27,7 +27,7 @@ def _nova_caps(name):
     return caps
 
 
-class ExampleHostsTestCase(base.BaseTestCase):
+class ExampleHostsTestCase(base.TestCase):
 
     def test_paths(self):
         for name in data.EXAMPLE_HOSTS:

@@ -59,6 +59,7 @@ from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from tests.unit import base
 from tests.unit.cmd import test_plan
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference
@@ -314,7 +315,7 @@ any_caps = st.one_of(
 # -- the properties ----------------------------------------------------------
 
 
-class TestParseRequest(testtools.TestCase):
+class TestParseRequest(base.TestCase):
 
     @FUZZ
     @hypothesis.given(_amounts, _amounts, extra_specs, image_props)
@@ -343,7 +344,7 @@ class TestParseRequest(testtools.TestCase):
             STATS['parse_request accepted'] += 1
 
 
-class TestParseCPUSpec(testtools.TestCase):
+class TestParseCPUSpec(base.TestCase):
 
     @FUZZ
     @hypothesis.given(any_cpu_spec | st.sampled_from(
@@ -371,7 +372,7 @@ class TestParseCPUSpec(testtools.TestCase):
         STATS['parse_cpu_spec accepted'] += 1
 
 
-class TestHostTopologyFromCaps(testtools.TestCase):
+class TestHostTopologyFromCaps(base.TestCase):
 
     @FUZZ
     @hypothesis.given(any_caps, _config('1-3'), _config('0'), _config('2'))
@@ -422,7 +423,7 @@ class TestHostTopologyFromCaps(testtools.TestCase):
             STATS['host_topology_from_caps planned'] += 1
 
 
-class TestMemoryBound(testtools.TestCase):
+class TestMemoryBound(base.TestCase):
     """Huge ranges are refused before any set is built."""
 
     def test_huge_ranges_cost_nothing(self) -> None:
@@ -466,7 +467,7 @@ class TestMemoryBound(testtools.TestCase):
         self.assertLess(peak, 4 * 1024 * 1024)
 
 
-class TestCommandLine(testtools.TestCase):
+class TestCommandLine(base.TestCase):
     """Hostile input through ``nova-emulator-threads plan``."""
 
     def setUp(self) -> None:

@@ -22,15 +22,15 @@ from nova import objects
 from nova.scheduler import utils as scheduler_utils
 from nova.virt import hardware as nova_hardware
 from oslo_config import fixture as config_fixture
-from oslotest import base
 
 from nova_emulator_threads import nova_patch
+from tests.unit import base
 from tests.unit import nova_patch_fixture
 
 flavor = nova_patch_fixture.flavor
 
 
-class TestIsTestedNova(base.BaseTestCase):
+class TestIsTestedNova(base.TestCase):
 
     def test_versions(self) -> None:
         for version in ('34.0.0', '34.1.0', '34.0.0.0rc1', '34.2.1.dev12'):
@@ -45,7 +45,7 @@ class TestIsTestedNova(base.BaseTestCase):
             nova_patch.installed_nova_version()))
 
 
-class TestApply(base.BaseTestCase):
+class TestApply(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -161,7 +161,7 @@ class TestApply(base.BaseTestCase):
         self.assertIn('which they were not tested with', self.log.output)
 
 
-class TestPolicySeam(base.BaseTestCase):
+class TestPolicySeam(base.TestCase):
     """Seam (a): every Nova caller sees our policy."""
 
     def setUp(self) -> None:
@@ -222,7 +222,7 @@ class TestPolicySeam(base.BaseTestCase):
             self.image))
 
 
-class TestPlacementSeam(base.BaseTestCase):
+class TestPlacementSeam(base.TestCase):
     """Seam (b): the scheduler's PCPU request has our overhead."""
 
     def setUp(self) -> None:

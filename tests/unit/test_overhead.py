@@ -19,16 +19,16 @@ from typing import Any
 
 import ddt
 import fixtures
-from oslotest import base
 
 from nova_emulator_threads import overhead
 from nova_emulator_threads import cpu_request
+from tests.unit import base
 
 MIXED = {'hw:cpu_policy': 'mixed', 'hw:cpu_dedicated_mask': '0-1'}
 
 
 @ddt.ddt
-class OverheadTestCase(base.BaseTestCase):
+class OverheadTestCase(base.TestCase):
 
     # specs, image props -> (overhead, placement request), 4 vCPUs.
     @ddt.data(

@@ -18,11 +18,11 @@ import contextlib
 import io
 import json
 
-from oslotest import base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import pin
+from tests.unit import base
 from tests.unit.host import fakehost
 from tests.unit.host import test_libvirt_domains as tld
 
@@ -31,7 +31,7 @@ BAD = fakehost.domain_xml('bad', tld.UUID_A, {0: '1'}, emulatorpin='0-1',
 CLEAN = fakehost.domain_xml('clean', tld.UUID_B, {0: '3'}, emulatorpin='2')
 
 
-class CommandTestCase(base.BaseTestCase):
+class CommandTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

@@ -18,9 +18,9 @@ import subprocess
 import sys
 
 import fixtures
-import testtools
 
 from nova_emulator_threads.cmd import plan
+from tests.unit import base
 from tests.unit.virt import cases
 
 COMMAND = os.path.join(os.path.dirname(sys.executable),
@@ -32,7 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-class TestPlanCommand(testtools.TestCase):
+class TestPlanCommand(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

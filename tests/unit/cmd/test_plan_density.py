@@ -15,16 +15,16 @@
 import json
 import os
 
-import testtools
 
 from nova_emulator_threads import data
+from tests.unit import base
 from tests.unit.cmd import test_plan
 
 FOUR_CORE = ('--host', data.example_host_path('four-core-housekeeping'),
              '--cpu-dedicated-set', '1-3', '--cpu-shared-set', '0')
 
 
-class TestPlanDensity(testtools.TestCase):
+class TestPlanDensity(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

@@ -18,9 +18,9 @@ import os
 import nova.conf
 from oslo_config import cfg
 from oslo_config import generator
-from oslotest import base
 
 from nova_emulator_threads.conf import opts
+from tests.unit import base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -29,7 +29,7 @@ GENERATOR_CONF = os.path.join(
     ROOT, 'etc', 'nova-emulator-threads-config-generator.conf')
 
 
-class TestOpts(base.BaseTestCase):
+class TestOpts(base.TestCase):
 
     def test_list_opts(self) -> None:
         ((group, options),) = opts.list_opts()

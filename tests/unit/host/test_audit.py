@@ -14,18 +14,18 @@
 """The audit on recorded hosts: the troubleshooting chapter's examples
 (seeds 000 and 001) and the cases around them."""
 
-from oslotest import base
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import remedy
+from tests.unit import base
 from tests.unit.host import fakehost
 
 P = cpuset.parse_cpu_spec
 
 
-class AuditTestCase(base.BaseTestCase):
+class AuditTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

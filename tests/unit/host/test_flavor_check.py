@@ -14,12 +14,12 @@
 """The audit of Nova guests against their flavor, and the checks ``pin``
 runs before it changes anything."""
 
-from oslotest import base
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import remedy
+from tests.unit import base
 from tests.unit.host import fakehost
 
 P = cpuset.parse_cpu_spec
@@ -34,7 +34,7 @@ def nova(vcpus: int, **extra_specs: str) -> dict[str, object]:
             'extra_specs': specs}
 
 
-class NovaPolicyTestCase(base.BaseTestCase):
+class NovaPolicyTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -167,7 +167,7 @@ class NovaPolicyTestCase(base.BaseTestCase):
         self.assertEqual([(findings.NOVA_UNCHECKED, findings.WARNING)], codes)
 
 
-class ProblemsTestCase(base.BaseTestCase):
+class ProblemsTestCase(base.TestCase):
     """What ``pin`` refuses, before it changes anything."""
 
     def setUp(self) -> None:

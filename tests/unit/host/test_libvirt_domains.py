@@ -21,10 +21,10 @@ need libvirt-python but no daemon.
 import os
 
 import fixtures
-from oslotest import base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.host import libvirt_domains
+from tests.unit import base
 from tests.unit.host import fakehost
 
 try:
@@ -68,7 +68,7 @@ def isolcpus_guest(name: str = 'instance-00000009',
                                nova=fakehost.NOVA_09)
 
 
-class LibvirtDomainsTestCase(base.BaseTestCase):
+class LibvirtDomainsTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -143,7 +143,7 @@ class LibvirtDomainsTestCase(base.BaseTestCase):
             [False, True, False, True]))
 
 
-class DomainXMLTestCase(base.BaseTestCase):
+class DomainXMLTestCase(base.TestCase):
 
     def test_chapter_xml(self) -> None:
         tree = self.useFixture(fakehost.HostTree())

@@ -21,10 +21,10 @@ and the state left behind are libvirt's own.
 
 import typing
 
-from oslotest import base
 
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import pinning
+from tests.unit import base
 from tests.unit.host import test_libvirt_domains as tld
 
 libvirt = tld.libvirt
@@ -71,7 +71,7 @@ def never(name: str, args: tuple, count: int) -> bool:
     return False
 
 
-class PinningTestCase(base.BaseTestCase):
+class PinningTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

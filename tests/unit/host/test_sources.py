@@ -13,17 +13,17 @@
 
 import os
 
-from oslotest import base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.host import cgroup
 from nova_emulator_threads.host import cpulist
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.host import sysfs
+from tests.unit import base
 from tests.unit.host import fakehost
 
 
-class CPUListTestCase(base.BaseTestCase):
+class CPUListTestCase(base.TestCase):
 
     def test_kernel_formats(self) -> None:
         cases = {
@@ -53,7 +53,7 @@ class CPUListTestCase(base.BaseTestCase):
             self.assertIn(repr(bad), str(exc))
 
 
-class ProcfsTestCase(base.BaseTestCase):
+class ProcfsTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -127,7 +127,7 @@ class ProcfsTestCase(base.BaseTestCase):
             next(t for t in threads if t.tid == os.getpid()).cpus))
 
 
-class SysfsTestCase(base.BaseTestCase):
+class SysfsTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -191,7 +191,7 @@ class SysfsTestCase(base.BaseTestCase):
         self.assertLessEqual(os.sched_getaffinity(0), cpus.online)
 
 
-class CgroupTestCase(base.BaseTestCase):
+class CgroupTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

@@ -14,9 +14,9 @@
 
 import warnings
 
-from oslotest import base as test_base
 
 from nova_emulator_threads.objects import fields
+from tests.unit import base
 
 with warnings.catch_warnings():
     # Nova pulls in eventlet, which warns that it is deprecated.
@@ -31,7 +31,7 @@ PAIRS = (
 )
 
 
-class TestFieldsAreNovas(test_base.BaseTestCase):
+class TestFieldsAreNovas(base.TestCase):
 
     def test_values_and_order(self) -> None:
         for ours, novas in PAIRS:

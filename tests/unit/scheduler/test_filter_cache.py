@@ -20,15 +20,15 @@ must follow the replacement and never answer from a stale topology.
 import gc
 
 import fixtures
-from oslotest import base
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import nova_objects
+from tests.unit import base
 from tests.unit import nova_patch_fixture
 from tests.unit.scheduler import test_filters as helpers
 
 
-class TestConversionCache(base.BaseTestCase):
+class TestConversionCache(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()

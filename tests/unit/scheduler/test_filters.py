@@ -32,11 +32,11 @@ from nova.scheduler import host_manager
 from nova.virt import hardware as nova_hardware
 from oslo_config import fixture as config_fixture
 from oslo_utils.fixture import uuidsentinel as uuids
-from oslotest import base
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import nova_objects
+from tests.unit import base
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import nova_reference
 from tests.unit.virt import strategies
@@ -89,7 +89,7 @@ def two_cell_host(pinned: tuple[set[int], set[int]] = (set(), set()),
 ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
 
 
-class TestEmulatorThreadsFilter(base.BaseTestCase):
+class TestEmulatorThreadsFilter(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -186,7 +186,7 @@ class TestEmulatorThreadsFilter(base.BaseTestCase):
         self.assertFalse(self.filt.RUN_ON_REBUILD)
 
 
-class TestSoundness(base.BaseTestCase):
+class TestSoundness(base.TestCase):
     """Never rejects a host Nova's NUMATopologyFilter accepts."""
 
     def setUp(self) -> None:

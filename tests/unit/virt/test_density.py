@@ -12,7 +12,6 @@
 
 """Density: identical guests packed until the next one does not fit."""
 
-import testtools
 
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads import data
@@ -20,6 +19,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
+from tests.unit import base
 from tests.unit.virt import cases
 
 REALTIME = {'hw:cpu_realtime': 'yes'}
@@ -31,7 +31,7 @@ def bundled(name: str, dedicated: str, shared: str):
             hardware.host_topology_from_caps(xml, dedicated, ''))
 
 
-class TestSeed002(testtools.TestCase):
+class TestSeed002(base.TestCase):
     """Seed 002's arithmetic on its host.
 
     Four cores, one of them kept for housekeeping (host load and emulator
@@ -104,7 +104,7 @@ class TestSeed002(testtools.TestCase):
              rows[1]])
 
 
-class TestTwoSocketHost(testtools.TestCase):
+class TestTwoSocketHost(base.TestCase):
 
     def test_table(self) -> None:
         host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
@@ -140,7 +140,7 @@ class TestTwoSocketHost(testtools.TestCase):
             self.assertIn(key, str(exc))
 
 
-class TestDensity(testtools.TestCase):
+class TestDensity(base.TestCase):
 
     def host(self, pinned: str = ''):
         xml = cases.caps_xml(2, 4, 2, True, [8192, 8192], None)

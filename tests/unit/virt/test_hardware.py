@@ -12,12 +12,12 @@
 
 """Unit tests of the engine's public API on small literal hosts."""
 
-import testtools
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from tests.unit import base
 from tests.unit.virt import cases
 
 ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
@@ -30,7 +30,7 @@ def host(cells: int = 2, cores: int = 4, threads: int = 1,
     return hardware.host_topology_from_caps(xml, dedicated, shared, pinned)
 
 
-class TestInstanceTopology(testtools.TestCase):
+class TestInstanceTopology(base.TestCase):
 
     def test_no_topology_without_pinning(self) -> None:
         self.assertIsNone(hardware.instance_topology_from_flavor(2, 1024, {}))
@@ -75,7 +75,7 @@ class TestInstanceTopology(testtools.TestCase):
         self.assertEqual(frozenset({1, 2, 3}), inst.realtime_cpus)
 
 
-class TestFit(testtools.TestCase):
+class TestFit(base.TestCase):
 
     def test_isolate_reserves_one_extra_pcpu_on_cell_of_guest_cell_0(
             self) -> None:
@@ -133,7 +133,7 @@ class TestFit(testtools.TestCase):
                       hardware.explain_no_fit(h, inst))
 
 
-class TestUsage(testtools.TestCase):
+class TestUsage(base.TestCase):
 
     def test_claim_and_free_give_everything_back(self) -> None:
         h = host(cells=2, cores=4)
@@ -186,7 +186,7 @@ class TestUsage(testtools.TestCase):
         self.assertEqual(4, len(claimed.cells[0].pinned_cpus))
 
 
-class TestTopologyTypes(testtools.TestCase):
+class TestTopologyTypes(base.TestCase):
 
     def test_aggregates(self) -> None:
         inst = topology.InstanceTopology(cells=(

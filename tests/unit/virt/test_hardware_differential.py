@@ -21,6 +21,7 @@ import collections
 import testtools
 
 from nova_emulator_threads.virt import hardware
+from tests.unit import base
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference as ref
 
@@ -29,7 +30,7 @@ CASES = 2500
 FIRST_SEED = 20261121
 
 
-class TestFitMatchesNova(testtools.TestCase):
+class TestFitMatchesNova(base.TestCase):
 
     def test_same_decisions_as_nova(self) -> None:
         outcomes: collections.Counter[str] = collections.Counter()
@@ -66,7 +67,7 @@ class TestFitMatchesNova(testtools.TestCase):
             self.assertGreater(outcomes[outcome], CASES // 20, outcome)
 
 
-class TestNovaAnswersItsClaimRefuses(testtools.TestCase):
+class TestNovaAnswersItsClaimRefuses(base.TestCase):
     """Where Nova's fitter answers with pins its own claim refuses."""
 
     #: A seed of the generator where Nova's fit cache, keyed on cell ids

@@ -64,6 +64,7 @@ from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from tests.unit import base
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference as ref
 from tests.unit.virt import strategies
@@ -442,7 +443,7 @@ class Invariants:
                 STATS['placement_request: claims checked'] += 1
 
 
-class TestInvariants(testtools.TestCase):
+class TestInvariants(base.TestCase):
     """The properties; examples per run: the hypothesis profile's."""
 
     @hypothesis.settings(suppress_health_check=[
@@ -468,7 +469,7 @@ class TestInvariants(testtools.TestCase):
         STATS['hosts restored'] += 1
 
 
-class TestPlacementRequest(testtools.TestCase):
+class TestPlacementRequest(base.TestCase):
     """``placement_request`` over the whole flavor catalogue."""
 
     def test_every_catalogue_flavor(self) -> None:
@@ -511,7 +512,7 @@ class TestPlacementRequest(testtools.TestCase):
         self.assertEqual(len(strategies.CATALOGUE) * 6, checked)
 
 
-class TestFoundByTheProperties(testtools.TestCase):
+class TestFoundByTheProperties(base.TestCase):
     """Cases the properties found, kept as plain regression tests."""
 
     def test_thread_isolate_emulator_pcpu_beside_a_pinned_thread(self) -> None:

@@ -17,12 +17,12 @@ from typing import Any
 
 import hypothesis
 from hypothesis import strategies as st
-from oslotest import base as test_base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import nova_objects
 from nova_emulator_threads.virt import topology
+from tests.unit import base
 
 with warnings.catch_warnings():
     # Nova pulls in eventlet, which warns that it is deprecated; that is
@@ -104,7 +104,7 @@ def _through_nova_instance(
     return nova_objects.instance_from_object(nova, instance.realtime_cpus)
 
 
-class TestHost(test_base.BaseTestCase):
+class TestHost(base.TestCase):
 
     def test_round_trip(self) -> None:
         obj = nova_fakes.nova_host(HOST)
@@ -164,7 +164,7 @@ class TestHost(test_base.BaseTestCase):
                          str(error))
 
 
-class TestInstance(test_base.BaseTestCase):
+class TestInstance(base.TestCase):
 
     def test_isolate(self) -> None:
         obj = nova_fakes.nova_instance(ISOLATE)
@@ -291,7 +291,7 @@ _settings = hypothesis.settings(
     max_examples=60, derandomize=True, database=None, deadline=None)
 
 
-class TestGeneratedRoundTrips(test_base.BaseTestCase):
+class TestGeneratedRoundTrips(base.TestCase):
     """dataclass -> Nova's object -> primitive -> Nova's -> dataclass."""
 
     @_settings

@@ -21,11 +21,11 @@ import dataclasses
 import gc
 import itertools
 
-import testtools
 
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import packing
+from tests.unit import base
 from tests.unit.virt import cases
 
 ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
@@ -36,7 +36,7 @@ def host(pinned: str = ''):
     return hardware.host_topology_from_caps(xml, '', '', pinned)
 
 
-class TestMemo(testtools.TestCase):
+class TestMemo(base.TestCase):
 
     def test_keyed_on_identity(self) -> None:
         first, second = host(), host()
@@ -89,7 +89,7 @@ class TestMemo(testtools.TestCase):
         self.assertEqual(warm, hardware.fit_instance_to_host(copy, inst))
 
 
-class TestNextPermutation(testtools.TestCase):
+class TestNextPermutation(base.TestCase):
 
     def test_walks_itertools_order(self) -> None:
         for n in range(1, 6):

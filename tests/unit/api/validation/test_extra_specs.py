@@ -16,14 +16,14 @@ import fixtures
 from nova.api.validation.extra_specs import base as nova_base
 from nova.api.validation.extra_specs import validators as nova_validators
 from nova import exception as nova_exception
-from oslotest import base
 from stevedore import extension
 
 from nova_emulator_threads.api.validation import extra_specs
+from tests.unit import base
 from tests.unit import nova_patch_fixture
 
 
-class TestRegister(base.BaseTestCase):
+class TestRegister(base.TestCase):
 
     def test_registers_our_key(self) -> None:
         self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=False))
@@ -51,7 +51,7 @@ class TestRegister(base.BaseTestCase):
         self.assertIs(extra_specs, manager['emulator_threads'].plugin)
 
 
-class TestValidate(base.BaseTestCase):
+class TestValidate(base.TestCase):
 
     def test_values(self) -> None:
         for value in ('share', 'isolate'):

@@ -18,7 +18,6 @@ import types
 import warnings
 
 from oslo_config import fixture as config_fixture
-import testtools
 
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
@@ -31,6 +30,7 @@ with warnings.catch_warnings():
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import hardware
+from tests.unit import base
 from tests.unit.virt import cases
 
 CONF = nova.conf.CONF
@@ -66,7 +66,7 @@ def ordered(cell) -> tuple:
              for p in cell.mempages], cell.socket)
 
 
-class TestCapsMatchNovaDriver(testtools.TestCase):
+class TestCapsMatchNovaDriver(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
@@ -101,7 +101,7 @@ class TestCapsMatchNovaDriver(testtools.TestCase):
             self.assertTrue(ours.cells, name)
 
 
-class TestCapsBadInput(testtools.TestCase):
+class TestCapsBadInput(base.TestCase):
 
     XML = cases.caps_xml(2, 2, 2, True, [1024, 1024], None)
 

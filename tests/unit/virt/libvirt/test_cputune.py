@@ -19,7 +19,6 @@ libvirt, and asserts that Nova's real ``LibvirtDriver`` writes the same
 ``<cputune>`` as we do.
 """
 
-import logging
 
 import fixtures
 import hypothesis
@@ -34,20 +33,12 @@ from nova.tests.unit import matchers
 from nova.virt import fake
 from nova.virt import hardware as nova_hardware
 from nova.virt.libvirt import driver as libvirt_driver
-from oslotest import base
 
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
-
-# Importing nova.test runs oslo.log's setup(), which from then on sends
-# every log record of this test worker to the real stdout, past the
-# fixtures that capture each test's logs (and Nova's fitter logs a lot in
-# the differential tests): give logging back to those fixtures.
-for _handler in logging.getLogger().handlers[:]:
-    if isinstance(_handler, logging.StreamHandler):
-        logging.getLogger().removeHandler(_handler)
+from tests.unit import base
 
 ISOLATE = 'isolate'
 SHARE = 'share'
@@ -77,7 +68,7 @@ def _host(*cpusets):
         for i, shared in enumerate(cpusets)))
 
 
-class CPUTuneTestCase(base.BaseTestCase):
+class CPUTuneTestCase(base.TestCase):
 
     def assertXmlEqual(self, expected, observed):
         self.assertThat(observed, matchers.XMLMatches(expected))
@@ -353,7 +344,7 @@ class CPUTuneTestCase(base.BaseTestCase):
         self.assertEqual({}, cputune.iothreadpin_cpusets(frozenset()))
 
 
-class ParseCPUTuneTestCase(base.BaseTestCase):
+class ParseCPUTuneTestCase(base.TestCase):
 
     # Trimmed from `virsh dumpxml` of a running guest (libvirt 9.0).
     DOMAIN = """<domain type='kvm' id='3'

@@ -15,12 +15,12 @@ tests, which run the whole driver)."""
 
 from nova.virt import emulator_threads
 from nova.virt.libvirt import driver as nova_driver
-from oslotest import base
 
 from nova_emulator_threads.virt.libvirt import driver
+from tests.unit import base
 
 
-class TestLibvirtDriver(base.BaseTestCase):
+class TestLibvirtDriver(base.TestCase):
 
     def test_is_novas_libvirt_driver(self) -> None:
         self.assertTrue(issubclass(driver.LibvirtDriver,
