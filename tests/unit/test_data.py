@@ -14,6 +14,7 @@
 
 import os
 
+import ddt
 from nova.virt.libvirt import config as vconfig
 
 from nova_emulator_threads import data
@@ -27,25 +28,28 @@ def _nova_caps(name):
     return caps
 
 
+@ddt.ddt
 class ExampleHostsTestCase(base.TestCase):
 
-    def test_paths(self):
-        for name in data.EXAMPLE_HOSTS:
-            path = data.example_host_path(name)
-            self.assertTrue(os.path.isabs(path))
-            self.assertEqual('%s.xml' % name, os.path.basename(path))
-            with open(path, encoding='utf-8') as f:
-                self.assertEqual(data.example_host_xml(name), f.read())
+    @ddt.data(*data.EXAMPLE_HOSTS)
+    def test_paths(self, name):
+        path = data.example_host_path(name)
+        self.assertTrue(os.path.isabs(path))
+        self.assertEqual('%s.xml' % name, os.path.basename(path))
+        with open(path, encoding='utf-8') as f:
+            self.assertEqual(data.example_host_xml(name), f.read())
+
+    def test_default_host(self):
         self.assertEqual(data.example_host_path('two-socket-smt'),
                          data.example_host_path())
 
-    def test_unknown_host(self):
-        for name in ('nope', '../two-socket-smt', 'two-socket-smt.xml', ''):
-            exc = self.assertRaises(exception.Invalid,
-                                    data.example_host_path, name)
-            self.assertIn('example host %r does not exist' % name, str(exc))
-            self.assertIn('two-socket-smt, four-core-housekeeping', str(exc))
-            self.assertRaises(exception.Invalid, data.example_host_xml, name)
+    @ddt.data('nope', '../two-socket-smt', 'two-socket-smt.xml', '')
+    def test_unknown_host(self, name):
+        exc = self.assertRaises(exception.Invalid,
+                                data.example_host_path, name)
+        self.assertIn('example host %r does not exist' % name, str(exc))
+        self.assertIn('two-socket-smt, four-core-housekeeping', str(exc))
+        self.assertRaises(exception.Invalid, data.example_host_xml, name)
 
     def test_two_socket_smt(self):
         caps = _nova_caps('two-socket-smt')

@@ -16,6 +16,7 @@ answering with our policy and our overhead."""
 import importlib
 import sys
 
+import ddt
 import fixtures
 from nova import exception as nova_exception
 from nova import objects
@@ -30,14 +31,17 @@ from tests.unit import nova_patch_fixture
 flavor = nova_patch_fixture.flavor
 
 
+@ddt.ddt
 class TestIsTestedNova(base.TestCase):
 
-    def test_versions(self) -> None:
-        for version in ('34.0.0', '34.1.0', '34.0.0.0rc1', '34.2.1.dev12'):
-            self.assertTrue(nova_patch.is_tested_nova(version), version)
-        for version in ('33.1.0', '35.0.0', '35.0.0.0rc1', '2026.2',
-                        'not-a-version', ''):
-            self.assertFalse(nova_patch.is_tested_nova(version), version)
+    @ddt.data('34.0.0', '34.1.0', '34.0.0.0rc1', '34.2.1.dev12')
+    def test_tested_versions(self, version: str) -> None:
+        self.assertTrue(nova_patch.is_tested_nova(version))
+
+    @ddt.data('33.1.0', '35.0.0', '35.0.0.0rc1', '2026.2', 'not-a-version',
+              '')
+    def test_untested_versions(self, version: str) -> None:
+        self.assertFalse(nova_patch.is_tested_nova(version))
 
     def test_installed_nova_is_tested(self) -> None:
         # The venv this suite runs in holds a Nova the seams support.

@@ -20,6 +20,7 @@ need libvirt-python but no daemon.
 
 import os
 
+import ddt
 import fixtures
 
 from nova_emulator_threads import exception
@@ -143,6 +144,7 @@ class LibvirtDomainsTestCase(base.TestCase):
             [False, True, False, True]))
 
 
+@ddt.ddt
 class DomainXMLTestCase(base.TestCase):
 
     def test_chapter_xml(self) -> None:
@@ -181,16 +183,17 @@ class DomainXMLTestCase(base.TestCase):
                        '</metadata><memory', 1)
         self.assertIsNone(libvirt_domains.parse_domain_xml(xml).nova)
 
-    def test_invalid_xml(self) -> None:
-        for xml, words in (
-                ('<domain', 'not well-formed'),
-                ('<node/>', '<domain>'),
-                ('<domain><vcpu>x</vcpu></domain>', "'x'"),
-                ('<domain><vcpu cpuset="9-1">2</vcpu></domain>', '9-1'),
-                ('<domain><vcpu>1</vcpu><cputune><emulatorpin cpuset="a"/>'
-                 '</cputune></domain>', 'emulatorpin')):
-            exc = self.assertRaises(exception.InvalidDomainXML,
-                                    libvirt_domains.parse_domain_xml, xml,
-                                    'file.xml')
-            self.assertIn('file.xml', str(exc))
-            self.assertIn(words, str(exc))
+    @ddt.unpack
+    @ddt.data(
+        ('<domain', 'not well-formed'),
+        ('<node/>', '<domain>'),
+        ('<domain><vcpu>x</vcpu></domain>', "'x'"),
+        ('<domain><vcpu cpuset="9-1">2</vcpu></domain>', '9-1'),
+        ('<domain><vcpu>1</vcpu><cputune><emulatorpin cpuset="a"/>'
+         '</cputune></domain>', 'emulatorpin'))
+    def test_invalid_xml(self, xml: str, words: str) -> None:
+        exc = self.assertRaises(exception.InvalidDomainXML,
+                                libvirt_domains.parse_domain_xml, xml,
+                                'file.xml')
+        self.assertIn('file.xml', str(exc))
+        self.assertIn(words, str(exc))

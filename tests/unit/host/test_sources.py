@@ -13,6 +13,7 @@
 
 import os
 
+import ddt
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.host import cgroup
@@ -23,34 +24,35 @@ from tests.unit import base
 from tests.unit.host import fakehost
 
 
+@ddt.ddt
 class CPUListTestCase(base.TestCase):
 
-    def test_kernel_formats(self) -> None:
-        cases = {
-            '': frozenset(),
-            '\n': frozenset(),
-            '0\n': {0},
-            '0-3,8-11\n': {0, 1, 2, 3, 8, 9, 10, 11},
-            '10,14,30,34': {10, 14, 30, 34},
-            # bitmap_parselist strides: 2 of each group of 4.
-            '0-15:2/4': {0, 1, 4, 5, 8, 9, 12, 13},
-            '1-9:1/4': {1, 5, 9},
-        }
-        for text, expected in cases.items():
-            self.assertEqual(frozenset(expected),
-                             cpulist.parse_cpu_list(text, 'f'), text)
+    @ddt.unpack
+    @ddt.data(
+        ('', set()),
+        ('\n', set()),
+        ('0\n', {0}),
+        ('0-3,8-11\n', {0, 1, 2, 3, 8, 9, 10, 11}),
+        ('10,14,30,34', {10, 14, 30, 34}),
+        # bitmap_parselist strides: 2 of each group of 4.
+        ('0-15:2/4', {0, 1, 4, 5, 8, 9, 12, 13}),
+        ('1-9:1/4', {1, 5, 9}),
+    )
+    def test_kernel_formats(self, text: str, expected: set[int]) -> None:
+        self.assertEqual(frozenset(expected),
+                         cpulist.parse_cpu_list(text, 'f'))
 
     def test_last_cpu(self) -> None:
         self.assertEqual({2, 3}, cpulist.parse_cpu_list('2-N', 'f', last=3))
         self.assertRaises(exception.HostInspectionFailed,
                           cpulist.parse_cpu_list, '2-N', 'f')
 
-    def test_malformed_names_source_and_value(self) -> None:
-        for bad in ('1-0', 'a', '^2', '1-2:0/4', '1-8:5/4', '99999', '-1'):
-            exc = self.assertRaises(exception.HostInspectionFailed,
-                                    cpulist.parse_cpu_list, bad, '/x/online')
-            self.assertIn('/x/online', str(exc))
-            self.assertIn(repr(bad), str(exc))
+    @ddt.data('1-0', 'a', '^2', '1-2:0/4', '1-8:5/4', '99999', '-1')
+    def test_malformed_names_source_and_value(self, bad: str) -> None:
+        exc = self.assertRaises(exception.HostInspectionFailed,
+                                cpulist.parse_cpu_list, bad, '/x/online')
+        self.assertIn('/x/online', str(exc))
+        self.assertIn(repr(bad), str(exc))
 
 
 class ProcfsTestCase(base.TestCase):

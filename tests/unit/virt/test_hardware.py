@@ -94,10 +94,10 @@ class TestFit(base.TestCase):
 
     def test_exactly_vcpus_free_is_not_enough_for_isolate(self) -> None:
         h = host(cells=1, cores=4, pinned='0')
-        for specs, fits in ((DEDICATED, True), (ISOLATE, False)):
-            inst = hardware.instance_topology_from_flavor(3, 512, specs)
-            self.assertEqual(fits, hardware.fit_instance_to_host(h, inst)
-                             is not None, specs)
+        dedicated = hardware.instance_topology_from_flavor(3, 512, DEDICATED)
+        isolate = hardware.instance_topology_from_flavor(3, 512, ISOLATE)
+        self.assertIsNotNone(hardware.fit_instance_to_host(h, dedicated))
+        self.assertIsNone(hardware.fit_instance_to_host(h, isolate))
 
     def test_explain_names_cell_needs_and_haves(self) -> None:
         h = host(cells=2, cores=5, pinned='0,5')

@@ -12,6 +12,7 @@
 
 """The ``hw:cpu_emulator_threads`` extra-spec validator."""
 
+import ddt
 import fixtures
 from nova.api.validation.extra_specs import base as nova_base
 from nova.api.validation.extra_specs import validators as nova_validators
@@ -51,22 +52,24 @@ class TestRegister(base.TestCase):
         self.assertIs(extra_specs, manager['emulator_threads'].plugin)
 
 
+@ddt.ddt
 class TestValidate(base.TestCase):
 
-    def test_values(self) -> None:
-        for value in ('share', 'isolate'):
-            extra_specs.EMULATOR_THREADS.validate(
-                'hw:cpu_emulator_threads', value)
+    @ddt.data('share', 'isolate')
+    def test_values(self, value: str) -> None:
+        # No exception is the assertion: validate() raises on a bad value.
+        self.assertIsNone(extra_specs.EMULATOR_THREADS.validate(
+            'hw:cpu_emulator_threads', value))
 
-    def test_bad_value_names_key_value_and_allowed(self) -> None:
-        for value in ('isolated', 'SHARE', '', 'share '):
-            exc = self.assertRaises(
-                nova_exception.ValidationError,
-                extra_specs.EMULATOR_THREADS.validate,
-                'hw:cpu_emulator_threads', value)
-            self.assertEqual(
-                "Invalid hw:cpu_emulator_threads=%r: allowed values are "
-                "'share', 'isolate'." % value, exc.format_message())
+    @ddt.data('isolated', 'SHARE', '', 'share ')
+    def test_bad_value_names_key_value_and_allowed(self, value: str) -> None:
+        exc = self.assertRaises(
+            nova_exception.ValidationError,
+            extra_specs.EMULATOR_THREADS.validate,
+            'hw:cpu_emulator_threads', value)
+        self.assertEqual(
+            "Invalid hw:cpu_emulator_threads=%r: allowed values are "
+            "'share', 'isolate'." % value, exc.format_message())
 
     def test_nova_validates_through_us(self) -> None:
         # Nova's own registry, as nova-api loaded it: our key is known and
