@@ -41,6 +41,11 @@ from nova_emulator_threads import cpuset
 FILTER_PATH = 'nova_emulator_threads.scheduler.filters.EmulatorThreadsFilter'
 COMPUTE_DRIVER = 'emulator_threads.LibvirtDriver'
 
+#: Flavor extra specs (as ``flavor()`` takes them) of the two policies.
+ISOLATE = {'hw__cpu_policy': 'dedicated',
+           'hw__cpu_emulator_threads': 'isolate'}
+SHARE = {'hw__cpu_policy': 'dedicated', 'hw__cpu_emulator_threads': 'share'}
+
 
 def host_info(cells: int = 2, cores: int = 4,
               threads: int = 1) -> fakelibvirt.HostInfo:
@@ -211,3 +216,56 @@ class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
                     pin.get('cpuset'))
                 for pin in root.findall('./cputune/vcpupin')},
         }
+
+
+    def vcpu_pcpus(self, tune: dict[str, Any]) -> set[int]:
+        return set().union(*tune['vcpupin'].values())
+
+    def assert_isolated(self, server: dict[str, Any], hostname: str,
+                        vcpus: int) -> None:
+        """What isolate promises, checked on every side."""
+        numa = self.instance_numa(server)
+        self.assertEqual('isolate', numa.emulator_threads_policy)
+        reserved = numa.cells[0].cpuset_reserved
+        tune = self.cputune(server, hostname)
+        vcpu_pcpus = self.vcpu_pcpus(tune)
+
+        # One pCPU, not any vCPU's, on the host cell of guest node 0, and
+        # the one the compute's NUMA claim reserved.
+        self.assertEqual(1, len(tune['emulatorpin']))
+        self.assertEqual(reserved, tune['emulatorpin'])
+        self.assertTrue(tune['emulatorpin'].isdisjoint(vcpu_pcpus))
+        host_cell = self.host_numa(hostname).cells[numa.cells[0].id]
+        self.assertLessEqual(tune['emulatorpin'], host_cell.pcpuset)
+        for cell in numa.cells[1:]:
+            self.assertFalse(cell.cpuset_reserved)
+        # The I/O thread runs with the emulator threads.
+        self.assertEqual({1: tune['emulatorpin']}, tune['iothreadpin'])
+        # Every vCPU has a pCPU of its own.
+        self.assertEqual(vcpus, len(vcpu_pcpus))
+        self.assertEqual(vcpus, len(tune['vcpupin']))
+
+        # Placement: PCPU = vCPUs + 1 ...
+        self.assertEqual(vcpus + 1,
+                         self.allocation(server['id'], hostname)['PCPU'])
+        # ... and the host holds exactly those pCPUs for the guest.
+        self.assertEqual(vcpu_pcpus | reserved, self.pinned(hostname))
+
+    def assert_shared(self, server: dict[str, Any], hostname: str,
+                      vcpus: int, emulatorpin: set[int] | None) -> None:
+        """share: no extra pCPU; emulators on ``emulatorpin``.
+
+        ``emulatorpin=None``: floating over the vCPUs' pCPUs.
+        """
+        numa = self.instance_numa(server)
+        self.assertEqual('share', numa.emulator_threads_policy)
+        self.assertFalse(any(cell.cpuset_reserved for cell in numa.cells))
+        tune = self.cputune(server, hostname)
+        vcpu_pcpus = self.vcpu_pcpus(tune)
+        self.assertEqual(vcpus, len(vcpu_pcpus))
+        expected = vcpu_pcpus if emulatorpin is None else emulatorpin
+        self.assertEqual(expected, tune['emulatorpin'])
+        self.assertEqual({1: expected}, tune['iothreadpin'])
+        self.assertEqual(vcpus,
+                         self.allocation(server['id'], hostname)['PCPU'])
+        self.assertEqual(vcpu_pcpus, self.pinned(hostname))

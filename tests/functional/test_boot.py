@@ -17,72 +17,11 @@ fault, placement allocations and usages, the host's NUMA pinning, and the
 guest's ``<cputune>``.
 """
 
-from typing import Any
 
 from nova_emulator_threads.virt.libvirt import driver
 from tests.functional import base
 
-ISOLATE = {'hw__cpu_policy': 'dedicated',
-           'hw__cpu_emulator_threads': 'isolate'}
-SHARE = {'hw__cpu_policy': 'dedicated', 'hw__cpu_emulator_threads': 'share'}
-
-
-class EmulatorThreadsBootTestBase(base.EmulatorThreadsTestBase):
-
-    def vcpu_pcpus(self, tune: dict[str, Any]) -> set[int]:
-        return set().union(*tune['vcpupin'].values())
-
-    def assert_isolated(self, server: dict[str, Any], hostname: str,
-                        vcpus: int) -> None:
-        """What isolate promises, checked on every side."""
-        numa = self.instance_numa(server)
-        self.assertEqual('isolate', numa.emulator_threads_policy)
-        reserved = numa.cells[0].cpuset_reserved
-        tune = self.cputune(server, hostname)
-        vcpu_pcpus = self.vcpu_pcpus(tune)
-
-        # One pCPU, not any vCPU's, on the host cell of guest node 0, and
-        # the one the compute's NUMA claim reserved.
-        self.assertEqual(1, len(tune['emulatorpin']))
-        self.assertEqual(reserved, tune['emulatorpin'])
-        self.assertTrue(tune['emulatorpin'].isdisjoint(vcpu_pcpus))
-        host_cell = self.host_numa(hostname).cells[numa.cells[0].id]
-        self.assertLessEqual(tune['emulatorpin'], host_cell.pcpuset)
-        for cell in numa.cells[1:]:
-            self.assertFalse(cell.cpuset_reserved)
-        # The I/O thread runs with the emulator threads.
-        self.assertEqual({1: tune['emulatorpin']}, tune['iothreadpin'])
-        # Every vCPU has a pCPU of its own.
-        self.assertEqual(vcpus, len(vcpu_pcpus))
-        self.assertEqual(vcpus, len(tune['vcpupin']))
-
-        # Placement: PCPU = vCPUs + 1 ...
-        self.assertEqual(vcpus + 1,
-                         self.allocation(server['id'], hostname)['PCPU'])
-        # ... and the host holds exactly those pCPUs for the guest.
-        self.assertEqual(vcpu_pcpus | reserved, self.pinned(hostname))
-
-    def assert_shared(self, server: dict[str, Any], hostname: str,
-                      vcpus: int, emulatorpin: set[int] | None) -> None:
-        """share: no extra pCPU; emulators on ``emulatorpin``.
-
-        ``emulatorpin=None``: floating over the vCPUs' pCPUs.
-        """
-        numa = self.instance_numa(server)
-        self.assertEqual('share', numa.emulator_threads_policy)
-        self.assertFalse(any(cell.cpuset_reserved for cell in numa.cells))
-        tune = self.cputune(server, hostname)
-        vcpu_pcpus = self.vcpu_pcpus(tune)
-        self.assertEqual(vcpus, len(vcpu_pcpus))
-        expected = vcpu_pcpus if emulatorpin is None else emulatorpin
-        self.assertEqual(expected, tune['emulatorpin'])
-        self.assertEqual({1: expected}, tune['iothreadpin'])
-        self.assertEqual(vcpus,
-                         self.allocation(server['id'], hostname)['PCPU'])
-        self.assertEqual(vcpu_pcpus, self.pinned(hostname))
-
-
-class IsolateTest(EmulatorThreadsBootTestBase):
+class IsolateTest(base.EmulatorThreadsTestBase):
     """``isolate``: one more dedicated pCPU, claimed and pinned."""
 
     def setUp(self) -> None:
@@ -96,7 +35,7 @@ class IsolateTest(EmulatorThreadsBootTestBase):
                               driver.LibvirtDriver)
 
     def test_isolate(self) -> None:
-        server = self.boot(self.flavor(vcpus=2, **ISOLATE))
+        server = self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.assert_isolated(server, self.host, vcpus=2)
         self.assertEqual(
             {'DISK_GB': 1, 'MEMORY_MB': 1024, 'PCPU': 3, 'VCPU': 0},
@@ -106,7 +45,7 @@ class IsolateTest(EmulatorThreadsBootTestBase):
         # Guest node 0 and 1 land on different host cells; the reserved
         # pCPU is on the one of guest node 0 whichever that is.
         server = self.boot(self.flavor(vcpus=4, hw__numa_nodes='2',
-                                       **ISOLATE))
+                                       **base.ISOLATE))
         self.assert_isolated(server, self.host, vcpus=4)
         numa = self.instance_numa(server)
         self.assertEqual(2, len({cell.id for cell in numa.cells}))
@@ -119,22 +58,22 @@ class IsolateTest(EmulatorThreadsBootTestBase):
 
     def test_alias_with_the_same_value(self) -> None:
         server = self.boot(self.flavor(
-            vcpus=2, hw__emulator_threads_policy='isolate', **ISOLATE))
+            vcpus=2, hw__emulator_threads_policy='isolate', **base.ISOLATE))
         self.assert_isolated(server, self.host, vcpus=2)
 
 
-class ShareTest(EmulatorThreadsBootTestBase):
+class ShareTest(base.EmulatorThreadsTestBase):
     """``share``: on ``cpu_shared_set``, else over the guest's pCPUs."""
 
     def test_share_with_cpu_shared_set(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        server = self.boot(self.flavor(vcpus=2, **SHARE))
+        server = self.boot(self.flavor(vcpus=2, **base.SHARE))
         # The whole shared set, not only the guest's cell (as Nova).
         self.assert_shared(server, host, vcpus=2, emulatorpin={0, 4})
 
     def test_share_without_cpu_shared_set(self) -> None:
         host = self.start_host('host1', dedicated='0-7')
-        server = self.boot(self.flavor(vcpus=2, **SHARE))
+        server = self.boot(self.flavor(vcpus=2, **base.SHARE))
         self.assert_shared(server, host, vcpus=2, emulatorpin=None)
 
     def test_alias_alone(self) -> None:
@@ -145,7 +84,7 @@ class ShareTest(EmulatorThreadsBootTestBase):
         self.assert_shared(server, host, vcpus=2, emulatorpin={0, 4})
 
 
-class RefusedRequestTest(EmulatorThreadsBootTestBase):
+class RefusedRequestTest(base.EmulatorThreadsTestBase):
     """Bad requests are refused by the API with one clear sentence."""
 
     def setUp(self) -> None:
@@ -185,7 +124,7 @@ class RefusedRequestTest(EmulatorThreadsBootTestBase):
 
     def test_both_keys_with_different_values(self) -> None:
         flavor = self.flavor(vcpus=2, hw__emulator_threads_policy='share',
-                             **ISOLATE)
+                             **base.ISOLATE)
         status, message = self.create_server_error(flavor)
         self.assertEqual(400, status)
         self.assertIn("hw:cpu_emulator_threads='isolate'", message)
@@ -203,14 +142,14 @@ class RefusedRequestTest(EmulatorThreadsBootTestBase):
         self.assert_nothing_booted()
 
 
-class CapacityTest(EmulatorThreadsBootTestBase):
+class CapacityTest(base.EmulatorThreadsTestBase):
     """The reserved pCPU counts when deciding whether a host has room."""
 
     def test_exactly_vcpus_free_is_not_enough(self) -> None:
         # Two dedicated pCPUs: room for the vCPUs, none for the emulator.
         host = self.start_host('host1', dedicated='1-2', shared='0,3',
                                cells=1)
-        server = self.boot(self.flavor(vcpus=2, **ISOLATE),
+        server = self.boot(self.flavor(vcpus=2, **base.ISOLATE),
                            expected_state='ERROR')
         self.assertIn('No valid host was found', server['fault']['message'])
         self.assertEqual(set(), self.pinned(host))
@@ -221,16 +160,16 @@ class CapacityTest(EmulatorThreadsBootTestBase):
         # Five dedicated pCPUs in one cell; a first guest takes three.
         host = self.start_host('host1', dedicated='1-5', shared='0,6-7',
                                cells=1, cores=8)
-        first = self.boot(self.flavor(vcpus=2, **ISOLATE))
+        first = self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.assertEqual(3, len(self.pinned(host)))
         # Two free pCPUs: room for two vCPUs, none for their emulator.
-        second = self.boot(self.flavor(vcpus=2, **ISOLATE),
+        second = self.boot(self.flavor(vcpus=2, **base.ISOLATE),
                            expected_state='ERROR')
         self.assertIn('No valid host was found', second['fault']['message'])
         self.assertEqual(3, len(self.pinned(host)))
         self.assertEqual(3, self.usages(host)['PCPU'])
         # One vCPU and its emulator pCPU fit in the same two.
-        third = self.boot(self.flavor(vcpus=1, **ISOLATE))
+        third = self.boot(self.flavor(vcpus=1, **base.ISOLATE))
         self.assertEqual(5, len(self.pinned(host)))
         self.assertEqual(5, self.usages(host)['PCPU'])
         tune = self.cputune(third, host)
@@ -241,14 +180,14 @@ class CapacityTest(EmulatorThreadsBootTestBase):
     def test_vcpus_plus_one_free_is_enough(self) -> None:
         host = self.start_host('host1', dedicated='1-3', shared='0',
                                cells=1)
-        server = self.boot(self.flavor(vcpus=2, **ISOLATE))
+        server = self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.assert_isolated(server, host, vcpus=2)
 
     def test_fill_delete_refill(self) -> None:
         # Two cells of three dedicated pCPUs: one 2-vCPU isolate guest per
         # cell, not a third.
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        flavor = self.flavor(vcpus=2, **ISOLATE)
+        flavor = self.flavor(vcpus=2, **base.ISOLATE)
         first = self.boot(flavor)
         second = self.boot(flavor)
         self.assertEqual(6, len(self.pinned(host)))

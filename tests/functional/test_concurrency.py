@@ -31,9 +31,6 @@ from testtools import content
 
 from tests.functional import base
 
-ISOLATE = {'hw__cpu_policy': 'dedicated',
-           'hw__cpu_emulator_threads': 'isolate'}
-
 #: How a server that did not fit may end: the scheduler found no host;
 #: the compute host's claim refused it (a forced host: nowhere else to
 #: go); or the claim refused it and the reschedule found no host left.
@@ -109,7 +106,7 @@ class ConcurrentIsolateBootTest(base.EmulatorThreadsTestBase):
 
     def check_one_host(self, hostname: str, vcpus: int, count: int,
                        fit: int, az: str | None = None) -> Any:
-        flavor = self.flavor(vcpus=vcpus, memory_mb=512, **ISOLATE)
+        flavor = self.flavor(vcpus=vcpus, memory_mb=512, **base.ISOLATE)
         servers = self.boot_all_at_once(flavor, count, az)
         by_status = collections.defaultdict(list)
         for server in servers:

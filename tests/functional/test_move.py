@@ -20,20 +20,16 @@ and the destination guest's ``<cputune>``.
 
 from typing import Any
 
-
-from tests.functional import test_boot
-
-ISOLATE = test_boot.ISOLATE
-SHARE = test_boot.SHARE
+from tests.functional import base
 
 
-class MoveTest(test_boot.EmulatorThreadsBootTestBase):
+class MoveTest(base.EmulatorThreadsTestBase):
 
     def setUp(self) -> None:
         super().setUp()
         self.start_two_hosts_for_moves()
-        self.isolate = self.flavor(vcpus=2, **ISOLATE)
-        self.share = self.flavor(vcpus=2, **SHARE)
+        self.isolate = self.flavor(vcpus=2, **base.ISOLATE)
+        self.share = self.flavor(vcpus=2, **base.SHARE)
 
     def pending_migration(self, server: dict[str, Any]) -> str:
         """The UUID of the move waiting for confirmation."""

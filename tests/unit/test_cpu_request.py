@@ -19,38 +19,13 @@ import os_traits
 
 from nova_emulator_threads import exception
 from nova_emulator_threads import cpu_request
-from tests.unit import base
-
-DEDICATED = {'hw:cpu_policy': 'dedicated'}
-ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
-
-
-def parse(specs: dict[str, str] | None = None,
-          props: dict[str, Any] | None = None, vcpus: int = 4,
-          memory_mb: int = 2048) -> cpu_request.CPURequest:
-    return cpu_request.parse_request(vcpus, memory_mb, specs, props)
-
-
-class _Base(base.TestCase):
-
-    def assertRejected(self, exc_class: type[exception.Invalid],
-                       names: list[tuple[str, Any]],
-                       specs: dict[str, str] | None = None,
-                       props: dict[str, Any] | None = None,
-                       vcpus: int = 4, memory_mb: int = 2048) -> str:
-        """Assert one sentence that names each (key, value) in ``names``."""
-        exc = self.assertRaises(exc_class, parse, specs, props, vcpus,
-                                memory_mb)
-        message = str(exc)
-        for key, value in names:
-            self.assertIn('%s=%r' % (key, value), message)
-        self.assertNotIn('\n', message)
-        self.assertTrue(message.endswith('.'), message)
-        return message
-
+from tests.unit import cpu_request_base
+from tests.unit.cpu_request_base import DEDICATED
+from tests.unit.cpu_request_base import ISOLATE
+from tests.unit.cpu_request_base import parse
 
 @ddt.ddt
-class EmulatorThreadsTestCase(_Base):
+class EmulatorThreadsTestCase(cpu_request_base.TestCase):
 
     @ddt.data(
         ({}, None),
@@ -158,7 +133,7 @@ class EmulatorThreadsTestCase(_Base):
 
 
 @ddt.ddt
-class CPUPolicyTestCase(_Base):
+class CPUPolicyTestCase(cpu_request_base.TestCase):
 
     # (flavor, image) -> policy, per Nova's get_cpu_policy_constraint.
     @ddt.data(
@@ -216,7 +191,7 @@ class CPUPolicyTestCase(_Base):
 
 
 @ddt.ddt
-class CPUThreadPolicyTestCase(_Base):
+class CPUThreadPolicyTestCase(cpu_request_base.TestCase):
 
     # (flavor, image) -> policy, per Nova's get_cpu_thread_policy_constraint.
     @ddt.data(
@@ -283,7 +258,7 @@ class CPUThreadPolicyTestCase(_Base):
 
 
 @ddt.ddt
-class HyperthreadingTraitTestCase(_Base):
+class HyperthreadingTraitTestCase(cpu_request_base.TestCase):
 
     def test_trait_name(self) -> None:
         self.assertEqual(os_traits.HW_CPU_HYPERTHREADING,
@@ -341,7 +316,7 @@ class HyperthreadingTraitTestCase(_Base):
 
 
 @ddt.ddt
-class ResourcesTestCase(_Base):
+class ResourcesTestCase(cpu_request_base.TestCase):
 
     @ddt.data(
         ({'resources:PCPU': '4'}, 'dedicated', None, 4),
@@ -416,7 +391,7 @@ class ResourcesTestCase(_Base):
 
 
 @ddt.ddt
-class DedicatedMaskTestCase(_Base):
+class DedicatedMaskTestCase(cpu_request_base.TestCase):
 
     @ddt.data(('0', {0}), ('0-1', {0, 1}), ('^0', {1, 2, 3}),
               ('^0,^3', {1, 2}), ('1,3', {1, 3}), (' 2 ', {2}))
@@ -471,7 +446,7 @@ class DedicatedMaskTestCase(_Base):
 
 
 @ddt.ddt
-class RealtimeTestCase(_Base):
+class RealtimeTestCase(cpu_request_base.TestCase):
 
     @ddt.data(
         ({'hw:cpu_realtime_mask': '^0'}, {}, None, {1, 2, 3}),
@@ -574,7 +549,7 @@ class RealtimeTestCase(_Base):
 
 
 @ddt.ddt
-class RequestTestCase(_Base):
+class RequestTestCase(cpu_request_base.TestCase):
 
     def test_defaults(self) -> None:
         self.assertEqual(

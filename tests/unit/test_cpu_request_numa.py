@@ -19,15 +19,15 @@ import ddt
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads import cpu_request_numa
-from tests.unit.test_cpu_request import _Base
-from tests.unit.test_cpu_request import DEDICATED
-from tests.unit.test_cpu_request import parse
+from tests.unit import cpu_request_base
+from tests.unit.cpu_request_base import DEDICATED
+from tests.unit.cpu_request_base import parse
 
 S, L, A = fields.MEMPAGES_SMALL, fields.MEMPAGES_LARGE, fields.MEMPAGES_ANY
 
 
 @ddt.ddt
-class NUMATestCase(_Base):
+class NUMATestCase(cpu_request_base.TestCase):
 
     @ddt.data(
         # Auto layout: Nova's, built by the engine.
@@ -163,7 +163,7 @@ class NUMATestCase(_Base):
 
 
 @ddt.ddt
-class PageSizeTestCase(_Base):
+class PageSizeTestCase(cpu_request_base.TestCase):
 
     @ddt.data(
         ('small', None, S), ('large', None, L), ('any', None, A),

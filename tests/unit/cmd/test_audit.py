@@ -24,11 +24,12 @@ from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import pin
 from tests.unit import base
 from tests.unit.host import fakehost
-from tests.unit.host import test_libvirt_domains as tld
+from tests.unit.host import testdriver
 
-BAD = fakehost.domain_xml('bad', tld.UUID_A, {0: '1'}, emulatorpin='0-1',
-                          iothreadpins={1: '0-1'})
-CLEAN = fakehost.domain_xml('clean', tld.UUID_B, {0: '3'}, emulatorpin='2')
+BAD = fakehost.domain_xml('bad', testdriver.UUID_A, {0: '1'},
+                          emulatorpin='0-1', iothreadpins={1: '0-1'})
+CLEAN = fakehost.domain_xml('clean', testdriver.UUID_B, {0: '3'},
+                            emulatorpin='2')
 
 
 class CommandTestCase(base.TestCase):
@@ -39,7 +40,7 @@ class CommandTestCase(base.TestCase):
         self.tree.set_cpus('0-7')
 
     def node(self, *domains: str) -> str:
-        return self.useFixture(tld.TestDriverFixture(list(domains))).uri
+        return self.useFixture(testdriver.TestDriverFixture(list(domains))).uri
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
@@ -152,7 +153,7 @@ class CommandTestCase(base.TestCase):
         # Each connection to a test:/// file has its own state, so the
         # guest is stopped and pinned through one connection.
         uri = self.node(BAD)
-        conn = tld.libvirt_domains.open_connection(uri, read_only=False)
+        conn = testdriver.libvirt_domains.open_connection(uri, read_only=False)
         self.addCleanup(conn.close)
         conn.lookupByName('bad').destroy()
         parser = main.build_parser()
@@ -197,7 +198,7 @@ class CommandTestCase(base.TestCase):
 
     def test_apply_audit_leaves_nova_guests_to_nova(self) -> None:
         guest = fakehost.domain_xml(
-            'vm', tld.UUID_A, {0: '1', 1: '2'}, emulatorpin='1-2',
+            'vm', testdriver.UUID_A, {0: '1', 1: '2'}, emulatorpin='1-2',
             nova={'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 512,
                   'extra_specs': {'hw:cpu_policy': 'dedicated'}})
         status, out, _ = self.cli('pin', '--apply-audit',

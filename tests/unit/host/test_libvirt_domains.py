@@ -18,64 +18,22 @@ calls, the same error codes) with an in-memory hypervisor, so these tests
 need libvirt-python but no daemon.
 """
 
-import os
 
 import ddt
-import fixtures
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.host import libvirt_domains
 from tests.unit import base
 from tests.unit.host import fakehost
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - the test extra installs it
-    libvirt = None
-
-UUID_A = '11111111-2222-3333-4444-555555555555'
-UUID_B = '66666666-7777-8888-9999-000000000000'
-
-
-class TestDriverFixture(fixtures.Fixture):
-    """A ``test:///`` node file with the given domains, and a connection.
-
-    Each connection to the file starts from the file: changes made
-    through one connection are seen by that connection only.
-    """
-
-    def __init__(self, domains: list[str]) -> None:
-        super().__init__()
-        self.domains = domains
-
-    def _setUp(self) -> None:
-        if libvirt is None:
-            raise self.skipException('libvirt-python is not installed')
-        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                            'node.xml')
-        with open(path, 'w') as handle:
-            handle.write(fakehost.node_xml(self.domains))
-        self.uri = 'test://' + path
-        self.conn = libvirt_domains.open_connection(self.uri,
-                                                    read_only=False)
-        self.addCleanup(self.conn.close)
-
-
-def isolcpus_guest(name: str = 'instance-00000009',
-                   uuid: str = fakehost.UUID_09) -> str:
-    # The chapter's isolcpus guest fits the test driver's 8 CPUs as is.
-    return fakehost.domain_xml(name, uuid, fakehost.PINS_09,
-                               emulatorpin='1-3', iothreadpins={1: '1-3'},
-                               nova=fakehost.NOVA_09)
-
+from tests.unit.host import testdriver
 
 class LibvirtDomainsTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.node = self.useFixture(TestDriverFixture([
-            isolcpus_guest(),
-            fakehost.domain_xml('plain', UUID_A, {0: '4', 1: '5'}),
+        self.node = self.useFixture(testdriver.TestDriverFixture([
+            testdriver.isolcpus_guest(),
+            fakehost.domain_xml('plain', testdriver.UUID_A, {0: '4', 1: '5'}),
         ]))
 
     def test_read_running_domains(self) -> None:
@@ -109,7 +67,7 @@ class LibvirtDomainsTestCase(base.TestCase):
     def test_live_pin_shows_in_live_not_config(self) -> None:
         dom = self.node.conn.lookupByName('instance-00000009')
         dom.pinEmulator(libvirt_domains.map_from_cpus(frozenset([0]), 8),
-                        libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                        testdriver.libvirt.VIR_DOMAIN_AFFECT_LIVE)
         domain = libvirt_domains.read_domain(dom)
         self.assertEqual({0}, domain.emulator_pins)
         self.assertEqual({0}, domain.live.cputune.emulatorpin)
@@ -119,8 +77,8 @@ class LibvirtDomainsTestCase(base.TestCase):
         conn = self.node.conn
         self.assertEqual('plain',
                          libvirt_domains.lookup_domain(conn, 'plain').name())
-        self.assertEqual('plain',
-                         libvirt_domains.lookup_domain(conn, UUID_A).name())
+        self.assertEqual('plain', libvirt_domains.lookup_domain(
+            conn, testdriver.UUID_A).name())
         exc = self.assertRaises(exception.DomainNotFound,
                                 libvirt_domains.lookup_domain, conn, 'nope')
         self.assertIn("'nope'", str(exc))
@@ -160,14 +118,14 @@ class DomainXMLTestCase(base.TestCase):
     def test_older_nova_without_extra_specs(self) -> None:
         nova = dict(fakehost.NOVA_09, extra_specs=None)
         config = libvirt_domains.parse_domain_xml(fakehost.domain_xml(
-            'g', UUID_B, {0: '1'}, nova=nova))
+            'g', testdriver.UUID_B, {0: '1'}, nova=nova))
         self.assertIsNone(config.nova.extra_specs)
         self.assertEqual(3, config.nova.vcpus)
 
     def test_image_properties_and_iothread_ids(self) -> None:
         nova = dict(fakehost.NOVA_09,
                     image_props={'hw_cpu_policy': 'dedicated'})
-        xml = fakehost.domain_xml('g', UUID_B, {0: '1'}, nova=nova,
+        xml = fakehost.domain_xml('g', testdriver.UUID_B, {0: '1'}, nova=nova,
                                   vcpu_cpuset='0-3')
         xml = xml.replace('<cputune>', '<iothreadids><iothread id="4"/>'
                           '<iothread id="2"/></iothreadids><cputune>')
@@ -178,7 +136,7 @@ class DomainXMLTestCase(base.TestCase):
         self.assertEqual({0, 1, 2, 3}, config.vcpu_cpuset)
 
     def test_other_metadata_is_not_nova(self) -> None:
-        xml = fakehost.domain_xml('g', UUID_B, {0: '1'}).replace(
+        xml = fakehost.domain_xml('g', testdriver.UUID_B, {0: '1'}).replace(
             '<memory', '<metadata><x:instance xmlns:x="urn:other"/>'
                        '</metadata><memory', 1)
         self.assertIsNone(libvirt_domains.parse_domain_xml(xml).nova)

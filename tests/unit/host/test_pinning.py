@@ -25,9 +25,9 @@ import typing
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import pinning
 from tests.unit import base
-from tests.unit.host import test_libvirt_domains as tld
+from tests.unit.host import testdriver
 
-libvirt = tld.libvirt
+libvirt = testdriver.libvirt
 WIDTH = 8
 
 
@@ -75,8 +75,8 @@ class PinningTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.node = self.useFixture(tld.TestDriverFixture(
-            [tld.isolcpus_guest()]))
+        self.node = self.useFixture(testdriver.TestDriverFixture(
+            [testdriver.isolcpus_guest()]))
         self.dom = self.node.conn.lookupByName('instance-00000009')
 
     def pins(self, flags: int) -> tuple[frozenset[int], dict[int, frozenset]]:
