@@ -48,11 +48,10 @@ from collections.abc import Mapping
 
 import os_resource_classes as orc
 
-from nova_emulator_threads import cpuset
-from nova_emulator_threads.objects import fields
 from nova_emulator_threads import cpu_request_numa
 from nova_emulator_threads import cpu_request_values as values
-
+from nova_emulator_threads import cpuset
+from nova_emulator_threads.objects import fields
 
 #: Our flavor extra spec, and Nova's name for it (accepted as an alias).
 EMULATOR_THREADS_KEY = 'hw:cpu_emulator_threads'

@@ -22,8 +22,8 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-from nova_emulator_threads import cpuset
 from nova_emulator_threads import cpu_request_values as values
+from nova_emulator_threads import cpuset
 from nova_emulator_threads.objects import fields
 
 NUMA_NODES_KEY = 'hw:numa_nodes'

@@ -47,22 +47,22 @@ error and changes nothing, unless ``[emulator_threads]
 allow_untested_nova`` is set.
 """
 
-from collections.abc import Callable
 import importlib.metadata
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import os_resource_classes as orc
 from nova import exception as nova_exception
 from nova.scheduler import utils as scheduler_utils
 from nova.virt import hardware as nova_hardware
-import os_resource_classes as orc
 from oslo_log import log as logging
 from packaging import version as pkg_version
 
 from nova_emulator_threads import conf
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import cpu_request
 from nova_emulator_threads.objects import fields
 
 LOG = logging.getLogger(__name__)

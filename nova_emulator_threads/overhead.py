@@ -28,8 +28,8 @@ neither class was asked for), with amounts of zero left out as Nova's
 
 import os_resource_classes as orc
 
-from nova_emulator_threads.objects import fields
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads.objects import fields
 
 
 def estimate_instance_overhead(

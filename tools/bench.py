@@ -60,22 +60,21 @@ from lxml import etree
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import nova.conf  # noqa: F401  (registers the options Nova reads)
+    import nova.version
     from nova import objects
     from nova.virt import hardware as nova_hardware
-    import nova.version
 
 # The Nova reference of the differential tests, so that the benchmark
 # feeds both fitters exactly as the tests do.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from tests.unit.virt.nova_reference import nova_host  # noqa: E402
-from tests.unit.virt.nova_reference import ours_from_nova  # noqa: E402
-
-from nova_emulator_threads.cmd import plan
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
+from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from tests.unit.virt.nova_reference import nova_host  # noqa: E402
+from tests.unit.virt.nova_reference import ours_from_nova  # noqa: E402
 
 objects.register_all()
 

@@ -48,16 +48,16 @@ from typing import Any
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     from nova import objects
-    from nova.scheduler.filters import numa_topology_filter
     from nova.scheduler import host_manager
+    from nova.scheduler.filters import numa_topology_filter
     from nova.virt import hardware as nova_hardware
+
+import bench
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
-
-import bench
 
 #: How many requests each configuration times (the table shows medians).
 REQUESTS = 3

@@ -40,8 +40,8 @@ import json
 import typing
 
 from nova_emulator_threads import cpuset
-from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import snapshot
 

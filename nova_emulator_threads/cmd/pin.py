@@ -42,8 +42,8 @@ import typing
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import audit as audit_cmd
-from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import pinning
 from nova_emulator_threads.host import remedy

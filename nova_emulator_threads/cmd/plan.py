@@ -29,16 +29,16 @@ import json
 import typing
 from collections.abc import Mapping, Sequence
 
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import density
-from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt import hardware
-from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
+from nova_emulator_threads.virt.libvirt import cputune
 
 #: The bundled host's configuration when ``--host`` is not given: the
 #: first core of each socket (both threads) for host load and unpinned

@@ -65,7 +65,6 @@ from nova_emulator_threads.host import flavor_check
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.host import snapshot
 
-
 #: Thread kinds.
 VCPU = 'vcpu'
 EMULATOR = 'emulator'

@@ -43,14 +43,13 @@ not checked: Nova gives their emulator threads no placement of its own.
 
 import dataclasses
 
-from nova_emulator_threads import exception
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import exception
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import cputune
-
 
 _ISOLATE = fields.CPUEmulatorThreadsPolicy.ISOLATE
 _SHARE = fields.CPUEmulatorThreadsPolicy.SHARE

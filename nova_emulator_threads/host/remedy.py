@@ -42,7 +42,6 @@ from nova_emulator_threads.host import findings
 from nova_emulator_threads.objects import fields
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Recommendation:
     domain: str

@@ -40,8 +40,8 @@ if the filter is not enabled).
 
 import dataclasses
 import logging as py_logging
-from typing import Any
 import weakref
+from typing import Any
 
 from nova.scheduler import filters
 from oslo_log import log as logging
@@ -50,8 +50,8 @@ from nova_emulator_threads import conf
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.virt import hardware
-from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt import nova_objects
+from nova_emulator_threads.virt import topology
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF

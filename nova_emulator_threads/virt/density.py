@@ -24,9 +24,9 @@ while a shared emulator pool on the host's housekeeping CPUs
 import dataclasses
 from collections.abc import Callable, Mapping
 
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
-from nova_emulator_threads import cpu_request
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.topology import HostTopology

@@ -30,22 +30,23 @@ the last few requests, which change no answer, only how soon it comes.
 """
 
 import dataclasses
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from nova_emulator_threads.objects import fields
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import packing
+
+# The public API (``hardware.host_topology_from_caps``, with
+# ``instance_topology_from_flavor`` and ``fit_instance_to_host`` below)
+# names the capabilities reader here; it lives with libvirt's XML.
+from nova_emulator_threads.virt.libvirt.capabilities import (
+    host_topology_from_caps,
+)
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceCell
 from nova_emulator_threads.virt.topology import InstanceTopology
 from nova_emulator_threads.virt.topology import MemPages
-# The public API (``hardware.host_topology_from_caps``, with
-# ``instance_topology_from_flavor`` and ``fit_instance_to_host`` below)
-# names the capabilities reader here; it lives with libvirt's XML.
-from nova_emulator_threads.virt.libvirt.capabilities import (
-    host_topology_from_caps)
 
 __all__ = [
     'explain_no_fit',

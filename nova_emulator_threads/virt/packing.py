@@ -28,9 +28,7 @@ how soon it comes.
 
 import itertools
 import weakref
-from collections.abc import Callable
-from collections.abc import Collection
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TypeVar
 

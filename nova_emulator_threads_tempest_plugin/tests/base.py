@@ -12,9 +12,9 @@
 
 import time
 
+from tempest import config
 from tempest.api.compute import base
 from tempest.common import waiters
-from tempest import config
 from tempest.lib.common.utils import data_utils
 from tempest.lib.common.utils import test_utils
 

@@ -32,8 +32,8 @@ from lxml import etree
 from nova import context as nova_context
 from nova import objects
 from nova.tests.fixtures import libvirt as fakelibvirt
-from nova.tests.functional.api import client
 from nova.tests.functional import integrated_helpers
+from nova.tests.functional.api import client
 from nova.tests.functional.libvirt import base as libvirt_base
 
 from nova_emulator_threads import cpuset

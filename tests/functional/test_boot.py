@@ -21,6 +21,7 @@ guest's ``<cputune>``.
 from nova_emulator_threads.virt.libvirt import driver
 from tests.functional import base
 
+
 class IsolateTest(base.EmulatorThreadsTestBase):
     """``isolate``: one more dedicated pCPU, claimed and pinned."""
 

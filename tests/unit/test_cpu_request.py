@@ -17,12 +17,13 @@ from typing import Any
 import ddt
 import os_traits
 
-from nova_emulator_threads import exception
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import exception
 from tests.unit import cpu_request_base
 from tests.unit.cpu_request_base import DEDICATED
 from tests.unit.cpu_request_base import ISOLATE
 from tests.unit.cpu_request_base import parse
+
 
 @ddt.ddt
 class EmulatorThreadsTestCase(cpu_request_base.TestCase):

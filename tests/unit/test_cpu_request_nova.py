@@ -26,9 +26,9 @@ same CPU resources.
 import dataclasses
 import random
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-import warnings
 
 import fixtures
 from oslo_utils import strutils
@@ -36,19 +36,19 @@ from oslo_utils import strutils
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import nova.conf  # noqa: F401  (registers the options Nova reads)
+    from nova import objects
     from nova.api.validation.extra_specs import hw as nova_hw_specs
     from nova.api.validation.extra_specs import resources as nova_res_specs
     from nova.api.validation.extra_specs import traits as nova_trait_specs
-    from nova import objects
     from nova.scheduler import utils as nova_scheduler_utils
     from nova.virt import hardware as nova_hardware
 import os_resource_classes as orc
 
+from nova_emulator_threads import cpu_request
+from nova_emulator_threads import cpu_request_numa
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import cpu_request
-from nova_emulator_threads import cpu_request_numa
 from tests.unit import base
 
 objects.register_all()

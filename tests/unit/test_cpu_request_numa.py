@@ -16,9 +16,9 @@ from typing import Any
 
 import ddt
 
+from nova_emulator_threads import cpu_request_numa
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import cpu_request_numa
 from tests.unit import cpu_request_base
 from tests.unit.cpu_request_base import DEDICATED
 from tests.unit.cpu_request_base import parse

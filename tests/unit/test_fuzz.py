@@ -48,17 +48,17 @@ from typing import Any
 
 import fixtures
 import hypothesis
-from hypothesis import strategies as st
 import testtools
+from hypothesis import strategies as st
 
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
-from nova_emulator_threads import cpu_request
-from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.cmd import test_plan
 from tests.unit.virt import cases

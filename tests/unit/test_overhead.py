@@ -20,8 +20,8 @@ from typing import Any
 import ddt
 import fixtures
 
-from nova_emulator_threads import overhead
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import overhead
 from tests.unit import base
 
 MIXED = {'hw:cpu_policy': 'mixed', 'hw:cpu_dedicated_mask': '0-1'}

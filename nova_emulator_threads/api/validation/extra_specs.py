@@ -26,13 +26,13 @@ untested Nova), ``register()`` returns nothing, so Nova rejects
 accepting a policy that nothing would honour.
 """
 
-from nova.api.validation.extra_specs import base
 from nova import exception as nova_exception
+from nova.api.validation.extra_specs import base
 
+from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads import cpu_request
 
 
 class EmulatorThreadsValidator(base.ExtraSpecValidator):

@@ -43,9 +43,9 @@ from oslo_log import log as logging
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
-from nova_emulator_threads.virt.libvirt import cputune
-from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt import nova_objects
+from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import cputune
 
 LOG = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@
 
 """The extra spec through the API, as an admin sets it."""
 
-from tempest.lib.common.utils import data_utils
 from tempest.lib import decorators
 from tempest.lib import exceptions as lib_exc
+from tempest.lib.common.utils import data_utils
 
 from nova_emulator_threads_tempest_plugin.tests import base
 

@@ -18,7 +18,6 @@ import contextlib
 import io
 import json
 
-
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import pin

@@ -15,7 +15,6 @@
 import json
 import os
 
-
 from nova_emulator_threads import data
 from tests.unit import base
 from tests.unit.cmd import test_plan

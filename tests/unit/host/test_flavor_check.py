@@ -16,8 +16,8 @@ runs before it changes anything."""
 
 
 from nova_emulator_threads import cpuset
-from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import audit
+from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import remedy
 from tests.unit import base
 from tests.unit.host import fakehost

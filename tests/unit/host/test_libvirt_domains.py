@@ -27,6 +27,7 @@ from tests.unit import base
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
+
 class LibvirtDomainsTestCase(base.TestCase):
 
     def setUp(self) -> None:

@@ -21,7 +21,6 @@ and the state left behind are libvirt's own.
 
 import typing
 
-
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import pinning
 from tests.unit import base

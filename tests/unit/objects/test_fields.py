@@ -14,7 +14,6 @@
 
 import warnings
 
-
 from nova_emulator_threads.objects import fields
 from tests.unit import base
 

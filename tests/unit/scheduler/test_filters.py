@@ -27,8 +27,8 @@ import hypothesis
 from hypothesis import strategies as st
 from nova import exception as nova_exception
 from nova import objects
-from nova.scheduler.filters import numa_topology_filter
 from nova.scheduler import host_manager
+from nova.scheduler.filters import numa_topology_filter
 from nova.virt import hardware as nova_hardware
 from oslo_config import fixture as config_fixture
 from oslo_utils.fixture import uuidsentinel as uuids

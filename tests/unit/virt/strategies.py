@@ -27,8 +27,8 @@ import itertools
 
 from hypothesis import strategies as st
 
-from nova_emulator_threads import cpuset
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import cpuset
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from tests.unit.virt import cases

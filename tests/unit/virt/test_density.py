@@ -13,11 +13,11 @@
 """Density: identical guests packed until the next one does not fit."""
 
 
-from nova_emulator_threads.cmd import plan
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
-from nova_emulator_threads.virt import density
+from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import hardware
 from tests.unit import base
 from tests.unit.virt import cases

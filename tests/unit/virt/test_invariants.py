@@ -49,18 +49,18 @@ The counts ``doc/reliability.rst`` quotes come from ``STATS``.
 
 import collections
 import dataclasses
-from typing import Any
 import warnings
+from typing import Any
 
 import hypothesis
-from hypothesis import strategies as st
 import os_resource_classes as orc
 import testtools
+from hypothesis import strategies as st
 
-from nova_emulator_threads import exception
-from nova_emulator_threads.objects import fields
-from nova_emulator_threads import overhead
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import exception
+from nova_emulator_threads import overhead
+from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology

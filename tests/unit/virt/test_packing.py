@@ -21,7 +21,6 @@ import dataclasses
 import gc
 import itertools
 
-
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import packing

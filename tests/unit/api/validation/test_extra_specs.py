@@ -14,9 +14,9 @@
 
 import ddt
 import fixtures
+from nova import exception as nova_exception
 from nova.api.validation.extra_specs import base as nova_base
 from nova.api.validation.extra_specs import validators as nova_validators
-from nova import exception as nova_exception
 from stevedore import extension
 
 from nova_emulator_threads.api.validation import extra_specs

@@ -36,8 +36,8 @@ from nova.virt.libvirt import driver as libvirt_driver
 
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
-from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import cputune
 from tests.unit import base
 
 ISOLATE = 'isolate'
