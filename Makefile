@@ -13,8 +13,13 @@
 # reused while pyproject.toml, setup.cfg, setup.py and the bootstrap
 # script are unchanged (a stamp file named after their hash).
 #
-# tox.ini has the same tiers as tox environments for those who prefer
-# tox; the Makefile does not need it.
+# This Makefile is the one definition of each tier. tox.ini's
+# environments run the same targets in tox's own virtualenv: tox passes
+# BIN=<its bin directory>, and then .venv is neither made nor used. Make,
+# not tox, holds the definition because the README's two commands must
+# work on a fresh Debian machine with nothing but python3 and make, and
+# because every tier shares one virtualenv (Nova and placement installed
+# once, not once per tox environment).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,9 +27,23 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
-STAMP_KEY := $(shell cat pyproject.toml setup.cfg setup.py tools/bootstrap-venv.sh tools/install-deps.sh | sha256sum | cut -c1-16)
+STAMP_KEY := $(shell cat pyproject.toml setup.cfg setup.py \
+	doc/requirements.txt bindep.txt tools/bootstrap-venv.sh \
+	tools/install-deps.sh tools/bindep_packages.py | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.bootstrapped-$(STAMP_KEY)
+
+# BIN on the command line (tox: make BIN={envbindir} unit) is a prepared
+# environment: use it as it is. Otherwise the tiers bootstrap .venv.
+ifeq ($(origin BIN),command line)
+VENV_PREREQ :=
+else
+BIN := $(CURDIR)/$(VENV)/bin
+VENV_PREREQ := venv
+endif
+
+# Extra arguments for stestr run, e.g. make unit TEST_ARGS=tests.unit.cmd
+# (tox passes its positional arguments here).
+TEST_ARGS ?=
 
 # Every test tier: fail a test that hangs instead of the whole CI run.
 export OS_TEST_TIMEOUT ?= 160
@@ -41,9 +60,9 @@ FUNCTIONAL_ENV := OS_NOVA_DISABLE_EVENTLET_PATCHING=False \
 
 TOTALS := $(CURDIR)/$(VENV)/test-totals
 
-.PHONY: help venv demo test unit functional hypervisor pep8 check-wheel \
-	all-in-one aio-up aio-down aio-status aio-tempest bench genconfig \
-	clean distclean
+.PHONY: help venv demo test unit functional hypervisor pep8 docs man \
+	check-wheel all-in-one aio-up aio-down aio-status aio-tempest bench \
+	genconfig releasenotes clean distclean
 
 help:
 	@echo 'make demo      plan the example host against the example flavors'
@@ -54,6 +73,8 @@ help:
 	@echo 'make aio-tempest | aio-status | aio-down'
 	@echo '               run the tempest plugin on it, show it, stop it'
 	@echo 'make bench     time our fitter against Nova'"'"'s'
+	@echo 'make docs      build the documentation (doc/build/html)'
+	@echo 'make man       build the nova-emulator-threads(1) man page'
 	@echo 'make genconfig write etc/nova-emulator-threads.conf.sample'
 	@echo 'make clean     remove build and test artifacts (distclean: also .venv)'
 
@@ -62,14 +83,18 @@ venv: $(STAMP)
 $(STAMP):
 	PYTHON=$(PYTHON) bash tools/bootstrap-venv.sh $(VENV) $(STAMP)
 
-demo: venv
-	$(BIN)/nova-emulator-threads plan
+demo: $(VENV_PREREQ)
+	$(BIN)/nova-emulator-threads plan $(ARGS)
 
 # Runs every part even when one fails, then says which failed, so that one
 # run shows everything that is wrong; the exit status is non-zero if any
 # part failed. The last line is the grand total of the test tiers.
-test: venv
+# The property tests run hypothesis's ci profile (5,000 derandomized
+# examples each) unless HYPOTHESIS_PROFILE says otherwise; a tier run on
+# its own (make unit) uses the light default profile.
+test: $(VENV_PREREQ)
 	@: >$(TOTALS); failed=''; \
+	export HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci}; \
 	for part in unit functional hypervisor pep8 check-wheel all-in-one; do \
 	    echo "===== $$part"; \
 	    $(MAKE) --no-print-directory TEST_TOTALS=$(TOTALS) $$part \
@@ -82,17 +107,18 @@ test: venv
 	    $(TOTALS); \
 	[ -z "$$failed" ]
 
-unit: venv
-	bash tools/run-stestr.sh $(BIN) unit ./tests/unit
+unit: $(VENV_PREREQ)
+	bash tools/run-stestr.sh $(BIN) unit ./tests/unit $(TEST_ARGS)
 
-functional: venv
+functional: $(VENV_PREREQ)
 	$(FUNCTIONAL_ENV) bash tools/run-stestr.sh $(BIN) functional \
-	    ./tests/functional
+	    ./tests/functional $(TEST_ARGS)
 
-# Real QEMU/KVM guests under a libvirtd the tests start themselves: that
-# needs root, both for apt and for the daemons. One guest at a time: the
-# machine has two CPUs and the tests pin to them.
-hypervisor: venv
+# Real QEMU/KVM guests under a libvirtd the tests start themselves, and
+# the host readers on this machine's own /proc and /sys: that needs root,
+# both for apt and for the daemons. One guest at a time: the machine has
+# two CPUs and the tests pin to them.
+hypervisor: $(VENV_PREREQ)
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	    echo "hypervisor: skipped: needs root to install QEMU/libvirt" \
 	         "and start libvirtd (running as uid $$(id -u))"; \
@@ -100,7 +126,7 @@ hypervisor: venv
 	fi; \
 	bash tools/install-deps.sh hypervisor; \
 	bash tools/run-stestr.sh $(BIN) hypervisor ./tests/hypervisor \
-	    --concurrency 1
+	    --concurrency 1 $(TEST_ARGS)
 
 # The all-in-one tier: bring a real cloud up (.aio/), run the tempest
 # plugin with `tempest run`, tear the cloud down even when a step failed.
@@ -127,24 +153,43 @@ aio-status:
 aio-tempest:
 	$(PYTHON) tools/all-in-one/aio.py tempest
 
-# Every checker runs even if an earlier one failed.
-pep8: venv
+# Every checker runs even if an earlier one failed. The docs build is one
+# of them: a warning (a broken reference, an option without help, a
+# docstring autodoc cannot read) fails it.
+pep8: $(VENV_PREREQ)
 	@failed=''; \
-	for check in 'ruff check .' flake8 mypy 'reno -q lint'; do \
+	for check in 'ruff check .' flake8 mypy 'reno -q lint' \
+	        '$(SPHINX_HTML)'; do \
 	    echo "$$check"; \
 	    $(BIN)/$$check || failed="$$failed $${check%% *}"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "pep8: failed:$$failed"; exit 1; fi
 
-check-wheel: venv
+# The documentation and the man page, warnings as errors, offline (no
+# intersphinx).
+SPHINX := sphinx-build -q -W --keep-going -d doc/build/doctrees
+SPHINX_HTML := $(SPHINX) -b html doc/source doc/build/html
+
+docs: $(VENV_PREREQ)
+	$(BIN)/$(SPHINX_HTML)
+
+man: $(VENV_PREREQ)
+	$(BIN)/$(SPHINX) -b man doc/source doc/build/man
+	@echo "man: doc/build/man/nova-emulator-threads.1"
+
+releasenotes: $(VENV_PREREQ)
+	$(BIN)/sphinx-build -q -W -a -E -d releasenotes/build/doctrees \
+	    -b html releasenotes/source releasenotes/build/html
+
+check-wheel: $(VENV_PREREQ)
 	@rm -rf build
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/wheel .
 	$(BIN)/python tools/check_wheel.py build/wheel/nova_emulator_threads-*.whl
 
-bench: venv
-	$(BIN)/python tools/bench.py
+bench: $(VENV_PREREQ)
+	$(BIN)/python tools/bench.py $(ARGS)
 
-genconfig: venv
+genconfig: $(VENV_PREREQ)
 	$(BIN)/oslo-config-generator \
 	    --config-file=etc/nova-emulator-threads-config-generator.conf
 

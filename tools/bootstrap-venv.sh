@@ -17,7 +17,8 @@
 # where <key> is a hash of the packaging files; so an unchanged tree costs
 # nothing, and a change to the dependencies reinstalls them.
 #
-# The package is installed editable ("pip install -e .[test]"): its
+# The package is installed editable ("pip install -e .[test]", with
+# doc/requirements.txt for the docs build): its
 # console script, its entry points (extra-spec validators, config options)
 # and the nova/virt/emulator_threads.py driver shim are registered in the
 # venv and always run the code in this tree. `make test` separately builds
@@ -57,7 +58,10 @@ else
 fi
 
 "$venv/bin/python" -m pip install --quiet 'pip>=23.1'
-"$venv/bin/python" -m pip install --quiet --editable '.[test]'
+# The docs build is part of the pep8 tier, so its requirements go into the
+# same venv.
+"$venv/bin/python" -m pip install --quiet --editable '.[test]' \
+    -r doc/requirements.txt
 
 rm -f "$venv"/.bootstrapped-*
 touch "$stamp"

@@ -11,7 +11,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-# Install the Debian packages the virtualenv and the test tiers need.
+# Install the Debian packages of some profiles of bindep.txt:
 #
 #   tools/install-deps.sh build        what `pip install .[test]` needs:
 #                                      libvirt-python compiles against
@@ -20,8 +20,13 @@
 #                                      tests/hypervisor
 #   tools/install-deps.sh all-in-one   everything the all-in-one cloud
 #                                      runs (tools/all-in-one)
-#   tools/install-deps.sh --check T    only say what is missing (exit 1 if
+#   tools/install-deps.sh --check P    only say what is missing (exit 1 if
 #                                      something is)
+#
+# bindep.txt is the one list of packages (`bindep -b PROFILE` reads it
+# too); tools/bindep_packages.py reads it here, with Python's standard
+# library only, since the build profile is installed before any
+# virtualenv exists.
 #
 # Only packages that are missing are installed, so a second run costs one
 # dpkg-query. As root the script runs apt-get itself; as anybody else it
@@ -33,41 +38,30 @@
 
 set -euo pipefail
 
-BUILD_PACKAGES=(libvirt-dev pkg-config)
-HYPERVISOR_PACKAGES=(
-    libvirt-daemon-system
-    libvirt-daemon-driver-qemu
-    libvirt-clients
-    qemu-system-x86
-)
-# The hypervisor's, plus the cloud's database and message bus, qemu-img
-# for Nova's image handling and setpriv to run PostgreSQL as postgres.
-ALL_IN_ONE_PACKAGES=(
-    "${BUILD_PACKAGES[@]}"
-    "${HYPERVISOR_PACKAGES[@]}"
-    postgresql
-    rabbitmq-server
-    qemu-utils
-    util-linux
-)
+here=$(dirname "$0")
 
 usage() {
-    echo "usage: $0 [--check] build|hypervisor|all-in-one..." >&2
+    echo "usage: $0 [--check] PROFILE... (profiles of bindep.txt)" >&2
     exit 2
 }
 
 check_only=false
-packages=()
+profiles=()
 for arg in "$@"; do
     case "$arg" in
         --check) check_only=true ;;
-        build) packages+=("${BUILD_PACKAGES[@]}") ;;
-        hypervisor) packages+=("${HYPERVISOR_PACKAGES[@]}") ;;
-        all-in-one) packages+=("${ALL_IN_ONE_PACKAGES[@]}") ;;
-        *) usage ;;
+        -*) usage ;;
+        *) profiles+=("$arg") ;;
     esac
 done
-[ ${#packages[@]} -gt 0 ] || usage
+[ ${#profiles[@]} -gt 0 ] || usage
+
+# An unknown profile fails here (exit 2, naming the profiles there are).
+listed=$(python3 "$here/bindep_packages.py" "${profiles[@]}") || exit 2
+packages=()
+while read -r package; do
+    [ -z "$package" ] || packages+=("$package")
+done <<<"$listed"
 
 # `python3 -m venv` needs ensurepip, which Debian's own python3 ships
 # separately as python3.X-venv.

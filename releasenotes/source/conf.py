@@ -14,8 +14,12 @@
 
 project = 'nova-emulator-threads Release Notes'
 copyright = '2026, nova-emulator-threads developers'
-extensions = ['reno.sphinxext']
+extensions = ['openstackdocstheme', 'reno.sphinxext']
+openstackdocs_repo_name = 'openstack/nova-emulator-threads'
+openstackdocs_bug_project = 'nova-emulator-threads'
+openstackdocs_bug_tag = 'releasenotes'
+openstackdocs_auto_name = False
 source_suffix = '.rst'
 master_doc = 'index'
 exclude_patterns = ['_build']
-html_theme = 'alabaster'
+html_theme = 'openstackdocs'
