@@ -15,13 +15,14 @@
 
 Pure: it works on a ``snapshot.HostSnapshot`` (recorded or live) and
 returns findings, each with a severity, a stable code and one sentence.
-These are the checks of the troubleshooting procedure (seeds 000, 001),
-automated:
+These are the checks an operator makes by hand with ``ps -T``,
+``taskset -apc`` and ``virsh emulatorpin`` when a pinned guest loses
+packets, automated:
 
 ``emulator-on-vcpu-pcpu``
     An emulator or I/O thread may run on a pCPU that runs one of the
-    guest's pinned vCPUs; the vCPU is named, as the procedure's
-    ``REVERSE_CPUSET`` names it.
+    guest's pinned vCPUs; the vCPU is named, as a reverse map from pCPU
+    to vCPU (``virsh vcpupin`` read backwards) names it.
 ``emulator-on-isolated-cpus``
     The emulator (or an I/O thread) pin set spans several isolated CPUs:
     the scheduler does not spread threads over isolated CPUs, so they all

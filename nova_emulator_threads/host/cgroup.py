@@ -14,8 +14,9 @@
 """The cgroup cpuset that confines every guest: ``machine.slice``.
 
 libvirt starts each QEMU process in a cgroup below the machine
-partition: ``machine.slice`` under systemd, ``machine`` without it (seed
-004). The cpuset of that partition bounds every guest thread whatever
+partition: ``machine.slice`` under systemd, ``machine`` without it
+(libvirt's cgroups documentation: the default partition is
+``/machine``). The cpuset of that partition bounds every guest thread whatever
 ``<vcpupin>`` and ``<emulatorpin>`` say: the kernel keeps a thread's
 affinity within its cgroup's effective CPUs, and libvirt cannot pin a
 thread to a CPU outside them. An emulator set the partition does not

@@ -26,8 +26,8 @@ Definition first, because if we are interrupted between the two (killed,
 or the host dies) the guest is left with a definition that already holds
 the new placement and a live state that its next start will bring in
 line; the reverse order would leave a live change that a restart
-silently undoes, which is the problem the procedure's cron job works
-around. Live changes are also the ones that fail in practice (a cgroup
+silently undoes, which is why a pin made with ``virsh emulatorpin
+--live`` alone is lost at the guest's next start. Live changes are also the ones that fail in practice (a cgroup
 that does not allow the CPUs, a guest that stops meanwhile), and undoing
 a definition change is a file rewrite by libvirt, which does not fail for
 those reasons.

@@ -13,16 +13,16 @@
 
 """The threads of a QEMU process, as ``/proc`` shows them.
 
-This is ``ps -T -p PID`` plus ``taskset -a -c -p PID`` from the
-troubleshooting procedure, read from ``/proc/<pid>/task/*/{comm,status}``:
+This is what ``ps -T -p PID`` plus ``taskset -a -c -p PID`` show an
+operator, read from ``/proc/<pid>/task/*/{comm,status}``:
 each thread's name (QEMU names its threads: ``CPU 0/KVM``,
 ``IO iothread1``, ``vnc_worker``, ...) and the CPUs it may run on
 (``Cpus_allowed_list``, which the kernel keeps within the thread's cgroup
 cpuset). It also finds, in one pass over ``/proc``:
 
 * the QEMU process of each libvirt domain, by the ``-uuid`` argument
-  libvirt always passes (the procedure's ``pgrep -f instance-...``, made
-  exact);
+  libvirt always passes (an exact ``pgrep -f instance-...``: a domain
+  name can be a prefix of another's);
 * the ``vhost-<qemu pid>`` kernel threads that do virtio-net work for a
   guest. Kernels before 6.4 run them as separate kernel threads; newer
   kernels run them as threads of the QEMU process itself, so they also

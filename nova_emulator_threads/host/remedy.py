@@ -18,9 +18,9 @@ set the audit would report is refused, with the reasons. ``recommend``
 chooses the set ``pin --apply-audit`` uses. Both are pure and work on a
 ``snapshot.HostSnapshot``.
 
-The recommendation follows the troubleshooting procedure's advice (a
-pCPU that handles no vCPU at all) and Nova's meaning where the guest is
-Nova's:
+The recommendation is a pCPU that runs no vCPU at all, so that the
+emulator threads never preempt a guest's vCPU, and Nova's meaning where
+the guest is Nova's:
 
 * a Nova ``isolate`` guest gets back the pCPU its persistent definition
   holds (Nova's reserved pCPU), if it is still free;
@@ -70,7 +70,8 @@ def problems(report: audit.AuditReport, name: str, cpus: frozenset[int],
     :param name: the guest
     :param cpus: the proposed emulator set
     :param allow_vcpu_overlap: accept pCPUs of the guest's own vCPUs (the
-        procedure's choice for DPDK guests: vCPU 0's pCPU)
+        usual choice for DPDK guests, whose vCPU 0 runs housekeeping, not
+        a poll-mode driver: vCPU 0's pCPU)
     :returns: one sentence per problem; empty when the set is fine
     """
     host = report.snapshot

@@ -17,8 +17,8 @@ Isolation matters to emulator threads because the scheduler does not
 balance load across CPUs removed from its domains (``isolcpus=``, or
 ``isolcpus=domain,...``): threads allowed on several isolated CPUs all
 stay on the first one they land on, the lowest, instead of spreading
-(seed 000, "About the Impact of isolcpus on Emulator Thread
-Scheduling").
+(the kernel's admin-guide/kernel-parameters: isolated CPUs are removed
+from the general SMP balancing and scheduling algorithms).
 
 Sources, in order of trust:
 

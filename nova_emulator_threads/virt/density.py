@@ -15,8 +15,8 @@
 The engine packs guests the way a compute host fills up: fit the next
 guest where Nova would put it, claim what it uses, and go on until the
 next one no longer fits. The count per emulator threads policy is the
-price of each policy in guests per host, which is the trade-off of seed
-002: isolating each guest's emulator threads costs one pCPU per guest,
+price of each policy in guests per host: isolating each guest's
+emulator threads costs one pCPU per guest,
 while a shared emulator pool on the host's housekeeping CPUs
 (``share`` with ``[compute] cpu_shared_set``) costs nothing per guest.
 """

@@ -30,7 +30,7 @@ class TestPlanDensity(base.TestCase):
         self.assertTrue(os.access(test_plan.COMMAND, os.X_OK),
                         '%s is not installed' % test_plan.COMMAND)
 
-    def test_seed_002_json(self) -> None:
+    def test_realtime_housekeeping_host_json(self) -> None:
         result = test_plan.run('plan', '--density', *FOUR_CORE,
                                '--memory-mb', '1024', '--extra-spec',
                                'hw:cpu_realtime=yes', '--format', 'json')

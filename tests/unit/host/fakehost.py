@@ -12,7 +12,10 @@
 
 
 """Recorded hosts: ``/proc`` and ``/sys`` trees built in a temporary
-directory, and the troubleshooting chapter's two guests (seeds 000, 001).
+directory, and two recorded guests (``chapter_1d``, ``chapter_09``): the
+examples of the chapter "Using virsh emulatorpin in virtual environments
+with NFV" of Red Hat OpenStack Platform's NFV guide, with their thread
+ids, pins and affinities as ``ps -T`` and ``taskset`` showed them there.
 
 The trees hold exactly the files the ``host`` modules read, with the
 kernel's formats: ``/proc/<pid>/{comm,cmdline,status}``,
@@ -220,8 +223,8 @@ def node_xml(domains: list[str], cpus: int = 8) -> str:
 # The chapter's guests
 # ---------------------------------------------------------------------------
 
-#: 13.3.2 "How Emulatorpin works": instance-0000001d, 4 vCPUs pinned to
-#: 34, 14, 10, 30, emulator threads floating over all four.
+#: instance-0000001d: 4 vCPUs pinned to 34, 14, 10, 30, emulator threads
+#: floating over all four (the default emulatorpin of a pinned guest).
 UUID_1D = '8b2a5c3e-3d5f-4a57-8d4a-7a0f2c1e9d1d'
 PID_1D = 73517
 PINS_1D = {0: '34', 1: '14', 2: '10', 3: '30'}
@@ -237,8 +240,9 @@ THREADS_1D = [
 NOVA_1D = {'name': 'vnf-1', 'flavor': 'nfv.4', 'vcpus': 4, 'memory': 4096,
            'extra_specs': {'hw:cpu_policy': 'dedicated'}}
 
-#: 13.2.3 "About the Impact of isolcpus": instance-00000009, 3 vCPUs on
-#: pCPUs 1-3, isolcpus=1-3, emulator and vhost threads all on pCPU 1.
+#: instance-00000009: 3 vCPUs on pCPUs 1-3, isolcpus=1-3, emulator and
+#: vhost threads all on pCPU 1 (the scheduler does not balance threads
+#: over isolated CPUs).
 UUID_09 = '5d1e7c90-1f0a-4a52-9b0e-3f1f00000009'
 PID_09 = 364936
 PINS_09 = {0: '1', 1: '2', 2: '3'}

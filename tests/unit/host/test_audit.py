@@ -11,8 +11,9 @@
 #    under the License.
 
 
-"""The audit on recorded hosts: the troubleshooting chapter's examples
-(seeds 000 and 001) and the cases around them."""
+"""The audit on recorded hosts: the two guests of ``fakehost`` (emulator
+threads floating over the vCPUs' pCPUs, and everything piled on one
+isolated CPU) and the cases around them."""
 
 
 from nova_emulator_threads import cpuset
@@ -39,7 +40,7 @@ class AuditTestCase(base.TestCase):
     def codes(self, report: audit.AuditReport) -> list[tuple[str, str]]:
         return [(f.code, f.severity) for f in report.findings]
 
-    # -- seed 000, 13.3.2: the 4-vCPU guest, emulator floating -------------
+    # -- the 4-vCPU guest, emulator threads floating over its vCPUs -------
 
     def test_chapter_default_emulatorpin(self) -> None:
         xml = fakehost.chapter_1d(self.tree)
@@ -113,7 +114,7 @@ class AuditTestCase(base.TestCase):
         report = self.run_audit([fakehost.make_domain(moved, '0-39')])
         self.assertEqual([], self.codes(report))
 
-    # -- seed 000, 13.2.3: isolcpus piles everything on pCPU 1 -------------
+    # -- isolcpus=1-3 piles every non-vCPU thread on pCPU 1 ---------------
 
     def test_chapter_isolcpus(self) -> None:
         xml = fakehost.chapter_09(self.tree)

@@ -99,8 +99,8 @@ class NovaPolicyTestCase(base.TestCase):
         meta = nova(2, hw__cpu_emulator_threads='share')
         # Off the vCPUs: presumably [compute] cpu_shared_set.
         self.assertEqual([], self.check({0: '2', 1: '3'}, '0-1', meta)[0])
-        # Over the vCPUs: Nova without a shared set (and the chapter's
-        # problem, which the first check reports).
+        # Over the vCPUs: Nova without a shared set (emulator threads
+        # that preempt the vCPUs, which the first check reports).
         self.assertEqual([(findings.EMULATOR_ON_VCPU, findings.WARNING)],
                          self.check({0: '2', 1: '3'}, '2-3', meta)[0])
         # Neither.

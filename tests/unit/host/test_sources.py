@@ -62,7 +62,7 @@ class ProcfsTestCase(base.TestCase):
         self.tree = self.useFixture(fakehost.HostTree())
 
     def test_chapter_threads(self) -> None:
-        # ps -T -p 73517 / taskset -apc 73517 of seed 000, section 13.3.2.
+        # What ps -T -p 73517 / taskset -apc 73517 show for this guest.
         fakehost.chapter_1d(self.tree)
         threads = procfs.process_threads(fakehost.PID_1D,
                                          self.tree.proc_root)

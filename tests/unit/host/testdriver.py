@@ -59,7 +59,7 @@ class TestDriverFixture(fixtures.Fixture):
 
 def isolcpus_guest(name: str = 'instance-00000009',
                    uuid: str = fakehost.UUID_09) -> str:
-    # The chapter's isolcpus guest fits the test driver's 8 CPUs as is.
+    # fakehost's isolcpus guest fits the test driver's 8 CPUs as is.
     return fakehost.domain_xml(name, uuid, fakehost.PINS_09,
                                emulatorpin='1-3', iothreadpins={1: '1-3'},
                                nova=fakehost.NOVA_09)

@@ -31,8 +31,8 @@ def bundled(name: str, dedicated: str, shared: str):
             hardware.host_topology_from_caps(xml, dedicated, ''))
 
 
-class TestSeed002(base.TestCase):
-    """Seed 002's arithmetic on its host.
+class TestRealtimeHousekeepingHost(base.TestCase):
+    """The price of each policy on a small realtime host.
 
     Four cores, one of them kept for housekeeping (host load and emulator
     threads), three for 1-vCPU realtime guests.
