@@ -27,10 +27,10 @@ or the host dies) the guest is left with a definition that already holds
 the new placement and a live state that its next start will bring in
 line; the reverse order would leave a live change that a restart
 silently undoes, which is why a pin made with ``virsh emulatorpin
---live`` alone is lost at the guest's next start. Live changes are also the ones that fail in practice (a cgroup
-that does not allow the CPUs, a guest that stops meanwhile), and undoing
-a definition change is a file rewrite by libvirt, which does not fail for
-those reasons.
+--live`` alone is lost at the guest's next start. Live changes are also
+the ones that fail in practice (a cgroup that does not allow the CPUs, a
+guest that stops meanwhile), and undoing a definition change is a file
+rewrite by libvirt, which does not fail for those reasons.
 
 On a failure every step already applied is undone, newest first, to the
 pins read before we started, and the result says, step by step, what was
