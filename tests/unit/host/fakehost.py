@@ -220,7 +220,7 @@ def node_xml(domains: list[str], cpus: int = 8) -> str:
 
 
 # ---------------------------------------------------------------------------
-# The chapter's guests
+# The recorded guests
 # ---------------------------------------------------------------------------
 
 #: instance-0000001d: 4 vCPUs pinned to 34, 14, 10, 30, emulator threads
