@@ -44,7 +44,7 @@ engine's own bookkeeping:
     ``estimate_instance_overhead``, and a fitted guest holds exactly as
     many distinct pCPUs as it asked placement for ``PCPU``.
 
-The counts ``doc/reliability.rst`` quotes come from ``STATS``.
+The counts ``doc/source/reliability.rst`` quotes come from ``STATS``.
 """
 
 import collections
