@@ -1,17 +1,17 @@
 # The two commands of the README:
 #
 #   make demo   plan the bundled example host against the example flavors
-#   make test   unit, functional and hypervisor tests, style/type checks,
-#               a check of the built wheel, then the all-in-one tier:
-#               a real OpenStack cloud on this machine and the tempest
-#               plugin's tests against it
+#   make test   unit, functional and hypervisor tests, style/type checks
+#               and the docs build, a check of the built wheel, then the
+#               all-in-one tier: a real OpenStack cloud on this machine
+#               and the tempest plugin's tests against it
 #
 # Both first bootstrap a virtualenv in .venv (tools/bootstrap-venv.sh): on
-# a fresh Debian 12 machine with Python 3.11 that means installing
-# libvirt-dev and pkg-config with apt (as root), creating the venv and
-# pip-installing this package with its test dependencies. The venv is
-# reused while pyproject.toml, setup.cfg, setup.py and the bootstrap
-# script are unchanged (a stamp file named after their hash).
+# a fresh Debian 12 machine with Python 3.11 that means installing the
+# build profile of bindep.txt with apt (as root), creating the venv and
+# pip-installing this package with its test dependencies and
+# doc/requirements.txt. The venv is reused while the files STAMP_KEY
+# hashes are unchanged (a stamp file named after their hash).
 #
 # This Makefile is the one definition of each tier. tox.ini's
 # environments run the same targets in tox's own virtualenv: tox passes
@@ -41,9 +41,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 VENV_PREREQ := venv
 endif
 
-# Extra arguments for stestr run, e.g. make unit TEST_ARGS=tests.unit.cmd
-# (tox passes its positional arguments here).
+# Extra arguments for stestr run, e.g. make unit TEST_ARGS=tests.unit.cmd,
+# and for the demo and bench commands, e.g. make demo ARGS='--format json'
+# (tox passes its positional arguments in these).
 TEST_ARGS ?=
+ARGS ?=
 
 # Every test tier: fail a test that hangs instead of the whole CI run.
 export OS_TEST_TIMEOUT ?= 160
