@@ -17,7 +17,7 @@ import importlib.util
 import io
 import pathlib
 
-from oslotest import base
+from tests.unit import base
 
 TOOLS = pathlib.Path(__file__).resolve().parents[3] / 'tools'
 _spec = importlib.util.spec_from_file_location(
@@ -37,7 +37,7 @@ not-for-build [!build hypervisor]
 '''
 
 
-class BindepPackagesTestCase(base.BaseTestCase):
+class BindepPackagesTestCase(base.TestCase):
 
     def test_profiles_and_platforms(self) -> None:
         self.assertEqual(['everywhere', 'build-only', 'both'],
