@@ -113,8 +113,8 @@ class TestAvoidMatchesNovaWithTheSeam(testtools.TestCase):
         self.addDetail('outcomes', testtools.content.text_content(
             repr(dict(outcomes))))
         # Not vacuous: avoid changed Nova's answer, both to another
-        # emulator pCPU and to no fit (with these seeds: 72 and 8 cases;
-        # another host cell is rarer, see test_hardware).
+        # emulator pCPU and to no fit (another host cell for guest cell 0
+        # is rarer: see test_hardware).
         self.assertGreater(outcomes['fit with cpuset_reserved'], CASES // 20)
         self.assertGreater(outcomes['other emulator pCPU'], CASES // 100)
         self.assertGreater(outcomes['no fit'], 4)
