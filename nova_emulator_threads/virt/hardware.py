@@ -180,6 +180,30 @@ def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
                    ', '.join(fields.EmulatorPCPUSiblings.ALL)))
 
 
+def emulator_vcpu_siblings(
+    host: HostTopology, fitted: InstanceTopology,
+) -> list[tuple[int, int, int]]:
+    """Where a fitted guest's emulator pCPU shares a core with its vCPUs.
+
+    :returns: ``(emulator pCPU, vCPU, the vCPU's pCPU)`` for each vCPU
+        whose pCPU is an SMT sibling of an emulator pCPU (never one under
+        ``emulator_pcpu_siblings = avoid``)
+    """
+    cells = {cell.id: cell for cell in host.cells}
+    by_pcpu = {pcpu: vcpu for vcpu, pcpu in fitted.cpu_pinning.items()}
+    found = []
+    for guest_cell in fitted.cells:
+        host_cell = cells.get(guest_cell.id)
+        if host_cell is None:
+            continue
+        for pcpu in sorted(guest_cell.cpuset_reserved or ()):
+            for sib in host_cell.siblings:
+                if pcpu in sib:
+                    found += [(pcpu, by_pcpu[other], other)
+                              for other in sorted(sib) if other in by_pcpu]
+    return found
+
+
 def host_cell_order(
     host: HostTopology, inst: InstanceTopology, pack: bool = False,
 ) -> Sequence[HostCell]:
