@@ -36,13 +36,16 @@ emulator_threads_opts: list[cfg.Opt] = [
 Apply the extension's patches to Nova even if the installed Nova release is
 not one the extension was tested with.
 
-Nova offers no plugin point for two things this extension changes: how the
-emulator threads policy is read from a flavor
-(``nova.virt.hardware.get_emulator_thread_policy_constraint``) and how many
+Nova offers no plugin point for three things this extension changes: how
+the emulator threads policy is read from a flavor
+(``nova.virt.hardware.get_emulator_thread_policy_constraint``), how many
 ``PCPU`` the scheduler asks placement for
-(``nova.scheduler.utils.ResourceRequest._translate_pinning_policies``). The
-extension replaces those two functions, which is only safe on a Nova whose
-code it was tested against (Nova 34, the 2026.2 release).
+(``nova.scheduler.utils.ResourceRequest._translate_pinning_policies``) and
+which pCPU the emulator threads of ``isolate`` get
+(``nova.virt.hardware._pack_instance_onto_cores``, see
+``emulator_pcpu_siblings``). The extension replaces those three functions,
+which is only safe on a Nova whose code it was tested against (Nova 34, the
+2026.2 release).
 
 Possible values:
 
