@@ -85,9 +85,11 @@ MEMPAGES_ANY = -3
 
 
 class EmulatorPCPUSiblings(BaseEnum):
-    """``[emulator_threads] emulator_pcpu_siblings``: whether a guest's
-    isolated emulator pCPU may be an SMT sibling of one of its vCPUs'
-    pCPUs. Not a Nova value."""
+    """``[emulator_threads] emulator_pcpu_siblings``.
+
+    Whether a guest's isolated emulator pCPU may be an SMT sibling of one
+    of its vCPUs' pCPUs. Not a Nova value.
+    """
 
     # allow (the default): Nova's choice, the first free pCPU after the
     # vCPUs are pinned, which is often the other thread of a vCPU's core.

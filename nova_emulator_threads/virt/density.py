@@ -73,8 +73,9 @@ def fill(
     emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
 ) -> list[InstanceTopology]:
     """The copies of ``inst`` that fit on ``host``, as ``density`` packs
-    them (the caller checks ``limits`` for guests that pin nothing)."""
-    fitted_guests = []
+    them (the caller checks ``limits`` for guests that pin nothing).
+    """
+    fitted_guests: list[InstanceTopology] = []
     while True:
         fitted = hardware.fit_instance_to_host(
             host, inst, limits,

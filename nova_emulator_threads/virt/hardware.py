@@ -444,7 +444,7 @@ def _emulator_sibling(
                                need.cell.cpu_thread_policy, need.reserved)
     if packed is None or not packed[1]:
         return None
-    pinning, reserved = packed
+    pinning, reserved = packed[0], packed[1]
     by_pcpu = {pcpu: vcpu for vcpu, pcpu in pinning.items()}
     for pcpu in sorted(reserved):
         for sib in host_cell.siblings:

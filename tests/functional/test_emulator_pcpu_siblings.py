@@ -66,8 +66,10 @@ class EmulatorPCPUSiblingsTest(base.EmulatorThreadsTestBase):
         return next(sib for sib in self.siblings() if pcpu in sib)
 
     def pins(self, server: dict[str, Any]) -> tuple[int, int]:
-        """(the vCPU's pCPU, the emulator pCPU), checked against the
-        claim's ``cpuset_reserved``."""
+        """(the vCPU's pCPU, the emulator pCPU).
+
+        Checked against the claim's ``cpuset_reserved``.
+        """
         tune = self.cputune(server, HOST)
         (vcpu_pcpu,) = tune['vcpupin'][0]
         (emulator,) = tune['emulatorpin']
@@ -126,7 +128,10 @@ class EmulatorPCPUSiblingsTest(base.EmulatorThreadsTestBase):
 
 
 class NovaFilterAloneTest(EmulatorPCPUSiblingsTest):
-    """The same with ``NUMATopologyFilter`` alone: Nova's own fitter,
-    through the seam, is enough for the scheduler to know."""
+    """The same with ``NUMATopologyFilter`` alone.
+
+    Nova's own fitter, through the seam, is enough for the scheduler to
+    know.
+    """
 
     ADDITIONAL_FILTERS = ['NUMATopologyFilter']

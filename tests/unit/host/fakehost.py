@@ -76,8 +76,11 @@ class HostTree(fixtures.Fixture):
             _write(os.path.join(cpu_dir, 'isolated'), isolated + '\n')
 
     def set_smt_cores(self, cores: list[str]) -> None:
-        """Each core's ``thread_siblings_list``, e.g. ``['0,20', '1,21']``,
-        written for every thread of it."""
+        """Write each core's ``thread_siblings_list``.
+
+        ``cores`` as the kernel writes them, e.g. ``['0,20', '1,21']``;
+        the file is written for every thread of the core.
+        """
         cpu_dir = os.path.join(self.sys_root, 'devices', 'system', 'cpu')
         for core in cores:
             for cpu in cpuset.parse_cpu_spec(core):
