@@ -146,6 +146,23 @@ class TestApply(base.BaseTestCase):
         self.assertIs(nova_patch.get_emulator_thread_policy_constraint,
                       nova_hardware.get_emulator_thread_policy_constraint)
 
+    def test_only_nova_virt_hardware_holds_the_packing(self) -> None:
+        # Seam (c) too rebinds one name, which reaches every caller only
+        # while no Nova module holds its own reference.
+        for name in ('nova.scheduler.filters.numa_topology_filter',
+                     'nova.scheduler.host_manager', 'nova.compute.claims',
+                     'nova.compute.resource_tracker',
+                     'nova.virt.libvirt.driver'):
+            importlib.import_module(name)
+        holders = sorted(
+            f'{name}.{attr}'
+            for name, module in list(sys.modules.items())
+            if module is not None and name.startswith('nova.')
+            for attr, value in list(vars(module).items())
+            if value is self.original_packing)
+        self.assertEqual(['nova.virt.hardware._pack_instance_onto_cores'],
+                         holders)
+
     def test_refuses_untested_nova(self) -> None:
         self.useFixture(fixtures.MockPatch(
             'nova_emulator_threads.nova_patch.installed_nova_version',
