@@ -146,6 +146,16 @@ class TestTwoSocketHost(testtools.TestCase):
         rows = {row.policy: row for row in density.density_report(
             host, without, 3, 1024)}
         self.assertEqual(8, rows['isolate'].emulator_on_vcpu_sibling)
+        # 5-vCPU guests: Nova fits three per cell of nine cores exactly,
+        # each emulator pCPU the other thread of its fifth vCPU's core;
+        # with avoid, the third guest's vCPUs touch every core left.
+        rows = {row.policy: row for row in density.density_report(
+            host, without, 5, 1024)}
+        self.assertEqual((6, 6), (rows['isolate'].guests,
+                                  rows['isolate'].emulator_on_vcpu_sibling))
+        self.assertEqual((4, 0), (
+            rows['isolate, siblings avoided'].guests,
+            rows['isolate, siblings avoided'].emulator_on_vcpu_sibling))
 
     def test_avoiding_siblings_can_cost_a_guest(self) -> None:
         # One cell, two cores of two threads: a 3-vCPU isolate guest takes
