@@ -10,10 +10,11 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The seams: the two places where Nova 34 offers no plugin point.
+"""The seams: the three places where Nova 34 offers no plugin point.
 
-Nova reads the emulator threads policy, and turns it into a placement
-request, in code that no entry point, driver method or filter reaches:
+Nova reads the emulator threads policy, turns it into a placement
+request, and picks the emulator pCPU, in code that no entry point, driver
+method or filter reaches:
 
 (a) ``nova.virt.hardware.get_emulator_thread_policy_constraint(flavor)``
     is the one function every Nova caller asks for the policy: nova-api
@@ -35,7 +36,19 @@ request, in code that no entry point, driver method or filter reaches:
     guests, the hyperthreading trait); we only correct the ``PCPU``
     amount it wrote.
 
-Both callers look the functions up at call time (``hardware.get_...``,
+(c) ``nova.virt.hardware._pack_instance_onto_cores`` pins a guest NUMA
+    cell's vCPUs on a host cell and, through its nested ``_get_reserved``
+    (which nothing outside can reach), picks the emulator pCPU of
+    ``isolate``. Nova's fitter (``numa_fit_instance_to_host``) calls it for
+    ``NUMATopologyFilter`` in nova-scheduler and for the NUMA claim of
+    nova-compute. Under ``[emulator_threads] emulator_pcpu_siblings =
+    avoid`` we wrap it: Nova's function runs unchanged, then the emulator
+    pCPU is chosen again off the cores of the guest's vCPUs
+    (``virt.packing.choose_reserved_pcpus``, our engine's choice), and the
+    cell does not fit when there is none. Under ``allow`` (the default) it
+    is Nova's function, called as it is.
+
+All callers look the functions up at call time (``hardware.get_...``,
 a method on the class), so replacing the attributes reaches them all;
 ``apply`` also rebinds any Nova module that imported the function by name.
 
@@ -64,6 +77,7 @@ from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt import packing
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -78,6 +92,8 @@ TESTED_NOVA_VERSIONS = ('34.0.0', '35.0.0')
 POLICY_FUNCTION = 'get_emulator_thread_policy_constraint'
 #: Nova's placement translation method (seam b).
 PINNING_METHOD = '_translate_pinning_policies'
+#: Nova's packing of a guest cell onto a host cell's cores (seam c).
+PACKING_FUNCTION = '_pack_instance_onto_cores'
 
 
 _lock = threading.Lock()
@@ -164,6 +180,61 @@ def _translate_pinning_policies(self: Any, flavor: Any, image: Any) -> None:
                                    'ours': ours})
 
 
+#: The fields of an ``InstanceNUMACell`` Nova's packing writes when it
+#: succeeds (``cpu_pinning`` is a view of ``cpu_pinning_raw``).
+_PACKED_FIELDS = ('id', 'cpu_pinning_raw', 'cpuset_reserved')
+_UNSET = object()
+
+
+def _pack_instance_onto_cores(host_cell: Any, instance_cell: Any,
+                              num_cpu_reserved: int = 0) -> Any:
+    """Seam (c): Nova's packing, the emulator pCPU off the vCPUs' cores.
+
+    Nova's ``_get_reserved`` takes the first free pCPU, walking the host
+    cell's free sibling sets, that no vCPU got. Under ``avoid`` the
+    emulator pCPU is the first, in the same walk, on a core that runs
+    none of the vCPUs; with none, the cell does not fit, and the instance
+    cell is left as Nova leaves it when its packing fails (Nova's fitter
+    keys its caches on the cell id a successful packing writes). Choosing
+    after Nova's loop rather than inside it gives the same answer: a
+    packing with fewer threads per core, which Nova's loop would try
+    next, uses at least as many cores.
+    """
+    original = _originals[PACKING_FUNCTION]
+    if (not num_cpu_reserved or
+            CONF.emulator_threads.emulator_pcpu_siblings ==
+            fields.EmulatorPCPUSiblings.ALLOW):
+        return original(host_cell, instance_cell,
+                        num_cpu_reserved=num_cpu_reserved)
+    before = {name: (getattr(instance_cell, name)
+                     if instance_cell.obj_attr_is_set(name) else _UNSET)
+              for name in _PACKED_FIELDS}
+    packed = original(host_cell, instance_cell,
+                      num_cpu_reserved=num_cpu_reserved)
+    if packed is None:
+        return None
+    reserved = packing.choose_reserved_pcpus(
+        [sib for sib in host_cell.free_siblings if sib],
+        sorted(packed.cpu_pinning.items()), num_cpu_reserved,
+        thread_isolate=(packed.cpu_thread_policy ==
+                        fields.CPUThreadAllocationPolicy.ISOLATE),
+        cores=host_cell.siblings)
+    if reserved is None:
+        LOG.debug('No free pCPU on host cell %(cell)s is on a core without '
+                  'one of the vCPUs %(pins)s: the emulator threads may not '
+                  'go there ([emulator_threads] emulator_pcpu_siblings = '
+                  'avoid)', {'cell': host_cell.id,
+                             'pins': packed.cpu_pinning})
+        for name, value in before.items():
+            if value is _UNSET:
+                delattr(instance_cell, name)
+            else:
+                setattr(instance_cell, name, value)
+        return None
+    packed.cpuset_reserved = set(reserved)
+    return packed
+
+
 def _patch() -> None:
     original = nova_hardware.get_emulator_thread_policy_constraint
     _originals[POLICY_FUNCTION] = original
@@ -181,6 +252,13 @@ def _patch() -> None:
     _translate_pinning_policies.__wrapped__ = method  # type: ignore[attr-defined]
     setattr(scheduler_utils.ResourceRequest, PINNING_METHOD,
             _translate_pinning_policies)
+
+    # Nova's _numa_fit_instance_cell looks the packing up in
+    # nova.virt.hardware at call time.
+    packer = getattr(nova_hardware, PACKING_FUNCTION)
+    _originals[PACKING_FUNCTION] = packer
+    _pack_instance_onto_cores.__wrapped__ = packer  # type: ignore[attr-defined]
+    setattr(nova_hardware, PACKING_FUNCTION, _pack_instance_onto_cores)
 
 
 def apply() -> bool:
@@ -218,10 +296,11 @@ def apply() -> bool:
                  'last': TESTED_NOVA_VERSIONS[1], 'found': nova_version})
         _patch()
         _applied = True
-        LOG.info('nova-emulator-threads patched Nova %s: %s.%s and %s.%s',
-                 nova_version, nova_hardware.__name__, POLICY_FUNCTION,
+        LOG.info('nova-emulator-threads patched Nova %s: %s.%s, %s.%s and '
+                 '%s.%s', nova_version, nova_hardware.__name__,
+                 POLICY_FUNCTION,
                  scheduler_utils.ResourceRequest.__qualname__,
-                 PINNING_METHOD)
+                 PINNING_METHOD, nova_hardware.__name__, PACKING_FUNCTION)
         return True
 
 
@@ -240,5 +319,8 @@ def revert() -> None:
         if PINNING_METHOD in _originals:
             setattr(scheduler_utils.ResourceRequest, PINNING_METHOD,
                     _originals[PINNING_METHOD])
+        if PACKING_FUNCTION in _originals:
+            setattr(nova_hardware, PACKING_FUNCTION,
+                    _originals[PACKING_FUNCTION])
         _originals.clear()
         _applied = None

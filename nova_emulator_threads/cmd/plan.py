@@ -34,6 +34,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
+from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
@@ -68,9 +69,13 @@ def plan(
     memory_mb: int,
     extra_specs: Mapping[str, str],
     image_props: Mapping[str, object] | None = None,
+    *,
+    emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
 ) -> Plan:
     """Plan one flavor on one host; the result is the JSON contract.
 
+    :param emulator_pcpu_siblings: ``[emulator_threads]
+        emulator_pcpu_siblings``
     :raises: exception.Invalid for a bad flavor
     """
     request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
@@ -83,6 +88,9 @@ def plan(
         'overhead': overhead.estimate_instance_overhead(request),
         'placement': overhead.placement_request(request),
         'cputune_xml': None,
+        'emulator_pcpu_siblings': emulator_pcpu_siblings,
+        'emulator_pcpu_sibling_of': [],
+        'warnings': [],
     }
     if inst is None:
         # No NUMA topology: nothing is pinned; vCPUs and emulator threads
@@ -96,10 +104,13 @@ def plan(
         else:
             result['emulatorpin'] = sorted(floating)
         return result
-    fitted = hardware.fit_instance_to_host(host, inst)
+    fitted = hardware.fit_instance_to_host(
+        host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings)
     if fitted is None:
-        result.update(fits=False, reason=hardware.explain_no_fit(host, inst))
+        result.update(fits=False, reason=hardware.explain_no_fit(
+            host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings))
         return result
+    _emulator_siblings(result, host, fitted)
     result['cells'] = [
         {'guest_cell': index, 'host_cell': cell.id,
          'cpu_pinning': {str(vcpu): pcpu for vcpu, pcpu in
@@ -112,6 +123,26 @@ def plan(
     result['cputune_xml'] = cputune.to_string(
         cputune.format_cputune(tune)).strip()
     return result
+
+
+def _emulator_siblings(result: Plan, host: topology.HostTopology,
+                       fitted: topology.InstanceTopology) -> None:
+    """Name each vCPU whose pCPU shares a core with the emulator pCPU.
+
+    Under ``emulator_pcpu_siblings = allow`` (Nova's choice) that is a
+    warning: the two hyperthreads share the core's execution units and
+    caches.
+    """
+    found = [{'emulator_pcpu': pcpu, 'vcpu': vcpu, 'vcpu_pcpu': vcpu_pcpu}
+             for pcpu, vcpu, vcpu_pcpu in hardware.emulator_vcpu_siblings(
+                 host, fitted)]
+    result['emulator_pcpu_sibling_of'] = found
+    result['warnings'] = [
+        "the emulator threads' pCPU %d is an SMT sibling of pCPU %d, "
+        'where vCPU %d runs: they share the core; [emulator_threads] '
+        'emulator_pcpu_siblings = avoid keeps them off the vCPUs\' cores'
+        % (item['emulator_pcpu'], item['vcpu_pcpu'], item['vcpu'])
+        for item in found]
 
 
 def _unpinned_cpus(host: topology.HostTopology) -> frozenset[int]:
@@ -148,6 +179,12 @@ def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
                         help='a flavor extra spec; repeat for several')
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table', help='output format')
+    parser.add_argument(
+        '--emulator-pcpu-siblings', choices=fields.EmulatorPCPUSiblings.ALL,
+        default=fields.EmulatorPCPUSiblings.ALLOW,
+        help="[emulator_threads] emulator_pcpu_siblings: may the isolate "
+             "emulator pCPU be an SMT sibling of a vCPU's pCPU (allow, "
+             "Nova's choice) or not (avoid)")
     parser.add_argument('--density', action='store_true',
                         help='pack identical guests of the flavor (--vcpus, '
                              'default 1) until the next does not fit, and '
@@ -203,8 +240,10 @@ def run(args: argparse.Namespace) -> int:
     specs = _extra_specs(args.extra_spec)
     if args.density:
         return _run_density(args, host, specs)
+    siblings = args.emulator_pcpu_siblings
     if args.vcpus is None and not specs and args.memory_mb is None:
-        plans = [(name, plan(host, vcpus, memory, flavor_specs))
+        plans = [(name, plan(host, vcpus, memory, flavor_specs,
+                             emulator_pcpu_siblings=siblings))
                  for name, vcpus, memory, flavor_specs in EXAMPLE_FLAVORS]
     else:
         vcpus = 1 if args.vcpus is None else args.vcpus
@@ -214,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
                 raise exception.Invalid(
                     reason='%s=%d: must be a positive integer' % (key,
                                                                   value))
-        plans = [('flavor', plan(host, vcpus, memory, specs))]
+        plans = [('flavor', plan(host, vcpus, memory, specs,
+                                 emulator_pcpu_siblings=siblings))]
     if args.format == 'json':
         if len(plans) == 1:
             print(json.dumps(plans[0][1], indent=2, sort_keys=True))
@@ -278,13 +318,14 @@ def density_json(row: density.DensityRow) -> Plan:
             'cpu_shared_set': sorted(row.cpu_shared_set),
             'vcpus': row.vcpus, 'pcpus_per_guest': row.pcpus_per_guest,
             'guests': row.guests, 'emulator_threads': row.emulator_threads,
-            'note': row.note}
+            'note': row.note,
+            'emulator_on_vcpu_sibling': row.emulator_on_vcpu_sibling}
 
 
 def format_density_table(rows: Sequence[density.DensityRow]) -> str:
     """One line per policy: what the flavor sets, and how many fit."""
     table = [['policy', 'vCPUs', 'pCPUs/guest', 'guests',
-              'emulator threads']]
+              'on own vCPU core', 'emulator threads']]
     notes = []
     for row in rows:
         guests = '-' if row.guests is None else str(row.guests)
@@ -294,7 +335,7 @@ def format_density_table(rows: Sequence[density.DensityRow]) -> str:
         table.append([row.policy, str(row.vcpus),
                       '-' if row.pcpus_per_guest is None
                       else str(row.pcpus_per_guest),
-                      guests, row.emulator_threads])
+                      guests, _sibling_count(row), row.emulator_threads])
     widths = [max(len(line[i]) for line in table)
               for i in range(len(table[0]))]
     lines = []
@@ -306,6 +347,15 @@ def format_density_table(rows: Sequence[density.DensityRow]) -> str:
     lines.extend('(%d) %s' % (number, note)
                  for number, note in enumerate(notes, 1))
     return '\n'.join(lines)
+
+
+def _sibling_count(row: density.DensityRow) -> str:
+    # Only isolate reserves an emulator pCPU of the guest's own.
+    if (row.emulator_on_vcpu_sibling is None or
+            row.extra_specs.get(cpu_request.EMULATOR_THREADS_KEY) !=
+            fields.CPUEmulatorThreadsPolicy.ISOLATE):
+        return '-'
+    return str(row.emulator_on_vcpu_sibling)
 
 
 # -- table output ------------------------------------------------------------
@@ -325,6 +375,10 @@ def _cells_rows(result: Plan) -> dict[str, str]:
     rows['cpuset_reserved'] = cpuset.format_cpu_spec(reserved) or '-'
     rows['emulatorpin'] = cpuset.format_cpu_spec(result['emulatorpin'] or
                                                  ()) or '-'
+    if reserved:
+        rows['emulator core'] = ', '.join(
+            'sibling of vCPU %d (pCPU %d)' % (item['vcpu'], item['vcpu_pcpu'])
+            for item in result['emulator_pcpu_sibling_of']) or 'no vCPU'
     return rows
 
 
@@ -353,6 +407,8 @@ def format_table(host: topology.HostTopology,
                                zip(row, widths)).rstrip())
         if index == 0:
             lines.append('  '.join('-' * width for width in widths))
+    lines += ['warning: %s: %s' % (name, warning)
+              for name, result in plans for warning in result['warnings']]
     return '\n'.join(lines)
 
 

@@ -14,6 +14,8 @@
 
 from oslo_config import cfg
 
+from nova_emulator_threads.objects import fields
+
 emulator_threads_group = cfg.OptGroup(
     'emulator_threads',
     title='Emulator threads options',
@@ -34,13 +36,16 @@ emulator_threads_opts: list[cfg.Opt] = [
 Apply the extension's patches to Nova even if the installed Nova release is
 not one the extension was tested with.
 
-Nova offers no plugin point for two things this extension changes: how the
-emulator threads policy is read from a flavor
-(``nova.virt.hardware.get_emulator_thread_policy_constraint``) and how many
+Nova offers no plugin point for three things this extension changes: how
+the emulator threads policy is read from a flavor
+(``nova.virt.hardware.get_emulator_thread_policy_constraint``), how many
 ``PCPU`` the scheduler asks placement for
-(``nova.scheduler.utils.ResourceRequest._translate_pinning_policies``). The
-extension replaces those two functions, which is only safe on a Nova whose
-code it was tested against (Nova 34, the 2026.2 release).
+(``nova.scheduler.utils.ResourceRequest._translate_pinning_policies``) and
+which pCPU the emulator threads of ``isolate`` get
+(``nova.virt.hardware._pack_instance_onto_cores``, see
+``emulator_pcpu_siblings``). The extension replaces those three functions,
+which is only safe on a Nova whose code it was tested against (Nova 34, the
+2026.2 release).
 
 Possible values:
 
@@ -72,11 +77,63 @@ Related options:
 """),
 ]
 
+# Where an isolated guest's emulator pCPU goes on an SMT host.
+emulator_pcpu_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        'emulator_pcpu_siblings',
+        default=fields.EmulatorPCPUSiblings.ALLOW,
+        choices=[
+            (fields.EmulatorPCPUSiblings.ALLOW,
+             "The emulator pCPU of an 'isolate' guest is the first free "
+             "pCPU once its vCPUs are pinned, which may be an SMT sibling "
+             "(the other hyperthread of the core) of one of them (Nova's "
+             "behaviour)."),
+            (fields.EmulatorPCPUSiblings.AVOID,
+             "It is never a sibling of a pCPU that runs one of the guest's "
+             "vCPUs; a host NUMA cell without such a free pCPU does not fit "
+             "the guest's first NUMA cell."),
+        ],
+        help="""
+Whether the pCPU reserved for the emulator threads of a guest with emulator
+threads policy ``isolate`` may be an SMT sibling of a pCPU that runs one of
+the same guest's vCPUs.
+
+Two hyperthreads of one core share its execution units and caches, so
+emulator threads on the sibling of a vCPU's pCPU still slow that vCPU down,
+which is what realtime and packet-processing guests ask for ``isolate`` to
+prevent. Nova takes the first free pCPU after pinning the vCPUs, on the host
+NUMA cell of the guest's first NUMA cell; on SMT hosts that is often the
+sibling of the last vCPU's pCPU. With ``avoid`` the emulator pCPU is the
+first free pCPU, in the same order, on a core that runs none of the guest's
+vCPUs; when the host cell has none left, that cell does not fit and the next
+one is tried, as for any guest that does not fit a cell. The vCPUs' pins and
+the placement request (``PCPU`` = vCPUs + 1) do not change.
+
+Set the same value on nova-scheduler (its ``NUMATopologyFilter`` and
+``EmulatorThreadsFilter`` decide with it) and on every nova-compute (its
+NUMA claim chooses the pCPU with it): if they differ, the compute host's
+claim chooses another pCPU than the scheduler assumed, or refuses a host
+the scheduler chose. Also wherever ``nova-emulator-threads plan`` runs.
+Guests already running keep their pCPUs; ``nova-emulator-threads audit``
+reports those whose emulator pCPU is a vCPU's sibling. Has no effect on
+hosts without SMT, on guests with ``hw:cpu_thread_policy=isolate`` (their
+vCPUs' cores are already kept whole) and on ``share`` guests (no emulator
+pCPU is reserved).
+
+Related options:
+
+* ``[compute] cpu_dedicated_set``
+* ``[filter_scheduler] enabled_filters`` (``NUMATopologyFilter``)
+"""),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(emulator_threads_group)
     conf.register_opts(emulator_threads_opts, group=emulator_threads_group)
+    conf.register_opts(emulator_pcpu_opts, group=emulator_threads_group)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
-    return {emulator_threads_group: emulator_threads_opts}
+    return {emulator_threads_group: emulator_threads_opts +
+            emulator_pcpu_opts}

@@ -23,6 +23,12 @@ packets, automated:
     An emulator or I/O thread may run on a pCPU that runs one of the
     guest's pinned vCPUs; the vCPU is named, as a reverse map from pCPU
     to vCPU (``virsh vcpupin`` read backwards) names it.
+``emulator-on-vcpu-sibling``
+    An emulator or I/O thread runs on a pCPU that is an SMT sibling of a
+    pCPU running one of the guest's pinned vCPUs (Nova's ``isolate`` pCPU
+    on a hyperthreaded host, typically): the two hyperthreads share the
+    core, so the threads still slow the vCPU. The vCPU and both pCPUs are
+    named. Needs the host's sibling map from ``/sys``.
 ``emulator-on-isolated-cpus``
     The emulator (or an I/O thread) pin set spans several isolated CPUs:
     the scheduler does not spread threads over isolated CPUs, so they all
@@ -65,6 +71,7 @@ from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import flavor_check
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.host import snapshot
+from nova_emulator_threads.host import sysfs
 
 #: Thread kinds.
 VCPU = 'vcpu'
@@ -255,6 +262,43 @@ def _own_vcpu_findings(report: GuestReport,
     return found
 
 
+def _sibling_findings(report: GuestReport,
+                      host_cpus: sysfs.HostCPUs) -> list[findings.Finding]:
+    """Emulator and I/O threads on the other thread of a vCPU's core."""
+    if not host_cpus.smt_cores:
+        return []
+    owners = pinned_vcpus(report.guest.domain.vcpu_pins)
+    hit: list[GuestThread] = []
+    pairs: set[tuple[int, int]] = set()
+    for thread in report.threads:
+        if thread.kind not in (EMULATOR, IOTHREAD):
+            continue
+        found = False
+        for pcpu in effective_cpus(thread.cpus, host_cpus.isolated):
+            if pcpu in owners:
+                # The same pCPU: emulator-on-vcpu-pcpu says so.
+                continue
+            for sibling in host_cpus.siblings(pcpu) & frozenset(owners):
+                pairs.add((pcpu, sibling))
+                found = True
+        if found:
+            hit.append(thread)
+    if not hit:
+        return []
+    where = '; '.join(
+        'pCPU %d, an SMT sibling of pCPU %d where vCPU %s runs'
+        % (pcpu, sibling, ','.join(map(str, owners[sibling])))
+        for pcpu, sibling in sorted(pairs))
+    return [findings.Finding(
+        findings.WARNING, findings.EMULATOR_ON_VCPU_SIBLING,
+        report.guest.name,
+        'emulator threads (%s) %s on %s: the hyperthreads share the '
+        "core's execution units and caches, so they slow the vCPU down "
+        '([emulator_threads] emulator_pcpu_siblings = avoid keeps Nova\'s '
+        'isolate pCPU off the vCPUs\' cores)'
+        % (_names(hit), _verb(hit, host_cpus.isolated), where))]
+
+
 def _isolated_findings(report: GuestReport, isolated: frozenset[int],
                        owners: Mapping[int, str]) -> list[findings.Finding]:
     domain = report.guest.domain
@@ -382,6 +426,7 @@ def audit(host: snapshot.HostSnapshot,
             for pcpu, what in pcpus.items():
                 others.setdefault(pcpu, '%s of %s' % (what, other))
         found += _own_vcpu_findings(report, isolated)
+        found += _sibling_findings(report, host.cpus)
         found += _isolated_findings(report, isolated, {**others, **own})
         found += _other_guest_findings(report, isolated, others)
         if report.policy is not None:

@@ -29,6 +29,9 @@ EMULATOR_ON_VCPU = 'emulator-on-vcpu-pcpu'
 #: Emulator threads confined to isolated CPUs (isolcpus), where the
 #: kernel does not balance them: they pile onto the lowest one.
 EMULATOR_ON_ISOLATED = 'emulator-on-isolated-cpus'
+#: Emulator threads run on an SMT sibling of a pCPU that runs one of the
+#: guest's vCPUs (the two hyperthreads share the core).
+EMULATOR_ON_VCPU_SIBLING = 'emulator-on-vcpu-sibling'
 #: A vhost worker of the guest may run on one of its vCPUs' pCPUs.
 VHOST_ON_VCPU = 'vhost-on-vcpu-pcpu'
 #: Threads of the guest may run on a pCPU pinned to another guest's vCPU.

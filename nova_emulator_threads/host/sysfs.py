@@ -11,7 +11,8 @@
 #    under the License.
 
 
-"""The host's CPUs: which are online, which are isolated from the scheduler.
+"""The host's CPUs: which are online, which are isolated from the scheduler,
+and which are hyperthreads of one core.
 
 Isolation matters to emulator threads because the scheduler does not
 balance load across CPUs removed from its domains (``isolcpus=``, or
@@ -28,6 +29,11 @@ Sources, in order of trust:
   administrator asked for. ``isolated`` is used when the kernel has it
   (every kernel Nova supports); the command line is reported alongside
   and is the fallback.
+
+SMT siblings matter because two hyperthreads of a core share its
+execution units and caches: emulator threads on the sibling of a vCPU's
+pCPU slow that vCPU down. ``.../cpuN/topology/thread_siblings_list``
+names the threads of CPU N's core.
 """
 
 import dataclasses
@@ -56,6 +62,17 @@ class HostCPUs:
     isolcpus_flags: tuple[str, ...] = ()
     #: CPUs of ``nohz_full=`` on the command line.
     nohz_full: frozenset[int] = frozenset()
+    #: The cores with more than one online thread, each as its threads
+    #: (``thread_siblings_list``); empty without SMT, or when the kernel
+    #: does not say.
+    smt_cores: tuple[frozenset[int], ...] = ()
+
+    def siblings(self, cpu: int) -> frozenset[int]:
+        """The other online threads of ``cpu``'s core."""
+        for core in self.smt_cores:
+            if cpu in core:
+                return core - {cpu}
+        return frozenset()
 
 
 def _read_text(path: str) -> str | None:
@@ -137,4 +154,26 @@ def read_host_cpus(sys_root: str = '/sys', proc_root: str = '/proc',
     else:
         isolated = isolcpus if 'domain' in flags else frozenset()
     return HostCPUs(online=online, isolated=isolated, isolcpus=isolcpus,
-                    isolcpus_flags=flags, nohz_full=nohz_full)
+                    isolcpus_flags=flags, nohz_full=nohz_full,
+                    smt_cores=read_smt_cores(cpu_dir, online))
+
+
+def read_smt_cores(cpu_dir: str, online: frozenset[int],
+                   ) -> tuple[frozenset[int], ...]:
+    """The cores with several online threads, in order of their lowest.
+
+    :param cpu_dir: ``/sys/devices/system/cpu``
+    :raises: HostInspectionFailed for a malformed list
+    """
+    cores: dict[frozenset[int], None] = {}
+    last = max(online)
+    for cpu in sorted(online):
+        path = os.path.join(cpu_dir, 'cpu%d' % cpu, 'topology',
+                            'thread_siblings_list')
+        text = _read_text(path)
+        if text is None:
+            continue
+        core = cpulist.parse_cpu_list(text, path, last) & online
+        if len(core) > 1:
+            cores.setdefault(core)
+    return tuple(cores)

@@ -82,3 +82,19 @@ PINNED_CPU_POLICIES = (
 MEMPAGES_SMALL = -1
 MEMPAGES_LARGE = -2
 MEMPAGES_ANY = -3
+
+
+class EmulatorPCPUSiblings(BaseEnum):
+    """``[emulator_threads] emulator_pcpu_siblings``.
+
+    Whether a guest's isolated emulator pCPU may be an SMT sibling of one
+    of its vCPUs' pCPUs. Not a Nova value.
+    """
+
+    # allow (the default): Nova's choice, the first free pCPU after the
+    # vCPUs are pinned, which is often the other thread of a vCPU's core.
+    ALLOW = 'allow'
+    # avoid: never on a core that runs one of the guest's vCPUs.
+    AVOID = 'avoid'
+
+    ALL = (ALLOW, AVOID)

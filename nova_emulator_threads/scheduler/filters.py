@@ -183,8 +183,10 @@ class EmulatorThreadsFilter(filters.BaseHostFilter):
         # Nova's fitter's answer as it is, even where Nova's claim on the
         # compute host will refuse it: NUMATopologyFilter accepts those
         # hosts, and this filter must never be stricter.
+        siblings = CONF.emulator_threads.emulator_pcpu_siblings
         if hardware.fit_instance_to_host(host, inst, limits, pack,
-                                         claimable=False):
+                                         claimable=False,
+                                         emulator_pcpu_siblings=siblings):
             return True
         # Most hosts of a busy cloud end here: not even the arguments of a
         # message nobody reads.
@@ -203,7 +205,9 @@ class EmulatorThreadsFilter(filters.BaseHostFilter):
         if (not CONF.emulator_threads.explain_rejections or
                 not LOG.isEnabledFor(py_logging.DEBUG)):
             return 'the instance does not fit on this host'
-        return hardware.explain_no_fit(host, inst, limits, pack)
+        siblings = CONF.emulator_threads.emulator_pcpu_siblings
+        return hardware.explain_no_fit(host, inst, limits, pack,
+                                       emulator_pcpu_siblings=siblings)
 
 
 # See the module docstring: this is how the seams reach nova-scheduler.

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
+from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.topology import HostTopology
@@ -40,6 +41,8 @@ def density(
     host: HostTopology,
     inst: InstanceTopology,
     limits: hardware.Limits | None = None,
+    *,
+    emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
 ) -> int:
     """How many copies of ``inst`` fit on ``host``, one after the other.
 
@@ -48,6 +51,8 @@ def density(
 
     :param limits: allocation ratios; required for a guest with no pinned
         vCPUs, which would otherwise never run out of room
+    :param emulator_pcpu_siblings: ``[emulator_threads]
+        emulator_pcpu_siblings``
     :raises: exception.Invalid for a guest that pins nothing and no limits
     """
     pins_something = any(cell.pcpuset for cell in inst.cells)
@@ -56,13 +61,29 @@ def density(
             reason='a guest without pinned vCPUs takes no pCPU, so the '
                    'density of such guests depends on allocation ratios: '
                    'give limits')
-    count = 0
+    return len(fill(host, inst, limits,
+                    emulator_pcpu_siblings=emulator_pcpu_siblings))
+
+
+def fill(
+    host: HostTopology,
+    inst: InstanceTopology,
+    limits: hardware.Limits | None = None,
+    *,
+    emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
+) -> list[InstanceTopology]:
+    """The copies of ``inst`` that fit on ``host``, as ``density`` packs
+    them (the caller checks ``limits`` for guests that pin nothing).
+    """
+    fitted_guests: list[InstanceTopology] = []
     while True:
-        fitted = hardware.fit_instance_to_host(host, inst, limits)
+        fitted = hardware.fit_instance_to_host(
+            host, inst, limits,
+            emulator_pcpu_siblings=emulator_pcpu_siblings)
         if fitted is None:
-            return count
+            return fitted_guests
         host = claims.numa_usage_from_instance(host, fitted)
-        count += 1
+        fitted_guests.append(fitted)
 
 
 # -- the report of ``plan --density`` ----------------------------------------
@@ -85,6 +106,8 @@ class Policy:
     emulator_threads: str
     #: The fewest vCPUs the policy allows.
     min_vcpus: int = 1
+    #: ``[emulator_threads] emulator_pcpu_siblings`` of the host.
+    emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW
 
 
 POLICIES = (
@@ -102,6 +125,12 @@ POLICIES = (
            {cpu_request.CPU_POLICY_KEY: 'dedicated',
             cpu_request.EMULATOR_THREADS_KEY: 'isolate'},
            True, 'one more pCPU per guest'),
+    # What keeping the emulator pCPU off the vCPUs' cores costs on SMT.
+    Policy('isolate, siblings avoided',
+           {cpu_request.CPU_POLICY_KEY: 'dedicated',
+            cpu_request.EMULATOR_THREADS_KEY: 'isolate'},
+           True, "one more pCPU per guest, not on its vCPUs' cores",
+           emulator_pcpu_siblings=fields.EmulatorPCPUSiblings.AVOID),
     # NOTE: Nova's realtime rules: vCPU 0 is left out of the mask and
     # runs the emulator threads, so a guest needs a second, realtime vCPU.
     Policy('realtime, mask ^0',
@@ -128,6 +157,9 @@ class DensityRow:
     guests: int | None
     emulator_threads: str
     note: str | None = None
+    #: Of ``guests``, how many have their emulator pCPU on an SMT sibling
+    #: of one of their own vCPUs' pCPUs; None when not counted.
+    emulator_on_vcpu_sibling: int | None = None
 
 
 #: Raises ``EmulatorThreadsException`` if a fitted guest could not be
@@ -194,10 +226,13 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
             return dataclasses.replace(row, note=str(exc))
     if inst is None:
         return dataclasses.replace(row, note='the flavor pins no vCPU')
-    fitted = hardware.fit_instance_to_host(host, inst)
+    siblings = item.emulator_pcpu_siblings
+    fitted = hardware.fit_instance_to_host(
+        host, inst, emulator_pcpu_siblings=siblings)
     if fitted is None:
         return dataclasses.replace(
-            row, guests=0, note=hardware.explain_no_fit(host, inst))
+            row, guests=0, note=hardware.explain_no_fit(
+                host, inst, emulator_pcpu_siblings=siblings))
     pcpus = len(fitted.cpu_pinning) + len(fitted.cpuset_reserved)
     row = dataclasses.replace(row, pcpus_per_guest=pcpus)
     if boot_check is not None:
@@ -205,4 +240,8 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
             boot_check(host, fitted)
         except exception.EmulatorThreadsException as exc:
             return dataclasses.replace(row, note=str(exc))
-    return dataclasses.replace(row, guests=density(host, inst))
+    guests = fill(host, inst, emulator_pcpu_siblings=siblings)
+    return dataclasses.replace(
+        row, guests=len(guests), emulator_on_vcpu_sibling=sum(
+            1 for guest in guests
+            if hardware.emulator_vcpu_siblings(host, guest)))

@@ -33,6 +33,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import packing
 
@@ -84,6 +85,8 @@ _NO_CPU_LIMIT = 'cpu_limit'
 _NO_RAM_LIMIT = 'ram_limit'
 _NO_PINNED_CORE = 'pinned_core'
 _NO_FOREIGN_PINS = 'foreign_pins'
+_NO_EMULATOR_CORE = 'emulator_core'
+ALLOW_SIBLINGS = fields.EmulatorPCPUSiblings.ALLOW
 
 
 def instance_topology_from_flavor(
@@ -151,6 +154,55 @@ def emulator_reservation(inst: InstanceTopology, guest_cell_index: int) -> int:
         # The figure placement is asked for too (overhead.py): one number.
         return cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS
     return 0
+
+
+def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
+    """Whether the emulator pCPU must stay off the cores of the vCPUs.
+
+    ``[emulator_threads] emulator_pcpu_siblings``. Nova (``allow``) takes
+    the first free pCPU once the vCPUs are pinned, and on an SMT host that
+    is often the other thread of a vCPU's core, which shares the core's
+    execution units and caches with the vCPU. With ``avoid`` the emulator
+    pCPU is Nova's first free pCPU on a core that runs none of the guest's
+    pinned vCPUs, and a host cell without one does not fit guest cell 0.
+    ``hw:cpu_thread_policy=isolate`` already keeps those cores free in
+    Nova, so ``avoid`` changes nothing for it.
+
+    :raises: exception.Invalid for a value that is neither
+    """
+    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.ALLOW:
+        return False
+    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.AVOID:
+        return True
+    raise exception.Invalid(
+        reason='[emulator_threads] emulator_pcpu_siblings=%r is not '
+               'allowed; expected one of %s' % (
+                   emulator_pcpu_siblings,
+                   ', '.join(fields.EmulatorPCPUSiblings.ALL)))
+
+
+def emulator_vcpu_siblings(
+    host: HostTopology, fitted: InstanceTopology,
+) -> list[tuple[int, int, int]]:
+    """Where a fitted guest's emulator pCPU shares a core with its vCPUs.
+
+    :returns: ``(emulator pCPU, vCPU, the vCPU's pCPU)`` for each vCPU
+        whose pCPU is an SMT sibling of an emulator pCPU (never one under
+        ``emulator_pcpu_siblings = avoid``)
+    """
+    cells = {cell.id: cell for cell in host.cells}
+    by_pcpu = {pcpu: vcpu for vcpu, pcpu in fitted.cpu_pinning.items()}
+    found = []
+    for guest_cell in fitted.cells:
+        host_cell = cells.get(guest_cell.id)
+        if host_cell is None:
+            continue
+        for pcpu in sorted(guest_cell.cpuset_reserved or ()):
+            for sib in host_cell.siblings:
+                if pcpu in sib:
+                    found += [(pcpu, by_pcpu[other], other)
+                              for other in sorted(sib) if other in by_pcpu]
+    return found
 
 
 def host_cell_order(
@@ -307,9 +359,12 @@ def _fit_cell(
     info: packing.CellInfo,
     state: _CellState,
     limits: Limits | None,
+    avoid_vcpu_cores: bool = False,
 ) -> tuple[str, tuple[int, ...]] | None:
     """Fit one guest cell on one host cell (Nova's
     ``_numa_fit_instance_cell``), updating ``state`` on success.
+
+    :param avoid_vcpu_cores: ``emulator_pcpu_avoids_vcpu_cores``
 
     :returns: None on success, else ``(reason code, numbers)``
     """
@@ -345,9 +400,15 @@ def _fit_cell(
     if pinned:
         if required > info.free_count:
             return _NO_PCPUS_FREE, (required, info.free_count)
+        avoid = avoid_vcpu_cores and bool(need.reserved)
         packed = packing.pack_cell(host_cell, info, need.vcpus,
-                                   cell.cpu_thread_policy, need.reserved)
+                                   cell.cpu_thread_policy, need.reserved,
+                                   avoid)
         if packed is None:
+            if avoid:
+                sibling = _emulator_sibling(host_cell, info, need)
+                if sibling is not None:
+                    return _NO_EMULATOR_CORE, sibling
             return _NO_PACKING, (required,)
         pinning, reserved = packed
         if state.pinning is None:
@@ -372,6 +433,29 @@ def _fit_cell(
     return None
 
 
+def _emulator_sibling(
+    host_cell: HostCell, info: packing.CellInfo, need: _Need,
+) -> tuple[int, int, int] | None:
+    """Why only ``emulator_pcpu_siblings = avoid`` refused the cell.
+
+    :returns: the emulator pCPU Nova would take, the pCPU of its core that
+        runs a vCPU, and that vCPU; None if Nova would not fit either
+    """
+    packed = packing.pack_cell(host_cell, info, need.vcpus,
+                               need.cell.cpu_thread_policy, need.reserved)
+    if packed is None or not packed[1]:
+        return None
+    pinning, reserved = packed[0], packed[1]
+    by_pcpu = {pcpu: vcpu for vcpu, pcpu in pinning.items()}
+    for pcpu in sorted(reserved):
+        for sib in host_cell.siblings:
+            if pcpu in sib:
+                for sibling in sorted(sib):
+                    if sibling in by_pcpu:
+                        return pcpu, sibling, by_pcpu[sibling]
+    return None
+
+
 # -- fitting a guest on a host -----------------------------------------------
 
 
@@ -381,6 +465,8 @@ def fit_instance_to_host(
     limits: Limits | None = None,
     pack: bool = False,
     claimable: bool = True,
+    *,
+    emulator_pcpu_siblings: str = ALLOW_SIBLINGS,
 ) -> InstanceTopology | None:
     """Fit a guest NUMA topology onto a host.
 
@@ -398,8 +484,13 @@ def fit_instance_to_host(
         pins its own claim refuses (see ``_unclaimable``); False gives
         Nova's fitter's answer as it is, which a scheduler filter needs so
         as never to be stricter than Nova's ``NUMATopologyFilter``
+    :param emulator_pcpu_siblings: ``[emulator_threads]
+        emulator_pcpu_siblings`` (``emulator_pcpu_avoids_vcpu_cores``);
+        ``allow`` is Nova's choice
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
+    :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
     """
+    avoid = emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
     if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
         return None
     host_info = packing.host_info(host)
@@ -411,7 +502,7 @@ def fit_instance_to_host(
         # in the caches of the walk can let it pass.
         return None
     fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
-                             explain=False)
+                             explain=False, avoid_vcpu_cores=avoid)
     if fitted is not None and claimable and _unclaimable(host, fitted):
         return None
     return fitted
@@ -469,6 +560,7 @@ def _fit(
     limits: Limits | None,
     pack: bool,
     explain: bool,
+    avoid_vcpu_cores: bool = False,
 ) -> tuple[InstanceTopology | None,
            list[tuple[int, int, str, tuple[int, ...]]]]:
     """Nova's walk; ``host`` must have at least as many cells as ``inst``.
@@ -486,7 +578,8 @@ def _fit(
         first = inst.cells[0]
         state = _CellState(needs[0], first.id, first.pagesize)
         for host_cell, info in host_cells:
-            failure = _fit_cell(host_cell, info, state, limits)
+            failure = _fit_cell(host_cell, info, state, limits,
+                                avoid_vcpu_cores)
             if failure is None:
                 return InstanceTopology(
                     (state.result(),), inst.emulator_threads_policy,
@@ -518,7 +611,8 @@ def _fit(
                 state.id = host_cell.id
                 replay_is_noop = replay_is_noop and at_home
                 continue
-            failure = _fit_cell(host_cell, info, state, limits)
+            failure = _fit_cell(host_cell, info, state, limits,
+                                avoid_vcpu_cores)
             if failure is not None:
                 not_fit.add(pair)
                 if explain:
@@ -577,15 +671,22 @@ def explain_no_fit(
     inst: InstanceTopology,
     limits: Limits | None = None,
     pack: bool = False,
+    *,
+    emulator_pcpu_siblings: str = ALLOW_SIBLINGS,
 ) -> str:
-    """One sentence saying why ``inst`` does not fit ``host``."""
+    """One sentence saying why ``inst`` does not fit ``host``.
+
+    :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
+    """
+    avoid = emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
     if len(host.cells) < len(inst.cells):
         return ('the guest has %d NUMA cells but the host only %d'
                 % (len(inst.cells), len(host.cells)))
     if not host.cells or not inst.cells:
         return 'no assignment of guest cells to distinct host cells fits'
     fitted, failures = _fit(host, packing.host_info(host), inst,
-                            _needs(inst), limits, pack, explain=True)
+                            _needs(inst), limits, pack, explain=True,
+                            avoid_vcpu_cores=avoid)
     if fitted is not None:
         refused = _unclaimable(host, fitted)
         if refused is None:
@@ -634,6 +735,12 @@ def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
         return ('Nova would reuse pins of guest cell %d from another host '
                 'cell (pCPU %d is not in host cell %d) and then fail its '
                 'claim' % (guest_cell, numbers[0], host_cell))
+    if code == _NO_EMULATOR_CORE:
+        return ('no free pCPU %s is on a core without one of the guest\'s '
+                'vCPUs: Nova would take pCPU %d for the emulator threads, '
+                'an SMT sibling of pCPU %d (vCPU %d), which '
+                '[emulator_threads] emulator_pcpu_siblings = avoid forbids'
+                % (where, numbers[0], numbers[1], numbers[2]))
     if code == _NO_CPU_LIMIT:
         return ('CPU allocation limit reached %s (usage would be %d, limit '
                 '%d)' % (where, numbers[0], numbers[1]))

@@ -50,6 +50,7 @@ def choose_reserved_pcpus(
     pinning: Sequence[tuple[int, int]],
     count: int,
     thread_isolate: bool,
+    cores: Sequence[AbstractSet[int]] | None = None,
 ) -> frozenset[int] | None:
     """Pick the emulator pCPUs on a host cell once the vCPUs are pinned.
 
@@ -57,8 +58,18 @@ def choose_reserved_pcpus(
     free sibling sets in order, that no vCPU of this guest got; under
     ``cpu_thread_policy=isolate`` a core with a pinned vCPU is skipped
     whole. (A choice point: see ``virt.hardware``.)
+
+    :param cores: the host cell's sibling sets (all its threads, free or
+        not), to keep the emulator pCPUs off every core that runs one of
+        the guest's vCPUs (``[emulator_threads] emulator_pcpu_siblings =
+        avoid``); None takes Nova's choice. The walk order stays Nova's:
+        the answer is Nova's first free pCPU on a core without a vCPU.
     """
     used = {pcpu for _vcpu, pcpu in pinning}
+    if cores is not None:
+        # Every thread of a core that runs a vCPU counts as used. Under
+        # cpu_thread_policy=isolate Nova already skips those cores.
+        used.update(*[sib for sib in cores if not used.isdisjoint(sib)])
     candidates: list[int] = []
     if thread_isolate:
         for sib in free_siblings:
@@ -120,8 +131,8 @@ class CorePacking:
                 itertools.chain.from_iterable(self._with_free))
             self.most_free = max(map(len, self._with_free), default=0)
         #: pick_pcpus's answers, by (vCPU count, thread policy, emulator
-        #: pCPUs).
-        self.picked: dict[tuple[int, str | None, int], Picked] = {}
+        #: pCPUs, whether they avoid the vCPUs' cores).
+        self.picked: dict[tuple[int, str | None, int, bool], Picked] = {}
         self._usable: dict[int, tuple[int, list[int]]] = {}
 
     @property
@@ -276,6 +287,7 @@ def pack_cell(
     vcpus: Sequence[int],
     thread_policy: str | None,
     num_reserved: int,
+    avoid_vcpu_cores: bool = False,
 ) -> tuple[dict[int, int], frozenset[int] | None] | None:
     """Pin a guest cell's dedicated vCPUs on a host cell's free pCPUs.
 
@@ -285,16 +297,19 @@ def pack_cell(
     and (vCPU count, thread policy, emulator pCPUs) and remembered.
 
     :param vcpus: the guest cell's dedicated vCPUs, in ascending order
+    :param avoid_vcpu_cores: keep the emulator pCPUs off the cores of the
+        vCPUs (``choose_reserved_pcpus``)
     :returns: ``(pinning, cpuset_reserved)``, a new vCPU -> pCPU dict and
         the emulator pCPUs, or None when it cannot pack
     """
     cores = info.packing(host_cell)
-    key = (len(vcpus), thread_policy, num_reserved)
+    key = (len(vcpus), thread_policy, num_reserved, avoid_vcpu_cores)
     try:
         picked = cores.picked[key]
     except KeyError:
         picked = cores.picked[key] = pick_pcpus(
-            host_cell, cores, len(vcpus), thread_policy, num_reserved)
+            host_cell, cores, len(vcpus), thread_policy, num_reserved,
+            avoid_vcpu_cores)
     if picked is None:
         return None
     chosen, reserved = picked
@@ -307,8 +322,16 @@ def pick_pcpus(
     count: int,
     thread_policy: str | None,
     num_reserved: int,
+    avoid_vcpu_cores: bool = False,
 ) -> Picked:
     """Nova's packing of ``count`` vCPUs onto a host cell's cores.
+
+    With ``avoid_vcpu_cores`` the emulator pCPUs are chosen off the cores
+    that run the vCPUs, inside Nova's loop, as if ``_get_reserved`` made
+    that choice: a packing with no such pCPU left does not count, and the
+    loop goes on. (The vCPUs' pins end up Nova's all the same: a packing
+    with fewer threads per core uses at least as many cores, so it never
+    leaves a core free that Nova's first packing used.)
 
     :returns: the pCPUs the vCPUs get, in vCPU order, and the emulator
         pCPUs; None when they cannot be packed
@@ -318,6 +341,7 @@ def pick_pcpus(
     # Without thread isolation Nova's _get_reserved walks the free pCPUs
     # of all cores as one run: one "sibling set" of them is the same walk.
     free_run = (cores.free_order,)
+    vcpu_cores = host_cell.siblings if avoid_vcpu_cores else None
     pinning: list[tuple[int, int]] | None = None
     reserved: frozenset[int] | None = None
     if thread_policy == THREAD_ISOLATE:
@@ -331,7 +355,8 @@ def pick_pcpus(
         pinning = _pin_linear(1, cores.cores_with(threads_per_core), vcpus)
         if pinning and num_reserved:
             reserved = choose_reserved_pcpus(
-                cores.with_free, pinning, num_reserved, thread_isolate=True)
+                cores.with_free, pinning, num_reserved, thread_isolate=True,
+                cores=vcpu_cores)
         if not pinning or (num_reserved and not reserved):
             return None
         return tuple(pcpu for _vcpu, pcpu in pinning), reserved
@@ -346,7 +371,8 @@ def pick_pcpus(
         reserved = None
         if pinning and num_reserved:
             reserved = choose_reserved_pcpus(
-                free_run, pinning, num_reserved, thread_isolate=False)
+                free_run, pinning, num_reserved, thread_isolate=False,
+                cores=vcpu_cores)
         if pinning is None or (num_reserved and not reserved):
             continue
         break
@@ -358,7 +384,8 @@ def pick_pcpus(
         reserved = None
         if pinning and num_reserved:
             reserved = choose_reserved_pcpus(
-                free_run, pinning, num_reserved, thread_isolate=False)
+                free_run, pinning, num_reserved, thread_isolate=False,
+                cores=vcpu_cores)
     if pinning is None or (num_reserved and not reserved):
         return None
     return tuple(pcpu for _vcpu, pcpu in pinning), reserved

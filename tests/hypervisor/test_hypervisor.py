@@ -48,8 +48,10 @@ from nova_emulator_threads.cmd import main
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.hypervisor import libvirtd
+from tests.unit.virt import cases
 
 P = cpuset.parse_cpu_spec
 
@@ -159,12 +161,24 @@ class HypervisorTestCase(testtools.TestCase):
     # -- the engine's placement on a real host ------------------------------
 
     def _engine_guest(self, flavor: str, extra_specs: dict[str, str],
-                      dedicated: str, shared: str) -> None:
-        host = hardware.host_topology_from_caps(
-            self.caps, cpu_dedicated_set=dedicated, cpu_shared_set=shared)
+                      dedicated: str, shared: str,
+                      host: topology.HostTopology | None = None,
+                      emulator_pcpu_siblings: str = 'allow',
+                      ) -> cputune.CPUTune:
+        """Plan a 1-vCPU guest, boot it with the plan, check /proc.
+
+        :param host: the host to plan for (default: this host, from the
+            daemon's capabilities, with the two sets)
+        """
+        if host is None:
+            host = hardware.host_topology_from_caps(
+                self.caps, cpu_dedicated_set=dedicated,
+                cpu_shared_set=shared)
         inst = hardware.instance_topology_from_flavor(1, 64, extra_specs)
-        fitted = hardware.fit_instance_to_host(host, inst)
-        self.assertIsNotNone(fitted, hardware.explain_no_fit(host, inst))
+        fitted = hardware.fit_instance_to_host(
+            host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings)
+        self.assertIsNotNone(fitted, hardware.explain_no_fit(
+            host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings))
         shared_set = frozenset(host.cpu_shared_set)
         planned = cputune.cputune_from_topology(fitted, shared_set,
                                                 host=host)
@@ -195,6 +209,7 @@ class HypervisorTestCase(testtools.TestCase):
                           'emulator_threads_policy':
                               extra_specs['hw:cpu_emulator_threads'],
                           'checked': True, 'reason': None}, entry['nova'])
+        return planned
 
     def test_engine_isolate_placement_is_real(self) -> None:
         # cpu_dedicated_set=0-1: one pCPU for the vCPU, one reserved for
@@ -208,6 +223,30 @@ class HypervisorTestCase(testtools.TestCase):
         self._engine_guest('share', {
             'hw:cpu_policy': 'dedicated',
             'hw:cpu_emulator_threads': 'share'}, '1', '0')
+
+    def test_avoided_sibling_placement_is_real(self) -> None:
+        # This machine has no SMT. The plan is made for a description of
+        # an SMT host instead: one cell, cores {0,2} and {1,3}, pCPU 3
+        # pinned by another guest. Nova's choice (allow) puts the vCPU on
+        # 0 and the emulator threads on its sibling 2; avoid puts them on
+        # 1, the other core. What is real: pCPUs 0 and 1, the guest booted
+        # with avoid's plan, and where /proc shows its threads; the SMT
+        # relation between 0 and 2 exists only in the description.
+        smt = hardware.host_topology_from_caps(
+            cases.caps_xml(1, 2, 2, True, [4096], None),
+            cpu_dedicated_set='0-3', cpu_shared_set='', pinned='3')
+        self.assertEqual({frozenset({0, 2}), frozenset({1, 3})},
+                         set(smt.cells[0].siblings))
+        isolate = {'hw:cpu_policy': 'dedicated',
+                   'hw:cpu_emulator_threads': 'isolate'}
+        inst = hardware.instance_topology_from_flavor(1, 64, isolate)
+        allowed = hardware.fit_instance_to_host(smt, inst)
+        self.assertEqual(({0: 0}, frozenset({2})),
+                         (allowed.cpu_pinning, allowed.cpuset_reserved))
+        planned = self._engine_guest('isolate', isolate, '', '', host=smt,
+                                     emulator_pcpu_siblings='avoid')
+        self.assertEqual({0: frozenset({0})}, planned.vcpupins)
+        self.assertEqual(frozenset({1}), planned.emulatorpin)
 
     # -- audit and pin on a badly placed guest ------------------------------
 

@@ -15,6 +15,7 @@ answering with our policy and our overhead."""
 
 import importlib
 import sys
+from typing import Any
 
 import ddt
 import fixtures
@@ -25,8 +26,11 @@ from nova.virt import hardware as nova_hardware
 from oslo_config import fixture as config_fixture
 
 from nova_emulator_threads import nova_patch
+from nova_emulator_threads.virt import hardware
 from tests.unit import base
 from tests.unit import nova_patch_fixture
+from tests.unit.virt import cases
+from tests.unit.virt import nova_reference as ref
 
 flavor = nova_patch_fixture.flavor
 
@@ -63,8 +67,11 @@ class TestApply(base.TestCase):
             nova_hardware.get_emulator_thread_policy_constraint)
         self.original_pinning = (
             scheduler_utils.ResourceRequest._translate_pinning_policies)
+        self.original_packing = nova_hardware._pack_instance_onto_cores
         self.assertEqual('nova.virt.hardware',
                          self.original_policy.__module__)
+        self.assertEqual('nova.virt.hardware',
+                         self.original_packing.__module__)
         self.assertEqual('nova.scheduler.utils',
                          self.original_pinning.__module__)
 
@@ -74,6 +81,8 @@ class TestApply(base.TestCase):
         self.assertIs(
             self.original_pinning,
             scheduler_utils.ResourceRequest._translate_pinning_policies)
+        self.assertIs(self.original_packing,
+                      nova_hardware._pack_instance_onto_cores)
 
     def assert_patched(self) -> None:
         policy_seam = nova_hardware.get_emulator_thread_policy_constraint
@@ -85,6 +94,9 @@ class TestApply(base.TestCase):
         # Each wraps Nova's own function, once.
         self.assertIs(self.original_policy, policy_seam.__wrapped__)
         self.assertIs(self.original_pinning, pinning_seam.__wrapped__)
+        packing_seam = nova_hardware._pack_instance_onto_cores
+        self.assertIs(nova_patch._pack_instance_onto_cores, packing_seam)
+        self.assertIs(self.original_packing, packing_seam.__wrapped__)
 
     def test_starts_unpatched(self) -> None:
         self.assert_unpatched()
@@ -137,6 +149,23 @@ class TestApply(base.TestCase):
         nova_patch.apply()
         self.assertIs(nova_patch.get_emulator_thread_policy_constraint,
                       nova_hardware.get_emulator_thread_policy_constraint)
+
+    def test_only_nova_virt_hardware_holds_the_packing(self) -> None:
+        # Seam (c) too rebinds one name, which reaches every caller only
+        # while no Nova module holds its own reference.
+        for name in ('nova.scheduler.filters.numa_topology_filter',
+                     'nova.scheduler.host_manager', 'nova.compute.claims',
+                     'nova.compute.resource_tracker',
+                     'nova.virt.libvirt.driver'):
+            importlib.import_module(name)
+        holders = sorted(
+            f'{name}.{attr}'
+            for name, module in list(sys.modules.items())
+            if module is not None and name.startswith('nova.')
+            for attr, value in list(vars(module).items())
+            if value is self.original_packing)
+        self.assertEqual(['nova.virt.hardware._pack_instance_onto_cores'],
+                         holders)
 
     def test_refuses_untested_nova(self) -> None:
         self.useFixture(fixtures.MockPatch(
@@ -276,3 +305,101 @@ class TestPlacementSeam(base.TestCase):
             hw__cpu_policy='dedicated', hw__cpu_emulator_threads='isolate'))
         self.assertEqual({'PCPU': 4}, self.resources(
             hw__cpu_policy='dedicated', hw__cpu_emulator_threads='share'))
+
+
+class TestPackingSeam(base.TestCase):
+    """Seam (c): Nova's own fitter keeps the emulator pCPU off the cores
+    of the guest's vCPUs under ``emulator_pcpu_siblings = avoid``.
+
+    The host: one cell of 4 cores, SMT2, numbered the Linux way: the
+    cores are {0,4}, {1,5}, {2,6} and {3,7}, which Nova walks in the order
+    of its set of sibling sets: {3,7}, {0,4}, {2,6}, {1,5}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=True))
+        self.conf = self.useFixture(config_fixture.Config())
+
+    def host(self, pinned: str = '') -> Any:
+        return ref.nova_host(hardware.host_topology_from_caps(
+            cases.caps_xml(1, 4, 2, True, [4096], None), '', '', pinned))
+
+    def instance(self, vcpus: int = 1, **specs: str) -> Any:
+        return ref.nova_instance(hardware.instance_topology_from_flavor(
+            vcpus, 256, dict({'hw:cpu_policy': 'dedicated',
+                              'hw:cpu_emulator_threads': 'isolate'},
+                             **{key.replace('__', ':'): value
+                                for key, value in specs.items()})))
+
+    def fit(self, siblings: str, pinned: str = '', vcpus: int = 1,
+            **specs: str) -> Any:
+        self.conf.config(emulator_pcpu_siblings=siblings,
+                         group='emulator_threads')
+        return ref.nova_fit(self.host(pinned), self.instance(vcpus, **specs))
+
+    def test_allow_is_novas_function(self) -> None:
+        fitted = self.fit('allow')
+        self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
+        self.assertEqual({7}, fitted.cells[0].cpuset_reserved)
+        # Called as it is: same answer as Nova's own function, which the
+        # seam wraps, on a fresh copy of the same objects.
+        host, inst = self.host(), self.instance()
+        original = nova_hardware._pack_instance_onto_cores.__wrapped__
+        expected = original(host.cells[0], inst.cells[0].obj_clone(), 1)
+        got = nova_hardware._pack_instance_onto_cores(
+            host.cells[0], inst.cells[0].obj_clone(), num_cpu_reserved=1)
+        self.assertEqual(expected.obj_to_primitive(),
+                         got.obj_to_primitive())
+
+    def test_avoid_takes_another_core(self) -> None:
+        fitted = self.fit('avoid')
+        self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
+        self.assertEqual({0}, fitted.cells[0].cpuset_reserved)
+        fitted = self.fit('avoid', vcpus=3)
+        self.assertEqual({0: 3, 1: 7, 2: 0}, fitted.cells[0].cpu_pinning)
+        self.assertEqual({2}, fitted.cells[0].cpuset_reserved)
+
+    def test_avoid_without_a_free_core_does_not_fit(self) -> None:
+        self.assertEqual({4}, self.fit('allow', pinned='1-3,5-7')
+                         .cells[0].cpuset_reserved)
+        self.assertIsNone(self.fit('avoid', pinned='1-3,5-7'))
+
+    def test_refusal_leaves_the_cell_as_nova_does(self) -> None:
+        # Nova's packing writes nothing into the instance cell when it
+        # fails, and its fitter's caches depend on that.
+        self.conf.config(emulator_pcpu_siblings='avoid',
+                         group='emulator_threads')
+        cell = self.instance().cells[0]
+        before = cell.obj_to_primitive()
+        self.assertIsNone(nova_hardware._pack_instance_onto_cores(
+            self.host('1-3,5-7').cells[0], cell, num_cpu_reserved=1))
+        self.assertEqual(before, cell.obj_to_primitive())
+        # Also when an earlier packing had written into it.
+        cell.id = 7
+        cell.pin_vcpus((0, 3))
+        cell.cpuset_reserved = {6}
+        before = cell.obj_to_primitive()
+        self.assertIsNone(nova_hardware._pack_instance_onto_cores(
+            self.host('1-3,5-7').cells[0], cell, num_cpu_reserved=1))
+        self.assertEqual(before, cell.obj_to_primitive())
+
+    def test_without_emulator_pcpu_nothing_changes(self) -> None:
+        # No reservation: Nova's function, whatever the option.
+        self.conf.config(emulator_pcpu_siblings='avoid',
+                         group='emulator_threads')
+        host = self.host()
+        inst = ref.nova_instance(hardware.instance_topology_from_flavor(
+            1, 256, {'hw:cpu_policy': 'dedicated'}))
+        fitted = ref.nova_fit(host, inst)
+        self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
+        self.assertIsNone(fitted.cells[0].cpuset_reserved)
+
+    def test_thread_isolate_is_left_as_nova_chose(self) -> None:
+        # Legacy mode (no dedicated or shared set) allows thread isolate on
+        # SMT; Nova already keeps the emulator pCPU off the vCPUs' cores.
+        allowed = self.fit('allow', vcpus=2, hw__cpu_thread_policy='isolate')
+        avoided = self.fit('avoid', vcpus=2, hw__cpu_thread_policy='isolate')
+        self.assertEqual(allowed.obj_to_primitive(),
+                         avoided.obj_to_primitive())
+        self.assertEqual({2}, avoided.cells[0].cpuset_reserved)

@@ -19,6 +19,7 @@ import sys
 
 import fixtures
 
+from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import plan
 from tests.unit import base
 from tests.unit.virt import cases
@@ -85,8 +86,14 @@ class TestPlanCommand(base.TestCase):
         out = json.loads(result.stdout)
         self.assertEqual(
             {'fits', 'reason', 'emulator_threads_policy', 'cells',
-             'emulatorpin', 'overhead', 'placement', 'cputune_xml'},
+             'emulatorpin', 'overhead', 'placement', 'cputune_xml',
+             'emulator_pcpu_siblings', 'emulator_pcpu_sibling_of',
+             'warnings'},
             set(out))
+        self.assertEqual('allow', out['emulator_pcpu_siblings'])
+        # No SMT on this host: no sibling, no warning.
+        self.assertEqual([], out['emulator_pcpu_sibling_of'])
+        self.assertEqual([], out['warnings'])
         self.assertEqual(
             [{'guest_cell': 0, 'host_cell': 0,
               'cpu_pinning': {'0': 1, '1': 2}, 'cpuset_reserved': [3]}],
@@ -151,6 +158,79 @@ class TestPlanCommand(base.TestCase):
     def test_bad_option_value(self) -> None:
         self.assertOneLineError(run('plan', '--vcpus', 'two'), '--vcpus')
         self.assertOneLineError(run('plan', '--vcpus', '0'), '--vcpus')
+
+
+class TestPlanEmulatorPCPUSiblings(base.TestCase):
+    """The emulator pCPU's core, on the bundled SMT host."""
+
+    ISOLATE_1 = ('--vcpus', '1', '--extra-spec', 'hw:cpu_policy=dedicated',
+                 '--extra-spec', 'hw:cpu_emulator_threads=isolate')
+
+    def plan(self, *args: str) -> tuple[int, str, str]:
+        stdout = self.useFixture(fixtures.StringStream('stdout')).stream
+        stderr = self.useFixture(fixtures.StringStream('stderr')).stream
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', stdout))
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', stderr))
+        code = main.main(['plan', *args])
+        stdout.seek(0)
+        stderr.seek(0)
+        return code, stdout.read(), stderr.read()
+
+    def test_allow_warns_about_the_sibling(self) -> None:
+        code, out, _err = self.plan(*self.ISOLATE_1, '--format', 'json')
+        self.assertEqual(0, code)
+        result = json.loads(out)
+        self.assertEqual('allow', result['emulator_pcpu_siblings'])
+        (vcpu_pcpu,) = result['cells'][0]['cpu_pinning'].values()
+        (emulator,) = result['emulatorpin']
+        self.assertEqual([{'emulator_pcpu': emulator, 'vcpu': 0,
+                           'vcpu_pcpu': vcpu_pcpu}],
+                         result['emulator_pcpu_sibling_of'])
+        self.assertEqual(
+            ["the emulator threads' pCPU %d is an SMT sibling of pCPU %d, "
+             "where vCPU 0 runs: they share the core; [emulator_threads] "
+             "emulator_pcpu_siblings = avoid keeps them off the vCPUs' "
+             "cores" % (emulator, vcpu_pcpu)], result['warnings'])
+        code, out, _err = self.plan(*self.ISOLATE_1)
+        self.assertIn('sibling of vCPU 0 (pCPU %d)' % vcpu_pcpu, out)
+        self.assertIn('warning: flavor: the emulator threads', out)
+
+    def test_avoid_shows_another_core(self) -> None:
+        code, out, _err = self.plan(*self.ISOLATE_1, '--format', 'json',
+                                    '--emulator-pcpu-siblings', 'avoid')
+        self.assertEqual(0, code)
+        result = json.loads(out)
+        self.assertEqual('avoid', result['emulator_pcpu_siblings'])
+        self.assertEqual([], result['emulator_pcpu_sibling_of'])
+        self.assertEqual([], result['warnings'])
+        # On the bundled host a core is (n, n + 20).
+        (vcpu_pcpu,) = result['cells'][0]['cpu_pinning'].values()
+        (emulator,) = result['emulatorpin']
+        self.assertNotEqual(vcpu_pcpu % 20, emulator % 20)
+        code, out, _err = self.plan(*self.ISOLATE_1,
+                                    '--emulator-pcpu-siblings', 'avoid')
+        self.assertIn('emulator core       no vCPU', out)
+        self.assertNotIn('warning', out)
+
+    def test_avoid_no_fit_says_why(self) -> None:
+        # Only core (1, 21) is free.
+        code, out, _err = self.plan(
+            *self.ISOLATE_1, '--format', 'json', '--cpu-dedicated-set',
+            '1,21', '--emulator-pcpu-siblings', 'avoid')
+        self.assertEqual(0, code)
+        result = json.loads(out)
+        self.assertFalse(result['fits'])
+        self.assertIn('emulator_pcpu_siblings = avoid forbids',
+                      result['reason'])
+
+    def test_bad_value_is_one_line(self) -> None:
+        result = run('plan', '--emulator-pcpu-siblings', 'never')
+        self.assertEqual(2, result.returncode)
+        self.assertEqual('', result.stdout)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), result.stderr)
+        self.assertIn("--emulator-pcpu-siblings: invalid choice: 'never'",
+                      lines[0])
 
 
 class _CapsFile(fixtures.Fixture):

@@ -56,10 +56,26 @@ class TestPlanDensity(base.TestCase):
         self.assertEqual(0, result.returncode, result.stderr)
         lines = result.stdout.splitlines()
         self.assertTrue(lines[0].startswith('host: cell 0:'))
-        self.assertEqual(['policy', 'vCPUs', 'pCPUs/guest', 'guests',
-                          'emulator', 'threads'], lines[1].split())
+        self.assertEqual(['policy', 'vCPUs', 'pCPUs/guest', 'guests', 'on',
+                          'own', 'vCPU', 'core', 'emulator', 'threads'],
+                         lines[1].split())
         isolate = [line for line in lines if line.startswith('isolate')]
-        self.assertEqual(['isolate', '4', '5', '6'], isolate[0].split()[:4])
+        self.assertEqual(['isolate', '4', '5', '6', '0'],
+                         isolate[0].split()[:5])
+        self.assertEqual(['isolate,', 'siblings', 'avoided', '4', '5', '6',
+                          '0'], isolate[1].split()[:7])
+
+    def test_siblings_json(self) -> None:
+        result = test_plan.run('plan', '--density', '--vcpus', '1',
+                               '--format', 'json')
+        self.assertEqual(0, result.returncode, result.stderr)
+        rows = {row['policy']: row
+                for row in json.loads(result.stdout)['density']}
+        self.assertEqual((18, 18), (rows['isolate']['guests'], rows[
+            'isolate']['emulator_on_vcpu_sibling']))
+        self.assertEqual((18, 0), (
+            rows['isolate, siblings avoided']['guests'],
+            rows['isolate, siblings avoided']['emulator_on_vcpu_sibling']))
 
     def test_policy_key_is_one_line_error(self) -> None:
         result = test_plan.run('plan', '--density', '--extra-spec',

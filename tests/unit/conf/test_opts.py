@@ -17,6 +17,7 @@ import os
 
 import nova.conf
 from oslo_config import cfg
+from oslo_config import fixture as config_fixture
 from oslo_config import generator
 
 from nova_emulator_threads.conf import opts
@@ -34,7 +35,8 @@ class TestOpts(base.TestCase):
     def test_list_opts(self) -> None:
         ((group, options),) = opts.list_opts()
         self.assertEqual('emulator_threads', group.name)
-        self.assertEqual(['allow_untested_nova', 'explain_rejections'],
+        self.assertEqual(['allow_untested_nova', 'emulator_pcpu_siblings',
+                          'explain_rejections'],
                          sorted(opt.name for opt in options))
         for opt in options:
             # Real help: more than a restatement of the name.
@@ -45,6 +47,18 @@ class TestOpts(base.TestCase):
         self.assertIs(cfg.CONF, nova.conf.CONF)
         self.assertFalse(cfg.CONF.emulator_threads.allow_untested_nova)
         self.assertTrue(cfg.CONF.emulator_threads.explain_rejections)
+        # Nova's choice unless set.
+        self.assertEqual('allow',
+                         cfg.CONF.emulator_threads.emulator_pcpu_siblings)
+
+    def test_emulator_pcpu_siblings_values(self) -> None:
+        conf = self.useFixture(config_fixture.Config())
+        conf.config(emulator_pcpu_siblings='avoid', group='emulator_threads')
+        self.assertEqual('avoid',
+                         cfg.CONF.emulator_threads.emulator_pcpu_siblings)
+        self.assertRaises(ValueError, conf.config,
+                          emulator_pcpu_siblings='never',
+                          group='emulator_threads')
 
     def test_sample_is_up_to_date(self) -> None:
         conf = cfg.ConfigOpts()

@@ -20,8 +20,9 @@ ids, pins and affinities as ``ps -T`` and ``taskset`` showed them there.
 The trees hold exactly the files the ``host`` modules read, with the
 kernel's formats: ``/proc/<pid>/{comm,cmdline,status}``,
 ``/proc/<pid>/task/<tid>/{comm,status}``, ``/proc/cmdline``,
-``/sys/devices/system/cpu/{online,isolated}`` and the cgroup cpuset
-files of the machine partition.
+``/sys/devices/system/cpu/{online,isolated}``,
+``/sys/devices/system/cpu/cpuN/topology/thread_siblings_list`` and the
+cgroup cpuset files of the machine partition.
 """
 
 import os
@@ -76,6 +77,18 @@ class HostTree(fixtures.Fixture):
         _write(os.path.join(cpu_dir, 'online'), online + '\n')
         if isolated is not None:
             _write(os.path.join(cpu_dir, 'isolated'), isolated + '\n')
+
+    def set_smt_cores(self, cores: list[str]) -> None:
+        """Write each core's ``thread_siblings_list``.
+
+        ``cores`` as the kernel writes them, e.g. ``['0,20', '1,21']``;
+        the file is written for every thread of the core.
+        """
+        cpu_dir = os.path.join(self.sys_root, 'devices', 'system', 'cpu')
+        for core in cores:
+            for cpu in cpuset.parse_cpu_spec(core):
+                _write(os.path.join(cpu_dir, 'cpu%d' % cpu, 'topology',
+                                    'thread_siblings_list'), core + '\n')
 
     def add_process(self, pid: int, argv: list[str],
                     threads: list[tuple[int, str, str]]) -> None:

@@ -205,6 +205,55 @@ class AuditTestCase(base.TestCase):
         self.assertIn('its isolated emulator threads of a (pCPU 4)',
                       report.findings[0].message)
 
+    # -- SMT: the emulator pCPU and the vCPUs' cores ------------------------
+
+    def smt_isolate_guest(self, vcpupins: dict[int, str],
+                          emulatorpin: str,
+                          nova: bool = True) -> audit.AuditReport:
+        # Two cores of two threads, numbered the Linux way.
+        self.tree.set_cpus('0-3')
+        self.tree.set_smt_cores(['0,2', '1,3'])
+        xml = fakehost.domain_xml(
+            'a', fakehost.UUID_1D, vcpupins, emulatorpin=emulatorpin,
+            nova=dict(fakehost.NOVA_1D, vcpus=len(vcpupins), extra_specs={
+                'hw:cpu_policy': 'dedicated',
+                'hw:cpu_emulator_threads': 'isolate'}) if nova else None)
+        return self.run_audit([fakehost.make_domain(xml, '0-3')])
+
+    def test_emulator_on_a_vcpu_sibling(self) -> None:
+        # Nova's isolate choice on SMT: the vCPU's own core.
+        report = self.smt_isolate_guest({0: '1'}, '3')
+        self.assertEqual([(findings.EMULATOR_ON_VCPU_SIBLING,
+                           findings.WARNING)], self.codes(report))
+        self.assertEqual(
+            'emulator threads (emulatorpin) run on pCPU 3, '
+            'an SMT sibling of pCPU 1 where vCPU 0 runs: the hyperthreads '
+            "share the core's execution units and caches, so they slow the "
+            "vCPU down ([emulator_threads] emulator_pcpu_siblings = avoid "
+            "keeps Nova's isolate pCPU off the vCPUs' cores)",
+            report.findings[0].message)
+        self.assertFalse(report.findings[0].fixable_by_pin)
+
+    def test_emulator_on_another_core_is_clean(self) -> None:
+        report = self.smt_isolate_guest({0: '1'}, '0')
+        self.assertEqual([], self.codes(report))
+
+    def test_every_vcpu_sibling_is_named(self) -> None:
+        # A guest outside Nova, its emulator threads on both siblings.
+        report = self.smt_isolate_guest({0: '0', 1: '1'}, '2-3', nova=False)
+        self.assertEqual([findings.EMULATOR_ON_VCPU_SIBLING],
+                         [f.code for f in report.findings])
+        self.assertIn('may run on pCPU 2, an SMT sibling of pCPU 0 where '
+                      'vCPU 0 runs; pCPU 3, an SMT sibling of pCPU 1 where '
+                      'vCPU 1 runs', report.findings[0].message)
+
+    def test_without_the_sibling_map_nothing_is_said(self) -> None:
+        self.tree.set_cpus('0-3')
+        xml = fakehost.domain_xml('a', fakehost.UUID_1D, {0: '1'},
+                                  emulatorpin='3')
+        report = self.run_audit([fakehost.make_domain(xml, '0-3')])
+        self.assertEqual([], self.codes(report))
+
     # -- /proc versus libvirt -----------------------------------------------
 
     def test_thread_moved_behind_libvirts_back(self) -> None:

@@ -181,6 +181,42 @@ class SysfsTestCase(base.TestCase):
         exc = self.assertRaises(exception.HostInspectionFailed, self.read)
         self.assertIn('isolcpus=', str(exc))
 
+    def test_real_sysfs(self) -> None:
+        cpus = sysfs.read_host_cpus()
+        self.assertLessEqual(os.sched_getaffinity(0), cpus.online)
+        for core in cpus.smt_cores:
+            self.assertLessEqual(core, cpus.online)
+
+    def test_smt_cores(self) -> None:
+        self.tree.set_cpus('0-5')
+        self.tree.set_smt_cores(['0,3', '1,4', '2,5'])
+        cpus = self.read()
+        self.assertEqual((frozenset({0, 3}), frozenset({1, 4}),
+                          frozenset({2, 5})), cpus.smt_cores)
+        self.assertEqual({4}, cpus.siblings(1))
+
+    def test_offline_sibling_is_not_smt(self) -> None:
+        # The kernel lists only online siblings; a core whose other thread
+        # went offline has one thread left.
+        self.tree.set_cpus('0-2,4')
+        self.tree.set_smt_cores(['0,3', '1,4', '2,5'])
+        cpus = self.read()
+        self.assertEqual((frozenset({1, 4}),), cpus.smt_cores)
+        self.assertEqual(frozenset(), cpus.siblings(0))
+
+    def test_no_topology_files_no_smt(self) -> None:
+        self.tree.set_cpus('0-3')
+        self.assertEqual((), self.read().smt_cores)
+
+    def test_malformed_siblings_list(self) -> None:
+        self.tree.set_cpus('0-3')
+        topology = os.path.join(self.tree.sys_root, 'devices', 'system',
+                                'cpu', 'cpu0', 'topology')
+        os.makedirs(topology)
+        with open(os.path.join(topology, 'thread_siblings_list'), 'w') as f:
+            f.write('0,x\n')
+        exc = self.assertRaises(exception.HostInspectionFailed, self.read)
+        self.assertIn('thread_siblings_list', str(exc))
 
 class CgroupTestCase(base.TestCase):
 

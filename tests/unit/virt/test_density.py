@@ -99,7 +99,8 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         self.assertEqual(pcpus, result['emulatorpin'])
         self.assertEqual(
             [('no policy', 3), ('share + cpu_shared_set', 3),
-             ('isolate', 1), ('realtime, mask ^0', 1)],
+             ('isolate', 1), ('isolate, siblings avoided', 1),
+             ('realtime, mask ^0', 1)],
             [(row.policy, row.guests) for row in rows if row is not
              rows[1]])
 
@@ -115,11 +116,58 @@ class TestTwoSocketHost(base.TestCase):
         self.assertEqual(
             [('no policy', 8), ('share, no cpu_shared_set', 8),
              ('share + cpu_shared_set', 8), ('isolate', 6),
-             ('realtime, mask ^0', 8)],
+             ('isolate, siblings avoided', 6), ('realtime, mask ^0', 8)],
             [(row.policy, row.guests) for row in rows])
-        self.assertEqual([4, 4, 4, 5, 4],
+        self.assertEqual([4, 4, 4, 5, 5, 4],
                          [row.pcpus_per_guest for row in rows])
         self.assertTrue(all(row.note is None for row in rows))
+
+    def test_what_avoiding_siblings_costs(self) -> None:
+        # 1-vCPU isolate guests: Nova puts every emulator pCPU on the
+        # other thread of the guest's vCPU core; avoid puts none there,
+        # and the host still takes as many guests (the pCPU it frees goes
+        # to the next guest).
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
+        for vcpus, guests in ((1, 18), (2, 12), (3, 8)):
+            rows = {row.policy: row for row in density.density_report(
+                host, without, vcpus, 1024)}
+            allowed = rows['isolate']
+            avoided = rows['isolate, siblings avoided']
+            with self.subTest(vcpus=vcpus):
+                self.assertEqual(guests, allowed.guests)
+                self.assertEqual(guests, avoided.guests)
+                self.assertEqual(0, avoided.emulator_on_vcpu_sibling)
+        # An odd number of vCPUs leaves a half core, which Nova fills with
+        # the guest's own emulator threads.
+        rows = {row.policy: row for row in density.density_report(
+            host, without, 1, 1024)}
+        self.assertEqual(18, rows['isolate'].emulator_on_vcpu_sibling)
+        rows = {row.policy: row for row in density.density_report(
+            host, without, 3, 1024)}
+        self.assertEqual(8, rows['isolate'].emulator_on_vcpu_sibling)
+        # 5-vCPU guests: Nova fits three per cell of nine cores exactly,
+        # each emulator pCPU the other thread of its fifth vCPU's core;
+        # with avoid, the third guest's vCPUs touch every core left.
+        rows = {row.policy: row for row in density.density_report(
+            host, without, 5, 1024)}
+        self.assertEqual((6, 6), (rows['isolate'].guests,
+                                  rows['isolate'].emulator_on_vcpu_sibling))
+        self.assertEqual((4, 0), (
+            rows['isolate, siblings avoided'].guests,
+            rows['isolate, siblings avoided'].emulator_on_vcpu_sibling))
+
+    def test_avoiding_siblings_can_cost_a_guest(self) -> None:
+        # One cell, two cores of two threads: a 3-vCPU isolate guest takes
+        # three threads, and the fourth is a vCPU's sibling.
+        xml = cases.caps_xml(1, 2, 2, True, [8192], None)
+        host = hardware.host_topology_from_caps(xml, '0-3', '')
+        inst = hardware.instance_topology_from_flavor(3, 1024, {
+            'hw:cpu_policy': 'dedicated',
+            'hw:cpu_emulator_threads': 'isolate'})
+        self.assertEqual(1, density.density(host, inst))
+        self.assertEqual(0, density.density(
+            host, inst, emulator_pcpu_siblings='avoid'))
 
     def test_no_shared_set(self) -> None:
         host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,

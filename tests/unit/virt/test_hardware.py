@@ -199,3 +199,109 @@ class TestTopologyTypes(base.TestCase):
         self.assertTrue(inst.emulator_threads_isolated)
         self.assertEqual({0: 4, 1: 6}, inst.cpu_pinning)
         self.assertEqual(frozenset({5}), inst.cpuset_reserved)
+
+
+class TestEmulatorPCPUSiblings(base.TestCase):
+    """``emulator_pcpu_siblings``: the isolate pCPU and the vCPUs' cores.
+
+    The host: one cell of 4 cores, SMT2, numbered the Linux way: the
+    cores are {0,4}, {1,5}, {2,6} and {3,7}, which Nova walks in the order
+    of its set of sibling sets: {3,7}, {0,4}, {2,6}, {1,5}.
+    """
+
+    def fit(self, vcpus: int, siblings: str, pinned: str = '',
+            extra: dict[str, str] | None = None):
+        h = host(cells=1, cores=4, threads=2, pinned=pinned)
+        inst = hardware.instance_topology_from_flavor(
+            vcpus, 256, dict(ISOLATE, **(extra or {})))
+        return h, inst, hardware.fit_instance_to_host(
+            h, inst, emulator_pcpu_siblings=siblings)
+
+    def test_allow_is_novas_sibling(self) -> None:
+        # Nova packs the vCPU on a thread of core {3,7} and takes the next
+        # free thread, its sibling, for the emulator threads.
+        _h, _i, fitted = self.fit(1, 'allow')
+        self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
+        self.assertEqual(frozenset({7}), fitted.cells[0].cpuset_reserved)
+
+    def test_avoid_takes_another_core(self) -> None:
+        _h, _i, fitted = self.fit(1, 'avoid')
+        self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
+        self.assertEqual(frozenset({0}), fitted.cells[0].cpuset_reserved)
+
+    def test_avoid_keeps_the_vcpu_pins(self) -> None:
+        # Three vCPUs fill core {3,7} and half of {0,4}: Nova gives the
+        # emulator threads 4, beside vCPU 2; avoid moves them to 2.
+        for vcpus in range(1, 7):
+            _h, _i, allowed = self.fit(vcpus, 'allow')
+            _h, _i, avoided = self.fit(vcpus, 'avoid')
+            with self.subTest(vcpus=vcpus):
+                self.assertEqual(allowed.cells[0].cpu_pinning,
+                                 avoided.cells[0].cpu_pinning)
+        _h, _i, allowed = self.fit(3, 'allow')
+        _h, _i, avoided = self.fit(3, 'avoid')
+        self.assertEqual({0: 3, 1: 7, 2: 0}, avoided.cells[0].cpu_pinning)
+        self.assertEqual(frozenset({4}), allowed.cells[0].cpuset_reserved)
+        self.assertEqual(frozenset({2}), avoided.cells[0].cpuset_reserved)
+
+    def test_avoid_without_a_free_core_does_not_fit(self) -> None:
+        # Only core {0,4} is free: the vCPU takes one thread, and the
+        # other is its sibling.
+        h, inst, fitted = self.fit(1, 'avoid', pinned='1-3,5-7')
+        self.assertIsNone(fitted)
+        self.assertEqual(
+            "no free pCPU on host cell 0 for guest cell 0 is on a core "
+            "without one of the guest's vCPUs: Nova would take pCPU 4 for "
+            "the emulator threads, an SMT sibling of pCPU 0 (vCPU 0), "
+            "which [emulator_threads] emulator_pcpu_siblings = avoid "
+            "forbids",
+            hardware.explain_no_fit(h, inst, emulator_pcpu_siblings='avoid'))
+        # Nova's choice fits, on the sibling.
+        _h, _i, allowed = self.fit(1, 'allow', pinned='1-3,5-7')
+        self.assertEqual(frozenset({4}), allowed.cells[0].cpuset_reserved)
+
+    def test_avoid_tries_the_next_host_cell(self) -> None:
+        # Cell 0 (tried first: as many free pCPUs as cell 1) has two whole
+        # cores free: three vCPUs leave only a vCPU's sibling. Cell 1 has
+        # one free thread on each of its four cores.
+        h = host(cells=2, cores=4, threads=2,
+                 pinned='2-3,10-11,4-7')
+        inst = hardware.instance_topology_from_flavor(3, 256, ISOLATE)
+        allowed = hardware.fit_instance_to_host(h, inst)
+        avoided = hardware.fit_instance_to_host(
+            h, inst, emulator_pcpu_siblings='avoid')
+        self.assertEqual(0, allowed.cells[0].id)
+        self.assertEqual(1, avoided.cells[0].id)
+        reserved = next(iter(avoided.cells[0].cpuset_reserved))
+        core = next(sib for sib in h.cells[1].siblings if reserved in sib)
+        self.assertFalse(core & set(avoided.cells[0].cpu_pinning.values()))
+
+    def test_thread_isolate_already_avoids(self) -> None:
+        # hw:cpu_thread_policy=isolate keeps the vCPUs' cores whole, and
+        # Nova takes the emulator pCPU off them: avoid changes nothing.
+        for vcpus in (1, 2, 3):
+            _h, _i, allowed = self.fit(
+                vcpus, 'allow', extra={'hw:cpu_thread_policy': 'isolate'})
+            _h, _i, avoided = self.fit(
+                vcpus, 'avoid', extra={'hw:cpu_thread_policy': 'isolate'})
+            with self.subTest(vcpus=vcpus):
+                self.assertIsNotNone(allowed)
+                self.assertEqual(allowed, avoided)
+
+    def test_no_smt_no_difference(self) -> None:
+        h = host(cells=1, cores=4, threads=1)
+        inst = hardware.instance_topology_from_flavor(1, 256, ISOLATE)
+        self.assertEqual(
+            hardware.fit_instance_to_host(h, inst),
+            hardware.fit_instance_to_host(
+                h, inst, emulator_pcpu_siblings='avoid'))
+
+    def test_bad_value(self) -> None:
+        h = host(cells=1, cores=4, threads=2)
+        inst = hardware.instance_topology_from_flavor(1, 256, ISOLATE)
+        exc = self.assertRaises(
+            exception.Invalid, hardware.fit_instance_to_host, h, inst,
+            emulator_pcpu_siblings='never')
+        self.assertEqual(
+            "Invalid input: [emulator_threads] emulator_pcpu_siblings="
+            "'never' is not allowed; expected one of allow, avoid", str(exc))

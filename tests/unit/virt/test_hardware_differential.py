@@ -17,13 +17,13 @@ into a regression test.
 """
 
 import collections
-import logging
 
-import fixtures
 import testtools
+from oslo_config import fixture as config_fixture
 
 from nova_emulator_threads.virt import hardware
 from tests.unit import base
+from tests.unit import nova_patch_fixture
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference as ref
 
@@ -33,14 +33,6 @@ FIRST_SEED = 20261121
 
 
 class TestFitMatchesNova(base.TestCase):
-
-    def setUp(self) -> None:
-        super().setUp()
-        # Nova's fitter logs each cell it tries at DEBUG: over thousands of
-        # cases that is megabytes of captured log, more than one subunit
-        # packet holds (stestr then fails the whole run). Its INFO and
-        # above are still captured.
-        self.useFixture(fixtures.FakeLogger(name='nova', level=logging.INFO))
 
     def test_same_decisions_as_nova(self) -> None:
         outcomes: collections.Counter[str] = collections.Counter()
@@ -75,6 +67,58 @@ class TestFitMatchesNova(base.TestCase):
         for outcome in ('fit', 'no fit', 'fit with cpuset_reserved',
                         'multi-cell fit'):
             self.assertGreater(outcomes[outcome], CASES // 20, outcome)
+
+
+class TestAvoidMatchesNovaWithTheSeam(base.TestCase):
+    """``emulator_pcpu_siblings = avoid``: our engine against Nova's
+    fitter with the packing seam (``nova_patch``) applied, on the same
+    generated cases as above.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=True))
+        self.useFixture(config_fixture.Config()).config(
+            emulator_pcpu_siblings='avoid', group='emulator_threads')
+
+    def test_same_decisions_as_nova_with_the_seam(self) -> None:
+        outcomes: collections.Counter[str] = collections.Counter()
+        for seed in range(FIRST_SEED, FIRST_SEED + CASES):
+            case = cases.random_case(seed)
+            nova_host = ref.nova_host(case.host)
+            host = ref.ours_from_nova(nova_host)
+            ours = hardware.fit_instance_to_host(
+                host, case.inst, case.limits,
+                emulator_pcpu_siblings='avoid')
+            nova = ref.nova_claimable_fit(
+                nova_host, ref.nova_instance(case.inst),
+                ref.nova_limits(case.limits))
+            expected = ref.summary_of_nova(nova)
+            got = ref.summary_of_ours(ours)
+            if expected != got:
+                self.fail('%s\n  nova+seam: %r\n  ours: %r'
+                          % (case.describe(), expected, got))
+            allowed = ref.summary_of_ours(hardware.fit_instance_to_host(
+                host, case.inst, case.limits))
+            if ours is not None and ours.cpuset_reserved:
+                outcomes['fit with cpuset_reserved'] += 1
+            if allowed != got:
+                outcomes['fit' if ours else 'no fit'] += 1
+                # Only the emulator pCPU, or where guest cell 0 goes,
+                # changes.
+                if ours is not None and allowed is not None:
+                    outcomes['other emulator pCPU' if [
+                        cell[:2] for cell in allowed] == [
+                        cell[:2] for cell in got] else
+                        'other host cell'] += 1
+        self.addDetail('outcomes', testtools.content.text_content(
+            repr(dict(outcomes))))
+        # Not vacuous: avoid changed Nova's answer, both to another
+        # emulator pCPU and to no fit (another host cell for guest cell 0
+        # is rarer: see test_hardware).
+        self.assertGreater(outcomes['fit with cpuset_reserved'], CASES // 20)
+        self.assertGreater(outcomes['other emulator pCPU'], CASES // 100)
+        self.assertGreater(outcomes['no fit'], 4)
 
 
 class TestNovaAnswersItsClaimRefuses(base.TestCase):

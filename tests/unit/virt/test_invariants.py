@@ -43,6 +43,11 @@ engine's own bookkeeping:
     Every request asks placement for its vCPUs plus
     ``estimate_instance_overhead``, and a fitted guest holds exactly as
     many distinct pCPUs as it asked placement for ``PCPU``.
+``emulator_off_vcpu_cores``
+    With ``[emulator_threads] emulator_pcpu_siblings = avoid`` (the
+    streams of ``test_request_streams_avoiding_siblings``, which check
+    every invariant above too): no emulator pCPU is on a core (a host
+    sibling set) that runs one of the same guest's vCPUs.
 
 The counts ``doc/source/reliability.rst`` quotes come from ``STATS``.
 """
@@ -120,8 +125,10 @@ class Cloud:
     """
 
     def __init__(self, test: testtools.TestCase,
-                 generated: GeneratedHost) -> None:
+                 generated: GeneratedHost,
+                 emulator_pcpu_siblings: str = 'allow') -> None:
         self.test = test
+        self.siblings = emulator_pcpu_siblings
         self.initial = generated.host
         self.host = generated.host
         self.limits = generated.limits
@@ -146,10 +153,13 @@ class Cloud:
         if inst is None:
             STATS['floating guests'] += 1
             return True
-        fitted = hardware.fit_instance_to_host(host, inst, self.limits)
+        fitted = hardware.fit_instance_to_host(
+            host, inst, self.limits, emulator_pcpu_siblings=self.siblings)
         if fitted is None:
             STATS['no fit'] += 1
-            reason = hardware.explain_no_fit(host, inst, self.limits)
+            reason = hardware.explain_no_fit(
+                host, inst, self.limits,
+                emulator_pcpu_siblings=self.siblings)
             self.test.assertNotEqual('it fits', reason)
             self.test.assertTrue(reason)
             return False
@@ -317,6 +327,8 @@ class Invariants:
         self.host_pinned_is_union()
         self.thread_isolate()
         self.placement_matches_claim()
+        if self.cloud.siblings == 'avoid':
+            self.emulator_off_vcpu_cores()
         STATS['steps checked'] += 1
 
     def no_double_booking(self) -> None:
@@ -364,6 +376,24 @@ class Invariants:
             if reserved & vcpu_pcpus:
                 self.fail('%s reserves %s, a vCPU pCPU' % (name, reserved))
             STATS['emulator_reservation: isolate claims checked'] += 1
+
+    def emulator_off_vcpu_cores(self) -> None:
+        cells = _cell_by_id(self.cloud.host)
+        for name, fitted in self.cloud.claims():
+            reserved = set(fitted.cells[0].cpuset_reserved or ())
+            if not reserved:
+                continue
+            host_cell = cells[fitted.cells[0].id]
+            vcpus = {pcpu: vcpu for vcpu, pcpu in fitted.cpu_pinning.items()}
+            for sib in host_cell.siblings:
+                if sib & reserved and sib & set(vcpus):
+                    pcpu = min(sib & set(vcpus))
+                    self.fail('%s has its emulator pCPU %s on the core %s '
+                              'of its vCPU %d (pCPU %d)'
+                              % (name, sorted(reserved), sorted(sib),
+                                 vcpus[pcpu], pcpu))
+            if any(len(sib) > 1 for sib in host_cell.siblings):
+                STATS['emulator_off_vcpu_cores: claims on SMT checked'] += 1
 
     def host_pinned_is_union(self) -> None:
         cells = _cell_by_id(self.cloud.host)
@@ -467,6 +497,27 @@ class TestInvariants(base.TestCase):
             invariants.check_all()
         self.assertEqual(generated.host, cloud.host, '\n'.join(cloud.log))
         STATS['hosts restored'] += 1
+
+    @hypothesis.settings(suppress_health_check=[
+        hypothesis.HealthCheck.too_slow,
+        hypothesis.HealthCheck.data_too_large])
+    @hypothesis.given(strategies.hosts(), operations)
+    def test_request_streams_avoiding_siblings(
+            self, generated: GeneratedHost,
+            stream: list[tuple[Any, ...]]) -> None:
+        # The same streams with emulator_pcpu_siblings = avoid: every
+        # invariant, and the emulator pCPU off the vCPUs' cores.
+        STATS['examples avoiding siblings'] += 1
+        cloud = Cloud(self, generated, emulator_pcpu_siblings='avoid')
+        invariants = Invariants(self, cloud)
+        invariants.check_all()
+        for operation in stream:
+            cloud.run(operation)
+            invariants.check_all()
+        while cloud.guests:
+            cloud.run(('delete', 0))
+            invariants.check_all()
+        self.assertEqual(generated.host, cloud.host, '\n'.join(cloud.log))
 
 
 class TestPlacementRequest(base.TestCase):

@@ -113,3 +113,33 @@ class TestNextPermutation(base.TestCase):
                         self.assertEqual(bool(later), moved)
                         if later:
                             self.assertEqual(later[0], tuple(perm))
+
+
+class TestChooseReservedPCPUs(base.TestCase):
+    """Nova's ``_get_reserved``, and the choice off the vCPUs' cores."""
+
+    CORES = (frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}))
+
+    def test_novas_choice_is_the_next_free_pcpu(self) -> None:
+        # The vCPU took 0: Nova walks on to its sibling.
+        self.assertEqual(frozenset({1}), packing.choose_reserved_pcpus(
+            (list(range(6)),), [(0, 0)], 1, thread_isolate=False))
+
+    def test_off_the_vcpus_cores(self) -> None:
+        self.assertEqual(frozenset({2}), packing.choose_reserved_pcpus(
+            (list(range(6)),), [(0, 0)], 1, thread_isolate=False,
+            cores=self.CORES))
+        # Every free pCPU in Nova's walk order, cores of vCPUs left out.
+        self.assertEqual(frozenset({4}), packing.choose_reserved_pcpus(
+            ([0, 1, 2, 3, 4, 5],), [(0, 0), (1, 2)], 1,
+            thread_isolate=False, cores=self.CORES))
+
+    def test_none_when_only_siblings_are_free(self) -> None:
+        self.assertIsNone(packing.choose_reserved_pcpus(
+            ([0, 1],), [(0, 0)], 1, thread_isolate=False, cores=self.CORES))
+
+    def test_thread_isolate_already_skips_the_cores(self) -> None:
+        free = [frozenset({0, 1}), frozenset({2, 3})]
+        for cores in (None, self.CORES):
+            self.assertEqual(frozenset({2}), packing.choose_reserved_pcpus(
+                free, [(0, 0)], 1, thread_isolate=True, cores=cores))
