@@ -29,6 +29,8 @@ serialisation is what Nova's config classes use too.
 """
 
 import dataclasses
+import fractions
+import math
 
 from lxml import etree
 
@@ -51,6 +53,17 @@ MIN_REALTIME_PRIORITY = 1
 MAX_REALTIME_PRIORITY = 99
 #: Schedulers libvirt's ``<vcpusched>`` and ``<iothreadsched>`` accept.
 SCHEDULERS = ('other', 'batch', 'idle', 'fifo', 'rr')
+#: CFS period of the emulator cgroup under ``shared_pool_quota``, in
+#: microseconds: the kernel's default period (100 ms), so the cap is
+#: enforced at the granularity every other cgroup of the host uses.
+EMULATOR_PERIOD_US = 100000
+#: Bounds libvirt accepts for ``<emulator_period>`` and ``<emulator_quota>``
+#: (``virDomainDefCputuneValidate``; the kernel's own CFS limits): a period
+#: of 1 ms to 1 s, a quota of at least 1 ms and at most 2^44 - 1 us.
+MIN_EMULATOR_PERIOD_US = 1000
+MAX_EMULATOR_PERIOD_US = 1000000
+MIN_EMULATOR_QUOTA_US = 1000
+MAX_EMULATOR_QUOTA_US = 17592186044415
 
 
 # ---------------------------------------------------------------------------
@@ -65,6 +78,18 @@ class VCPUSched:
     vcpus: frozenset[int]
     scheduler: str
     priority: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EmulatorBandwidth:
+    """A CFS cap on a guest's emulator threads: ``quota`` us per ``period``.
+
+    libvirt writes it to the guest's emulator cgroup (``cpu.cfs_period_us``
+    and ``cpu.cfs_quota_us`` under cgroup v1, ``cpu.max`` under v2).
+    """
+
+    period: int
+    quota: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +110,9 @@ class CPUTune:
         default_factory=dict)
     #: the ``<vcpusched>`` elements, in document order.
     vcpusched: tuple[VCPUSched, ...] = ()
+    #: ``<emulator_period>`` and ``<emulator_quota>`` (microseconds): the
+    #: CFS bandwidth of the emulator threads; None when not capped.
+    emulator_bandwidth: EmulatorBandwidth | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -177,18 +205,58 @@ def vcpupin_cpusets(
     return pins
 
 
+def numa_local_shared_cpuset(
+    fitted: topology.InstanceTopology,
+    cpu_shared_set: frozenset[int],
+    host: topology.HostTopology | None,
+) -> frozenset[int]:
+    """The shared CPUs on the host cells the guest's cells landed on.
+
+    What ``shared_pool_affinity = numa`` pins a ``share`` guest's emulator
+    threads and I/O thread to: ``cpu_shared_set`` restricted to the CPUs
+    of those host cells (a host cell's ``cpuset``). Empty when none of
+    them has shared CPUs; the caller then falls back to the whole set.
+
+    :param fitted: a fitted topology: ``cells[i].id`` is a host cell id
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
+    :param host: the host it was fitted to
+    :raises: InvalidInstanceTopology if the host is missing or lacks one
+        of the guest's host cells
+    :returns: the NUMA-local shared CPUs, possibly none
+    """
+    if host is None:
+        raise exception.InvalidInstanceTopology(
+            reason='the emulator threads follow the guest\'s NUMA cells '
+                   '(shared_pool_affinity = numa), so the host topology '
+                   'is needed')
+    cells = _host_cells(host)
+    local: frozenset[int] = frozenset()
+    for index, cell in enumerate(fitted.cells):
+        if cell.id not in cells:
+            raise exception.InvalidInstanceTopology(
+                reason='guest cell %d is on host cell %d, which the host '
+                       'does not have (cells %s)'
+                       % (index, cell.id, _fmt(frozenset(cells))))
+        local |= frozenset(cells[cell.id].cpuset) & cpu_shared_set
+    return local
+
+
 def emulatorpin_cpuset(
     fitted: topology.InstanceTopology,
     cpu_shared_set: frozenset[int] = frozenset(),
     *,
     host: topology.HostTopology | None = None,
+    shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
 ) -> frozenset[int]:
     """Where the emulator threads run, as Nova's ``_get_emulatorpin_cpuset``.
 
     * ``isolate``: the pCPUs reserved for them (``cpuset_reserved``, which
       the fitter puts on the host cell of guest cell 0);
     * ``share`` with ``[compute] cpu_shared_set`` set: that whole set (not
-      restricted to the guest's NUMA cells, as in Nova);
+      restricted to the guest's NUMA cells, as in Nova); with
+      ``shared_pool_affinity = numa``, the part of it on the guest's host
+      cells (``numa_local_shared_cpuset``), or the whole set when that
+      part is empty;
     * otherwise (``share`` without a shared set, or no policy): they float
       over the CPUs of the guest's vCPUs, leaving out realtime vCPUs.
 
@@ -199,7 +267,10 @@ def emulatorpin_cpuset(
     :param fitted: a fitted topology
     :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
     :param host: the host it was fitted to; only needed when some vCPU is
-        not pinned and the emulator threads float over the vCPUs
+        not pinned and the emulator threads float over the vCPUs, or with
+        ``shared_pool_affinity = numa``
+    :param shared_pool_affinity: ``[emulator_threads]
+        shared_pool_affinity``; ``any`` is Nova's choice
     :raises: InvalidInstanceTopology if the emulator threads would have no
         CPU, or Nova refuses the combination
     :returns: the pCPUs of ``<emulatorpin>``
@@ -225,6 +296,16 @@ def emulatorpin_cpuset(
                        "to a host first")
         return fitted.cpuset_reserved
     if policy == fields.CPUEmulatorThreadsPolicy.SHARE and cpu_shared_set:
+        if shared_pool_affinity == fields.SharedPoolAffinity.NUMA:
+            local = numa_local_shared_cpuset(fitted, cpu_shared_set, host)
+            if local:
+                return local
+        elif shared_pool_affinity != fields.SharedPoolAffinity.ANY:
+            raise exception.Invalid(
+                reason='[emulator_threads] shared_pool_affinity=%r is not '
+                       'allowed; expected one of %s'
+                       % (shared_pool_affinity,
+                          ', '.join(fields.SharedPoolAffinity.ALL)))
         return frozenset(cpu_shared_set)
     pins = vcpupin_cpusets(fitted, host)
     emulator: frozenset[int] = frozenset()
@@ -291,6 +372,57 @@ def vcpusched(
                       priority=realtime_priority),)
 
 
+def emulator_bandwidth(
+    policy: str | None,
+    shared_pool_vcpus: int,
+    cpu_allocation_ratio: float,
+    period: int = EMULATOR_PERIOD_US,
+) -> EmulatorBandwidth | None:
+    """The CFS cap ``shared_pool_quota`` puts on a guest's emulator threads.
+
+    A ``share`` guest was accounted ``shared_pool_vcpus`` VCPU of the
+    shared pool, and one VCPU of that pool is ``1 / cpu_allocation_ratio``
+    of a pCPU (placement's inventory is shared pCPUs x ratio), so the
+    emulator threads may use ``shared_pool_vcpus / cpu_allocation_ratio``
+    pCPUs: ``quota = period * shared_pool_vcpus / cpu_allocation_ratio``.
+    The quota is rounded up to the microsecond (the cap never grants less
+    than was accounted) and raised to libvirt's minimum of 1 ms; a quota
+    above the period is allowed (more than one pCPU's worth).
+
+    :param policy: the guest's emulator threads policy
+    :param shared_pool_vcpus: ``[emulator_threads] shared_pool_vcpus``
+    :param cpu_allocation_ratio: the host's effective
+        ``[DEFAULT] cpu_allocation_ratio``
+    :param period: the CFS period in microseconds
+    :raises: Invalid naming the value at fault
+    :returns: the cap, or None for guests that are not capped (not
+        ``share``, or nothing accounted)
+    """
+    if (isinstance(shared_pool_vcpus, bool) or
+            not isinstance(shared_pool_vcpus, int) or shared_pool_vcpus < 0):
+        raise exception.Invalid(
+            reason='[emulator_threads] shared_pool_vcpus=%r is not allowed; '
+                   'expected an integer of at least 0' % (shared_pool_vcpus,))
+    if not (cpu_allocation_ratio > 0):
+        raise exception.Invalid(
+            reason='cpu_allocation_ratio=%r is not allowed; expected a '
+                   'number above 0' % (cpu_allocation_ratio,))
+    if not (MIN_EMULATOR_PERIOD_US <= period <= MAX_EMULATOR_PERIOD_US):
+        raise exception.Invalid(
+            reason='emulator_period=%r is not allowed; libvirt expects %d '
+                   'to %d microseconds' % (period, MIN_EMULATOR_PERIOD_US,
+                                           MAX_EMULATOR_PERIOD_US))
+    if (policy != fields.CPUEmulatorThreadsPolicy.SHARE or
+            not shared_pool_vcpus):
+        return None
+    # Exact rational arithmetic: float division would round 100000 * 3 / 3
+    # the wrong way for some ratios.
+    ratio = fractions.Fraction(cpu_allocation_ratio)
+    quota = math.ceil(period * shared_pool_vcpus / ratio)
+    quota = min(max(quota, MIN_EMULATOR_QUOTA_US), MAX_EMULATOR_QUOTA_US)
+    return EmulatorBandwidth(period=period, quota=quota)
+
+
 # ---------------------------------------------------------------------------
 # Building the element
 # ---------------------------------------------------------------------------
@@ -302,6 +434,8 @@ def cputune_from_topology(
     realtime_priority: int = DEFAULT_REALTIME_PRIORITY,
     *,
     host: topology.HostTopology | None = None,
+    shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
+    bandwidth: EmulatorBandwidth | None = None,
 ) -> CPUTune:
     """The placement Nova's libvirt driver chooses for a fitted guest.
 
@@ -309,11 +443,13 @@ def cputune_from_topology(
     what libvirt reports for a running guest.
     """
     pins = vcpupin_cpusets(fitted, host)
-    emulator = emulatorpin_cpuset(fitted, cpu_shared_set, host=host)
+    emulator = emulatorpin_cpuset(fitted, cpu_shared_set, host=host,
+                                  shared_pool_affinity=shared_pool_affinity)
     return CPUTune(vcpupins=pins,
                    emulatorpin=emulator,
                    iothreadpins=iothreadpin_cpusets(emulator),
-                   vcpusched=vcpusched(fitted, realtime_priority))
+                   vcpusched=vcpusched(fitted, realtime_priority),
+                   emulator_bandwidth=bandwidth)
 
 
 def format_cputune(tune: CPUTune) -> etree._Element:
@@ -325,6 +461,13 @@ def format_cputune(tune: CPUTune) -> etree._Element:
     them.
     """
     root = etree.Element('cputune')
+    if tune.emulator_bandwidth is not None:
+        # Not a Nova element: libvirt reads <cputune>'s children in any
+        # order; ours go first, as libvirt itself writes them.
+        etree.SubElement(root, 'emulator_period').text = str(
+            tune.emulator_bandwidth.period)
+        etree.SubElement(root, 'emulator_quota').text = str(
+            tune.emulator_bandwidth.quota)
     if tune.emulatorpin is not None:
         etree.SubElement(root, 'emulatorpin',
                          cpuset=_spec(tune.emulatorpin))
@@ -399,6 +542,16 @@ def _int_attr(element: etree._Element, name: str, source: str,
     return int(text)
 
 
+def _int_text(element: etree._Element, source: str) -> int:
+    text = (element.text or '').strip()
+    # libvirt writes a negative quota (-1) for "no cap".
+    digits = text[1:] if text.startswith('-') else text
+    if not digits.isascii() or not digits.isdigit():
+        raise _invalid(source, '<%s> holds %r; expected an integer'
+                       % (element.tag, element.text))
+    return int(text)
+
+
 def _cpus_attr(element: etree._Element, name: str,
                source: str) -> frozenset[int]:
     value = element.get(name)
@@ -453,9 +606,14 @@ def parse_cputune(xml: str | bytes | etree._Element,
     iothreadpins: dict[int, frozenset[int]] = {}
     emulatorpin: frozenset[int] | None = None
     scheds: list[VCPUSched] = []
+    bandwidth: dict[str, int] = {}
     # Naming the tags also skips comments and unresolved entities.
     for child in tune.iterchildren('vcpupin', 'emulatorpin', 'iothreadpin',
-                                   'vcpusched'):
+                                   'vcpusched', 'emulator_period',
+                                   'emulator_quota'):
+        if child.tag in ('emulator_period', 'emulator_quota'):
+            bandwidth[child.tag] = _int_text(child, source)
+            continue
         if child.tag == 'vcpupin':
             vcpu = _int_attr(child, 'vcpu', source)
             if vcpu in vcpupins:
@@ -484,5 +642,13 @@ def parse_cputune(xml: str | bytes | etree._Element,
             scheds.append(VCPUSched(
                 vcpus=_cpus_attr(child, 'vcpus', source),
                 scheduler=scheduler, priority=priority))
+    emulator_bandwidth = None
+    if bandwidth.get('emulator_quota', -1) > 0:
+        # A quota of -1 (or none) is no cap. Without <emulator_period>
+        # libvirt keeps the kernel's period.
+        emulator_bandwidth = EmulatorBandwidth(
+            period=bandwidth.get('emulator_period', EMULATOR_PERIOD_US),
+            quota=bandwidth['emulator_quota'])
     return CPUTune(vcpupins=vcpupins, emulatorpin=emulatorpin,
-                   iothreadpins=iothreadpins, vcpusched=tuple(scheds))
+                   iothreadpins=iothreadpins, vcpusched=tuple(scheds),
+                   emulator_bandwidth=emulator_bandwidth)
