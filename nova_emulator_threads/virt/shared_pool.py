@@ -72,3 +72,27 @@ def missing_shared_pool(
             "'share', which needs [compute] cpu_shared_set, and the host "
             "has no shared CPUs" % cpuset.format_cpu_spec(
                 frozenset(realtime_cpus)))
+
+
+def pool_capacity(pool: AbstractSet[int], cpu_allocation_ratio: float) -> float:
+    """The ``VCPU`` placement counts in a host's shared pool.
+
+    Nova reports the shared CPUs as the ``VCPU`` inventory, with
+    ``cpu_allocation_ratio``; placement lets allocations reach ``total x
+    allocation_ratio`` (``reserved_host_cpus`` left at 0).
+
+    :param pool: the host's shared CPUs
+    :param cpu_allocation_ratio: the ``VCPU`` inventory's ratio
+    :returns: how many ``VCPU`` fit in the pool
+    """
+    return len(pool) * cpu_allocation_ratio
+
+
+def guests_in_pool(pool: AbstractSet[int], cpu_allocation_ratio: float,
+                   vcpus_per_guest: int) -> int | None:
+    """How many guests the pool has room for, each claiming
+    ``vcpus_per_guest`` ``VCPU``; None when they claim none (no limit).
+    """
+    if vcpus_per_guest <= 0:
+        return None
+    return int(pool_capacity(pool, cpu_allocation_ratio) // vcpus_per_guest)

@@ -35,6 +35,7 @@ nova-compute: resize and migration claims and the realtime check read the
 emulator threads policy through them.
 """
 
+import threading
 from typing import Any
 
 from nova import exception as nova_exception
@@ -104,6 +105,18 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
         # Guests already told that their emulator threads could not stay
         # on their NUMA cells (shared_pool_affinity = numa): once each.
         self._shared_pool_fallbacks: set[str] = set()
+        # The instance whose guest config is being built, per (green)
+        # thread: the fitted NUMA topology of a new claim does not carry
+        # its instance's UUID.
+        self._building = threading.local()
+
+    def _get_guest_config(self, instance: Any, *args: Any,
+                          **kwargs: Any) -> Any:
+        self._building.uuid = instance.uuid
+        try:
+            return super()._get_guest_config(instance, *args, **kwargs)
+        finally:
+            self._building.uuid = None
 
     def _log_shared_pool_fallback(
             self, instance_numa_topology: Any,
@@ -116,8 +129,9 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
                 fields.CPUEmulatorThreadsPolicy.SHARE or not shared or
                 cputune.numa_local_shared_cpuset(fitted, shared, host)):
             return
-        uuid: str | None = None
-        if instance_numa_topology.obj_attr_is_set('instance_uuid'):
+        uuid: str | None = getattr(self._building, 'uuid', None)
+        if (uuid is None and
+                instance_numa_topology.obj_attr_is_set('instance_uuid')):
             uuid = instance_numa_topology.instance_uuid
         if uuid is not None:
             if uuid in self._shared_pool_fallbacks:

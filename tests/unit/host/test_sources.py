@@ -133,6 +133,25 @@ class SysfsTestCase(base.BaseTestCase):
         super().setUp()
         self.tree = self.useFixture(fakehost.HostTree())
 
+    def test_cpu_nodes(self) -> None:
+        node_dir = os.path.join(self.tree.sys_root, 'devices', 'system',
+                                'node')
+        for node, cpus in (('node0', '0-3,8-11'), ('node1', '4-7,12-15')):
+            os.makedirs(os.path.join(node_dir, node))
+            with open(os.path.join(node_dir, node, 'cpulist'), 'w') as f:
+                f.write(cpus + '\n')
+        # Not a node: sysfs has these files beside the node directories.
+        with open(os.path.join(node_dir, 'online'), 'w') as f:
+            f.write('0-1\n')
+        nodes = sysfs.read_cpu_nodes(self.tree.sys_root)
+        self.assertEqual({0: 0, 3: 0, 8: 0, 11: 0, 4: 1, 7: 1, 12: 1, 15: 1},
+                         {cpu: nodes[cpu] for cpu in (0, 3, 8, 11, 4, 7,
+                                                      12, 15)})
+        self.assertEqual(16, len(nodes))
+
+    def test_cpu_nodes_without_numa(self) -> None:
+        self.assertEqual({}, sysfs.read_cpu_nodes(self.tree.sys_root))
+
     def read(self) -> sysfs.HostCPUs:
         return sysfs.read_host_cpus(self.tree.sys_root, self.tree.proc_root)
 
