@@ -34,7 +34,9 @@ class TestOpts(base.BaseTestCase):
     def test_list_opts(self) -> None:
         ((group, options),) = opts.list_opts()
         self.assertEqual('emulator_threads', group.name)
-        self.assertEqual(['allow_untested_nova', 'explain_rejections'],
+        self.assertEqual(['allow_untested_nova', 'explain_rejections',
+                          'shared_pool_affinity', 'shared_pool_quota',
+                          'shared_pool_vcpus'],
                          sorted(opt.name for opt in options))
         for opt in options:
             # Real help: more than a restatement of the name.
@@ -45,6 +47,12 @@ class TestOpts(base.BaseTestCase):
         self.assertIs(cfg.CONF, nova.conf.CONF)
         self.assertFalse(cfg.CONF.emulator_threads.allow_untested_nova)
         self.assertTrue(cfg.CONF.emulator_threads.explain_rejections)
+
+    def test_shared_pool_defaults_are_novas(self) -> None:
+        options = cfg.CONF.emulator_threads
+        self.assertEqual(('any', 0, False), (
+            options.shared_pool_affinity, options.shared_pool_vcpus,
+            options.shared_pool_quota))
 
     def test_sample_is_up_to_date(self) -> None:
         conf = cfg.ConfigOpts()
