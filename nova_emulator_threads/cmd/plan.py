@@ -68,7 +68,8 @@ Plan = dict[str, typing.Any]
 @dataclasses.dataclass(frozen=True)
 class SharedPool:
     """The shared emulator pool options ``[emulator_threads]
-    shared_pool_*`` of the planned host (defaults: Nova's behaviour)."""
+    shared_pool_*`` of the planned host (defaults: Nova's behaviour).
+    """
 
     affinity: str = fields.SharedPoolAffinity.ANY
     vcpus: int = 0
@@ -82,7 +83,8 @@ def _shared_pool_refusal(host: topology.HostTopology,
                          pool: SharedPool) -> str | None:
     """Why the scheduler never picks this host for the request, or None:
     no shared pool for a realtime ``share`` guest, or for a guest that
-    claims ``VCPU`` of it."""
+    claims ``VCPU`` of it.
+    """
     cpus = shared_pool.shared_pool_cpus(
         (cell.cpuset, cell.pcpuset) for cell in host.cells)
     reason = shared_pool.missing_shared_pool(

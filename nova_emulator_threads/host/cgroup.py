@@ -137,7 +137,8 @@ def read_machine_cpuset(sys_root: str = '/sys') -> MachineCpuset | None:
 @dataclasses.dataclass(frozen=True)
 class CPUBandwidth:
     """The CFS bandwidth limit of a cgroup (``<emulator_quota>`` lands in
-    the guest's ``emulator`` cgroup)."""
+    the guest's ``emulator`` cgroup).
+    """
 
     #: the cgroup directory it was read from.
     path: str

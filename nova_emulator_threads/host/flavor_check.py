@@ -265,11 +265,10 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
                 findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
                 'cannot tell where Nova places the emulator threads: %s'
                 % exc)]
-        numa_local = (policy_name == _SHARE and shared and
-                      cpu_nodes is not None and shared_pool_affinity ==
-                      fields.SharedPoolAffinity.NUMA)
-        if numa_local:
-            assert cpu_nodes is not None
+        numa_local = False
+        if (policy_name == _SHARE and shared and cpu_nodes is not None and
+                shared_pool_affinity == fields.SharedPoolAffinity.NUMA):
+            numa_local = True
             local = _numa_local_emulator_set(request, pins, shared,
                                              cpu_nodes)
             if local is not None:

@@ -44,7 +44,8 @@ class CPUEmulatorThreadsPolicy(BaseEnum):
 
 class SharedPoolAffinity(BaseEnum):
     """``[emulator_threads] shared_pool_affinity``: where in the shared pool
-    the emulator threads of a ``share`` guest run. Not a Nova value."""
+    the emulator threads of a ``share`` guest run. Not a Nova value.
+    """
 
     # any (the default): the whole '[compute] cpu_shared_set', as Nova.
     ANY = 'any'

@@ -197,7 +197,8 @@ def _accounted_row(host: HostTopology, vcpus: int, memory_mb: int,
                    shared_pool_vcpus: int,
                    cpu_allocation_ratio: float) -> DensityRow:
     """``share`` with the pool accounted: as many guests as the pCPUs
-    and the pool's ``VCPU`` both allow."""
+    and the pool's ``VCPU`` both allow.
+    """
     pool = shared_pool.pool_capacity(host.cpu_shared_set,
                                      cpu_allocation_ratio)
     item = dataclasses.replace(

@@ -74,7 +74,8 @@ def missing_shared_pool(
                 frozenset(realtime_cpus)))
 
 
-def pool_capacity(pool: AbstractSet[int], cpu_allocation_ratio: float) -> float:
+def pool_capacity(pool: AbstractSet[int],
+                  cpu_allocation_ratio: float) -> float:
     """The ``VCPU`` placement counts in a host's shared pool.
 
     Nova reports the shared CPUs as the ``VCPU`` inventory, with

@@ -226,7 +226,8 @@ class ProblemsTestCase(base.BaseTestCase):
 
 class NUMALocalShareTestCase(base.BaseTestCase):
     """``audit --shared-pool-affinity numa``: a ``share`` guest's
-    emulator threads belong on the shared CPUs of its NUMA nodes."""
+    emulator threads belong on the shared CPUs of its NUMA nodes.
+    """
 
     #: Two nodes of four CPUs.
     NODES = {cpu: cpu // 4 for cpu in range(8)}

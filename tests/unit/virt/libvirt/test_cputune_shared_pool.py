@@ -34,7 +34,8 @@ ANY = fields.SharedPoolAffinity.ANY
 
 
 def _guest(*cells: tuple[int, dict[int, int]], policy: str | None = SHARE,
-           reserved: frozenset[int] | None = None) -> topology.InstanceTopology:
+           reserved: frozenset[int] | None = None,
+           ) -> topology.InstanceTopology:
     """A fitted guest: one (host cell id, vCPU -> pCPU) per guest cell."""
     return topology.InstanceTopology(
         cells=tuple(
