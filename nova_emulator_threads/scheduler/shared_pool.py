@@ -22,6 +22,7 @@ from nova import exception as nova_exception
 from nova import objects
 from nova.virt import hardware as nova_hardware
 
+from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import shared_pool
 
 
@@ -35,7 +36,14 @@ def rejection(host_state: Any, spec_obj: Any) -> str | None:
         the guest's emulator threads
     """
     policy = spec_obj.numa_topology.emulator_threads_policy
-    if policy is None or not spec_obj.flavor:
+    if policy != fields.CPUEmulatorThreadsPolicy.SHARE or not spec_obj.flavor:
+        return None
+    # Cheap first: most hosts a 'share' guest is sent to have a pool, and
+    # then the flavor's realtime mask need not be parsed.
+    pool = shared_pool.shared_pool_cpus(
+        (cell.cpuset, cell.pcpuset)
+        for cell in host_state.numa_topology.cells)
+    if pool:
         return None
     image = (spec_obj.image if 'image' in spec_obj and spec_obj.image
              else objects.ImageMeta(properties=objects.ImageMetaProps()))
@@ -45,9 +53,4 @@ def rejection(host_state: Any, spec_obj: Any) -> str | None:
     except nova_exception.Invalid:
         # nova-api validated the mask; Nova's filters decide the rest.
         return None
-    if not realtime:
-        return None
-    pool = shared_pool.shared_pool_cpus(
-        (cell.cpuset, cell.pcpuset)
-        for cell in host_state.numa_topology.cells)
     return shared_pool.missing_shared_pool(policy, realtime, pool)
