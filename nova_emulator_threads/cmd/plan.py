@@ -39,6 +39,7 @@ from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt import topology
@@ -148,12 +149,12 @@ def plan(
                          sorted((cell.cpu_pinning or {}).items())},
          'cpuset_reserved': sorted(cell.cpuset_reserved or ())}
         for index, cell in enumerate(fitted.cells)]
-    bandwidth = (cputune.emulator_bandwidth(
+    cap = (bandwidth.emulator_bandwidth(
         request.emulator_threads_policy, pool.vcpus,
         pool.cpu_allocation_ratio) if pool.quota else None)
     tune = cputune.cputune_from_topology(
         fitted, frozenset(host.cpu_shared_set), host=host,
-        shared_pool_affinity=pool.affinity, bandwidth=bandwidth)
+        shared_pool_affinity=pool.affinity, emulator_bandwidth=cap)
     result['emulatorpin'] = sorted(tune.emulatorpin or ())
     result['cputune_xml'] = cputune.to_string(
         cputune.format_cputune(tune)).strip()
@@ -419,11 +420,11 @@ def _cells_rows(result: Plan) -> dict[str, str]:
     rows['emulatorpin'] = cpuset.format_cpu_spec(result['emulatorpin'] or
                                                  ()) or '-'
     if result['cputune_xml']:
-        bandwidth = cputune.parse_cputune(
+        cap = cputune.parse_cputune(
             result['cputune_xml']).emulator_bandwidth
-        if bandwidth is not None:
-            rows['emulator quota'] = '%d us per %d us' % (bandwidth.quota,
-                                                          bandwidth.period)
+        if cap is not None:
+            rows['emulator quota'] = '%d us per %d us' % (cap.quota,
+                                                          cap.period)
     return rows
 
 

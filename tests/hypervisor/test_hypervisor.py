@@ -51,6 +51,7 @@ from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import cgroup
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.hypervisor import libvirtd
 
@@ -289,16 +290,16 @@ class HypervisorTestCase(testtools.TestCase):
         fitted = hardware.fit_instance_to_host(
             host, hardware.instance_topology_from_flavor(1, 64, specs))
         self.assertIsNotNone(fitted)
-        bandwidth = cputune.emulator_bandwidth('share', 1, 4.0)
-        self.assertEqual(cputune.EmulatorBandwidth(100000, 25000), bandwidth)
+        cap = bandwidth.emulator_bandwidth('share', 1, 4.0)
+        self.assertEqual(bandwidth.EmulatorBandwidth(100000, 25000), cap)
         planned = cputune.cputune_from_topology(
-            fitted, frozenset({0}), host=host, bandwidth=bandwidth)
+            fitted, frozenset({0}), host=host, emulator_bandwidth=cap)
         guest = self.guest('quota', cputune.format_cputune(planned),
                            iothreads=len(planned.iothreadpins))
 
         # libvirt kept it, in the live and the persistent definition ...
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
-            self.assertEqual(bandwidth, cputune.parse_cputune(
+            self.assertEqual(cap, cputune.parse_cputune(
                 guest.dom.XMLDesc(flags)).emulator_bandwidth)
         params = guest.dom.schedulerParameters()
         self.assertEqual((100000, 25000), (params['emulator_period'],

@@ -29,8 +29,6 @@ serialisation is what Nova's config classes use too.
 """
 
 import dataclasses
-import fractions
-import math
 
 from lxml import etree
 
@@ -38,6 +36,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import xmlutils
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt import topology
 
 #: I/O threads Nova gives every guest (``LibvirtDriver._get_guest_iothread``);
@@ -53,17 +52,6 @@ MIN_REALTIME_PRIORITY = 1
 MAX_REALTIME_PRIORITY = 99
 #: Schedulers libvirt's ``<vcpusched>`` and ``<iothreadsched>`` accept.
 SCHEDULERS = ('other', 'batch', 'idle', 'fifo', 'rr')
-#: CFS period of the emulator cgroup under ``shared_pool_quota``, in
-#: microseconds: the kernel's default period (100 ms), so the cap is
-#: enforced at the granularity every other cgroup of the host uses.
-EMULATOR_PERIOD_US = 100000
-#: Bounds libvirt accepts for ``<emulator_period>`` and ``<emulator_quota>``
-#: (``virDomainDefCputuneValidate``; the kernel's own CFS limits): a period
-#: of 1 ms to 1 s, a quota of at least 1 ms and at most 2^44 - 1 us.
-MIN_EMULATOR_PERIOD_US = 1000
-MAX_EMULATOR_PERIOD_US = 1000000
-MIN_EMULATOR_QUOTA_US = 1000
-MAX_EMULATOR_QUOTA_US = 17592186044415
 
 
 # ---------------------------------------------------------------------------
@@ -78,18 +66,6 @@ class VCPUSched:
     vcpus: frozenset[int]
     scheduler: str
     priority: int | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EmulatorBandwidth:
-    """A CFS cap on a guest's emulator threads: ``quota`` us per ``period``.
-
-    libvirt writes it to the guest's emulator cgroup (``cpu.cfs_period_us``
-    and ``cpu.cfs_quota_us`` under cgroup v1, ``cpu.max`` under v2).
-    """
-
-    period: int
-    quota: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +88,7 @@ class CPUTune:
     vcpusched: tuple[VCPUSched, ...] = ()
     #: ``<emulator_period>`` and ``<emulator_quota>`` (microseconds): the
     #: CFS bandwidth of the emulator threads; None when not capped.
-    emulator_bandwidth: EmulatorBandwidth | None = None
+    emulator_bandwidth: bandwidth.EmulatorBandwidth | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -372,57 +348,6 @@ def vcpusched(
                       priority=realtime_priority),)
 
 
-def emulator_bandwidth(
-    policy: str | None,
-    shared_pool_vcpus: int,
-    cpu_allocation_ratio: float,
-    period: int = EMULATOR_PERIOD_US,
-) -> EmulatorBandwidth | None:
-    """The CFS cap ``shared_pool_quota`` puts on a guest's emulator threads.
-
-    A ``share`` guest was accounted ``shared_pool_vcpus`` VCPU of the
-    shared pool, and one VCPU of that pool is ``1 / cpu_allocation_ratio``
-    of a pCPU (placement's inventory is shared pCPUs x ratio), so the
-    emulator threads may use ``shared_pool_vcpus / cpu_allocation_ratio``
-    pCPUs: ``quota = period * shared_pool_vcpus / cpu_allocation_ratio``.
-    The quota is rounded up to the microsecond (the cap never grants less
-    than was accounted) and raised to libvirt's minimum of 1 ms; a quota
-    above the period is allowed (more than one pCPU's worth).
-
-    :param policy: the guest's emulator threads policy
-    :param shared_pool_vcpus: ``[emulator_threads] shared_pool_vcpus``
-    :param cpu_allocation_ratio: the host's effective
-        ``[DEFAULT] cpu_allocation_ratio``
-    :param period: the CFS period in microseconds
-    :raises: Invalid naming the value at fault
-    :returns: the cap, or None for guests that are not capped (not
-        ``share``, or nothing accounted)
-    """
-    if (isinstance(shared_pool_vcpus, bool) or
-            not isinstance(shared_pool_vcpus, int) or shared_pool_vcpus < 0):
-        raise exception.Invalid(
-            reason='[emulator_threads] shared_pool_vcpus=%r is not allowed; '
-                   'expected an integer of at least 0' % (shared_pool_vcpus,))
-    if not (cpu_allocation_ratio > 0):
-        raise exception.Invalid(
-            reason='cpu_allocation_ratio=%r is not allowed; expected a '
-                   'number above 0' % (cpu_allocation_ratio,))
-    if not (MIN_EMULATOR_PERIOD_US <= period <= MAX_EMULATOR_PERIOD_US):
-        raise exception.Invalid(
-            reason='emulator_period=%r is not allowed; libvirt expects %d '
-                   'to %d microseconds' % (period, MIN_EMULATOR_PERIOD_US,
-                                           MAX_EMULATOR_PERIOD_US))
-    if (policy != fields.CPUEmulatorThreadsPolicy.SHARE or
-            not shared_pool_vcpus):
-        return None
-    # Exact rational arithmetic: float division would round 100000 * 3 / 3
-    # the wrong way for some ratios.
-    ratio = fractions.Fraction(cpu_allocation_ratio)
-    quota = math.ceil(period * shared_pool_vcpus / ratio)
-    quota = min(max(quota, MIN_EMULATOR_QUOTA_US), MAX_EMULATOR_QUOTA_US)
-    return EmulatorBandwidth(period=period, quota=quota)
-
-
 # ---------------------------------------------------------------------------
 # Building the element
 # ---------------------------------------------------------------------------
@@ -435,7 +360,7 @@ def cputune_from_topology(
     *,
     host: topology.HostTopology | None = None,
     shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
-    bandwidth: EmulatorBandwidth | None = None,
+    emulator_bandwidth: bandwidth.EmulatorBandwidth | None = None,
 ) -> CPUTune:
     """The placement Nova's libvirt driver chooses for a fitted guest.
 
@@ -449,7 +374,7 @@ def cputune_from_topology(
                    emulatorpin=emulator,
                    iothreadpins=iothreadpin_cpusets(emulator),
                    vcpusched=vcpusched(fitted, realtime_priority),
-                   emulator_bandwidth=bandwidth)
+                   emulator_bandwidth=emulator_bandwidth)
 
 
 def format_cputune(tune: CPUTune) -> etree._Element:
@@ -606,13 +531,13 @@ def parse_cputune(xml: str | bytes | etree._Element,
     iothreadpins: dict[int, frozenset[int]] = {}
     emulatorpin: frozenset[int] | None = None
     scheds: list[VCPUSched] = []
-    bandwidth: dict[str, int] = {}
+    cfs: dict[str, int] = {}
     # Naming the tags also skips comments and unresolved entities.
     for child in tune.iterchildren('vcpupin', 'emulatorpin', 'iothreadpin',
                                    'vcpusched', 'emulator_period',
                                    'emulator_quota'):
         if child.tag in ('emulator_period', 'emulator_quota'):
-            bandwidth[child.tag] = _int_text(child, source)
+            cfs[child.tag] = _int_text(child, source)
             continue
         if child.tag == 'vcpupin':
             vcpu = _int_attr(child, 'vcpu', source)
@@ -643,12 +568,12 @@ def parse_cputune(xml: str | bytes | etree._Element,
                 vcpus=_cpus_attr(child, 'vcpus', source),
                 scheduler=scheduler, priority=priority))
     emulator_bandwidth = None
-    if bandwidth.get('emulator_quota', -1) > 0:
+    if cfs.get('emulator_quota', -1) > 0:
         # A quota of -1 (or none) is no cap. Without <emulator_period>
         # libvirt keeps the kernel's period.
-        emulator_bandwidth = EmulatorBandwidth(
-            period=bandwidth.get('emulator_period', EMULATOR_PERIOD_US),
-            quota=bandwidth['emulator_quota'])
+        emulator_bandwidth = bandwidth.EmulatorBandwidth(
+            period=cfs.get('emulator_period', bandwidth.EMULATOR_PERIOD_US),
+            quota=cfs['emulator_quota'])
     return CPUTune(vcpupins=vcpupins, emulatorpin=emulatorpin,
                    iothreadpins=iothreadpins, vcpusched=tuple(scheds),
                    emulator_bandwidth=emulator_bandwidth)

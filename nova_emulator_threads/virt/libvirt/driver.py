@@ -49,6 +49,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt import nova_objects
@@ -71,13 +72,13 @@ class GuestCPUTune(vconfig.LibvirtConfigGuestCPUTune):
 
     @classmethod
     def from_nova(cls, tune: vconfig.LibvirtConfigGuestCPUTune,
-                  bandwidth: cputune.EmulatorBandwidth) -> 'GuestCPUTune':
+                  cap: bandwidth.EmulatorBandwidth) -> 'GuestCPUTune':
         ours = cls()
         for name in ('shares', 'quota', 'period', 'vcpupin', 'emulatorpin',
                      'iothreadpin', 'vcpusched'):
             setattr(ours, name, getattr(tune, name))
-        ours.emulator_period = bandwidth.period
-        ours.emulator_quota = bandwidth.quota
+        ours.emulator_period = cap.period
+        ours.emulator_quota = cap.quota
         return ours
 
     def format_dom(self) -> Any:
@@ -184,15 +185,15 @@ class LibvirtDriver(libvirt_driver.LibvirtDriver):
                 shared_pool_affinity=options.shared_pool_affinity)
             self._log_shared_pool_fallback(
                 instance_numa_topology, fitted, online_shared, host)
-            bandwidth = None
+            cap = None
             if options.shared_pool_quota:
-                bandwidth = cputune.emulator_bandwidth(
+                cap = bandwidth.emulator_bandwidth(
                     fitted.emulator_threads_policy,
                     options.shared_pool_vcpus, cpu_allocation_ratio())
         except exception.EmulatorThreadsException as exc:
             raise nova_exception.Invalid(str(exc)) from exc
-        if bandwidth is not None:
-            tune = GuestCPUTune.from_nova(tune, bandwidth)
+        if cap is not None:
+            tune = GuestCPUTune.from_nova(tune, cap)
             config = config._replace(cputune=tune)
         tune.emulatorpin = vconfig.LibvirtConfigGuestCPUTuneEmulatorPin()
         tune.emulatorpin.cpuset = set(emulator)

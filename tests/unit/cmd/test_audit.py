@@ -208,7 +208,7 @@ class CommandTestCase(base.BaseTestCase):
                       'dedicated, emulator threads policy none', out)
         self.assertIn('audit after the changes: 1 findings', out)
 
-    # -- audit --shared-pool-affinity -------------------------------------------
+    # -- audit --shared-pool-affinity --------------------------------------
 
     def test_numa_local_share_guest(self) -> None:
         # --shared-pool-affinity numa reads the host's NUMA nodes.

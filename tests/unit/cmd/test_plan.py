@@ -25,6 +25,7 @@ import testtools
 
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import plan
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.unit.virt import cases
 
@@ -221,7 +222,7 @@ class TestSharedPoolPlan(testtools.TestCase):
         self.assertEqual(local, out['emulatorpin'])
         tune = cputune.parse_cputune(out['cputune_xml'])
         self.assertEqual(frozenset(local), tune.emulatorpin)
-        self.assertEqual(cputune.EmulatorBandwidth(100000, 50000),
+        self.assertEqual(bandwidth.EmulatorBandwidth(100000, 50000),
                          tune.emulator_bandwidth)
 
     def test_table_shows_the_quota(self) -> None:

@@ -24,6 +24,7 @@ from oslotest import base
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt import topology
 
@@ -150,18 +151,18 @@ class EmulatorBandwidthTestCase(base.BaseTestCase):
     @ddt.unpack
     def test_quota(self, vcpus: int, ratio: float, quota: int) -> None:
         self.assertEqual(
-            cputune.EmulatorBandwidth(period=100000, quota=quota),
-            cputune.emulator_bandwidth(SHARE, vcpus, ratio))
+            bandwidth.EmulatorBandwidth(period=100000, quota=quota),
+            bandwidth.emulator_bandwidth(SHARE, vcpus, ratio))
 
     def test_other_period(self) -> None:
         self.assertEqual(
-            cputune.EmulatorBandwidth(period=10000, quota=2500),
-            cputune.emulator_bandwidth(SHARE, 1, 4.0, period=10000))
+            bandwidth.EmulatorBandwidth(period=10000, quota=2500),
+            bandwidth.emulator_bandwidth(SHARE, 1, 4.0, period=10000))
 
     @ddt.data((ISOLATE, 1), (None, 1), (SHARE, 0))
     @ddt.unpack
     def test_no_cap(self, policy: str | None, vcpus: int) -> None:
-        self.assertIsNone(cputune.emulator_bandwidth(policy, vcpus, 4.0))
+        self.assertIsNone(bandwidth.emulator_bandwidth(policy, vcpus, 4.0))
 
     @ddt.data(
         ({'shared_pool_vcpus': -1}, 'shared_pool_vcpus=-1'),
@@ -176,15 +177,15 @@ class EmulatorBandwidthTestCase(base.BaseTestCase):
             policy=SHARE, shared_pool_vcpus=1, cpu_allocation_ratio=4.0)
         kwargs.update(override)
         exc = self.assertRaises(exception.Invalid,
-                                cputune.emulator_bandwidth, **kwargs)
+                                bandwidth.emulator_bandwidth, **kwargs)
         self.assertIn(key, str(exc))
 
     def test_written_and_read_back(self) -> None:
         guest = _guest((1, {0: 9}))
-        bandwidth = cputune.emulator_bandwidth(SHARE, 1, 4.0)
+        cap = bandwidth.emulator_bandwidth(SHARE, 1, 4.0)
         tune = cputune.cputune_from_topology(
             guest, SHARED, host=TWO_CELLS, shared_pool_affinity=NUMA,
-            bandwidth=bandwidth)
+            emulator_bandwidth=cap)
         text = cputune.to_string(cputune.format_cputune(tune))
         self.assertThat(text, matchers.XMLMatches("""
             <cputune>
@@ -201,7 +202,7 @@ class EmulatorBandwidthTestCase(base.BaseTestCase):
             '<cputune><emulator_quota>-1</emulator_quota></cputune>'
         ).emulator_bandwidth)
         self.assertEqual(
-            cputune.EmulatorBandwidth(period=100000, quota=5000),
+            bandwidth.EmulatorBandwidth(period=100000, quota=5000),
             cputune.parse_cputune(
                 '<cputune><emulator_quota>5000</emulator_quota></cputune>'
             ).emulator_bandwidth)

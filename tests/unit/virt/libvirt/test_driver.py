@@ -20,6 +20,7 @@ from nova.virt.libvirt import driver as nova_driver
 from oslo_config import fixture as config_fixture
 from oslotest import base
 
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from nova_emulator_threads.virt.libvirt import driver
 
@@ -46,7 +47,7 @@ class TestGuestCPUTune(base.BaseTestCase):
         tune.emulatorpin = vconfig.LibvirtConfigGuestCPUTuneEmulatorPin()
         tune.emulatorpin.cpuset = {0}
         ours = driver.GuestCPUTune.from_nova(
-            tune, cputune.EmulatorBandwidth(period=100000, quota=25000))
+            tune, bandwidth.EmulatorBandwidth(period=100000, quota=25000))
         self.assertThat(ours.to_xml(), matchers.XMLMatches("""
             <cputune>
               <shares>1024</shares>
@@ -56,7 +57,7 @@ class TestGuestCPUTune(base.BaseTestCase):
               <emulator_quota>25000</emulator_quota>
             </cputune>"""))
         # What the audit and the tests read back.
-        self.assertEqual(cputune.EmulatorBandwidth(100000, 25000),
+        self.assertEqual(bandwidth.EmulatorBandwidth(100000, 25000),
                          cputune.parse_cputune(ours.to_xml())
                          .emulator_bandwidth)
 
