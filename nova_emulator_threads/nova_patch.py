@@ -34,7 +34,9 @@ method or filter reaches:
     request is ``overhead.estimate_instance_overhead``'s figure instead.
     Nova's method still does everything else (``VCPU`` of ``mixed``
     guests, the hyperthreading trait); we only correct the ``PCPU``
-    amount it wrote.
+    amount it wrote, and, with ``[emulator_threads] shared_pool_vcpus``,
+    add the ``VCPU`` a ``share`` guest's emulator threads take from the
+    shared pool.
 
 (c) ``nova.virt.hardware._pack_instance_onto_cores`` pins a guest NUMA
     cell's vCPUs on a host cell and, through its nested ``_get_reserved``
@@ -138,9 +140,9 @@ def get_emulator_thread_policy_constraint(flavor: Any) -> str | None:
             message=str(exc)) from exc
 
 
-def _emulator_pcpus(flavor: Any, cpu_policy: str,
-                    emulator_policy: str | None) -> int:
-    """The PCPUs our overhead estimate gives the emulator threads.
+def _emulator_overhead(flavor: Any, cpu_policy: str,
+                       emulator_policy: str | None) -> dict[str, int]:
+    """What our overhead estimate gives the emulator threads.
 
     The request is built from what nova-api already validated (Nova's CPU
     policy, and the emulator threads policy through seam (a)) rather than
@@ -149,7 +151,34 @@ def _emulator_pcpus(flavor: Any, cpu_policy: str,
     request = cpu_request.CPURequest(
         vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
         cpu_policy=cpu_policy, emulator_threads_policy=emulator_policy)
-    return overhead.estimate_instance_overhead(request).get(orc.PCPU, 0)
+    return overhead.estimate_instance_overhead(
+        request, CONF.emulator_threads.shared_pool_vcpus)
+
+
+def _emulator_pcpus(flavor: Any, cpu_policy: str,
+                    emulator_policy: str | None) -> int:
+    """The PCPUs our overhead estimate gives the emulator threads."""
+    return _emulator_overhead(flavor, cpu_policy, emulator_policy).get(
+        orc.PCPU, 0)
+
+
+def _add_shared_pool_vcpus(resources: dict[str, int], flavor: Any,
+                           cpu_policy: str,
+                           emulator_policy: str | None) -> None:
+    """Add the ``VCPU`` of the shared pool a ``share`` guest's emulator
+    threads claim (``[emulator_threads] shared_pool_vcpus``; Nova claims
+    none). A host without ``VCPU`` inventory, that is without
+    ``cpu_shared_set``, then has no allocation candidate for the guest.
+    """
+    vcpus = _emulator_overhead(flavor, cpu_policy, emulator_policy).get(
+        orc.VCPU, 0)
+    if not vcpus:
+        return
+    resources[orc.VCPU] = resources.get(orc.VCPU, 0) + vcpus
+    LOG.debug('Requesting %(vcpu_rc)s=%(total)d, of which %(ours)d for '
+              'emulator threads in the shared pool',
+              {'vcpu_rc': orc.VCPU, 'total': resources[orc.VCPU],
+               'ours': vcpus})
 
 
 def _translate_pinning_policies(self: Any, flavor: Any, image: Any) -> None:
@@ -169,10 +198,11 @@ def _translate_pinning_policies(self: Any, flavor: Any, image: Any) -> None:
     nova_pcpus = 0
     if emulator_policy == fields.CPUEmulatorThreadsPolicy.ISOLATE:
         nova_pcpus = 1
+    resources = self.get_request_group(None).resources
+    _add_shared_pool_vcpus(resources, flavor, cpu_policy, emulator_policy)
     ours = _emulator_pcpus(flavor, cpu_policy, emulator_policy)
     if ours == nova_pcpus:
         return
-    resources = self.get_request_group(None).resources
     resources[orc.PCPU] = resources.get(orc.PCPU, 0) - nova_pcpus + ours
     LOG.debug('Requesting %(pcpu_rc)s=%(total)d, of which %(ours)d for '
               'emulator threads', {'pcpu_rc': orc.PCPU,

@@ -17,6 +17,8 @@ The spec's ``estimate_instance_overhead()`` (gone from Nova 34): with
 figure is what ``placement_request`` adds to the CPU claim, so the
 scheduler's placement claim and the compute host's NUMA claim (which
 reserves ``cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS`` pCPUs) agree.
+With ``[emulator_threads] shared_pool_vcpus`` a ``share`` guest's emulator
+threads cost ``VCPU`` of the shared pool, the same way.
 
 ``placement_request`` gives the CPU resources Nova 34's scheduler asks
 placement for (``ResourceRequest.from_request_spec``: explicit
@@ -33,19 +35,43 @@ from nova_emulator_threads.objects import fields
 
 
 def estimate_instance_overhead(
-        request: cpu_request.CPURequest) -> dict[str, int]:
+        request: cpu_request.CPURequest,
+        shared_pool_vcpus: int = 0) -> dict[str, int]:
     """Placement resources the instance needs beyond its vCPUs.
 
+    ``shared_pool_vcpus`` (``[emulator_threads] shared_pool_vcpus``) is
+    what a ``share`` guest's emulator threads take from the shared pool,
+    the host's ``VCPU`` inventory. ``mixed`` guests get it too: their
+    emulator threads run in the same pool as their shared vCPUs (Nova
+    pins both to ``cpu_shared_set``), and the ``VCPU`` of those vCPUs is
+    what the vCPUs use, so the emulator threads' share comes on top.
+    Guests without pinned vCPUs have no emulator threads policy and float
+    with their vCPUs: nothing is added; nor to explicit ``resources:VCPU``
+    or ``resources:PCPU`` amounts, which are the totals the operator
+    wants.
+
     :param request: the validated request (``cpu_request.parse_request``)
-    :returns: ``{'PCPU': 1}`` for ``isolate``, ``{}`` otherwise
+    :param shared_pool_vcpus: VCPU each ``share`` guest claims for its
+        emulator threads; 0 claims none, as Nova
+    :returns: ``{'PCPU': 1}`` for ``isolate``, ``{'VCPU': N}`` for
+        ``share`` with N > 0, ``{}`` otherwise
     """
     if (request.emulator_threads_policy ==
             fields.CPUEmulatorThreadsPolicy.ISOLATE):
         return {orc.PCPU: cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS}
+    if (shared_pool_vcpus and
+            request.cpu_policy in fields.PINNED_CPU_POLICIES and
+            # Explicit resources:VCPU/PCPU are totals the operator wrote.
+            request.vcpu_resources is None and
+            request.pcpu_resources is None and
+            request.emulator_threads_policy ==
+            fields.CPUEmulatorThreadsPolicy.SHARE):
+        return {orc.VCPU: shared_pool_vcpus}
     return {}
 
 
-def placement_request(request: cpu_request.CPURequest) -> dict[str, int]:
+def placement_request(request: cpu_request.CPURequest,
+                      shared_pool_vcpus: int = 0) -> dict[str, int]:
     """The CPU resources the scheduler asks placement for.
 
     * dedicated: ``PCPU`` = vCPUs (+ the overhead);
@@ -56,6 +82,7 @@ def placement_request(request: cpu_request.CPURequest) -> dict[str, int]:
       ``resources:PCPU=0``) asks for no CPU at all, as in Nova.
 
     :param request: the validated request (``cpu_request.parse_request``)
+    :param shared_pool_vcpus: see ``estimate_instance_overhead``
     :returns: resource class -> amount, without zero amounts
     """
     if request.cpu_policy in (fields.CPUAllocationPolicy.DEDICATED,
@@ -70,6 +97,7 @@ def placement_request(request: cpu_request.CPURequest) -> dict[str, int]:
         resources = {orc.PCPU: request.pcpu_resources}
     else:
         resources = {orc.VCPU: request.vcpus}
-    for rc, amount in estimate_instance_overhead(request).items():
+    for rc, amount in estimate_instance_overhead(
+            request, shared_pool_vcpus).items():
         resources[rc] = resources.get(rc, 0) + amount
     return {rc: amount for rc, amount in resources.items() if amount}

@@ -44,6 +44,8 @@ from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import snapshot
+from nova_emulator_threads.host import sysfs
+from nova_emulator_threads.objects import fields
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -83,6 +85,13 @@ def add_parser(subparsers: typing.Any) -> None:
                     'thread, and findings. Exit status 0: clean, 1: '
                     'findings, 2: error.')
     add_host_arguments(parser)
+    parser.add_argument(
+        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
+        default=fields.SharedPoolAffinity.ANY,
+        help="the host's [emulator_threads] shared_pool_affinity (default "
+             "any, as Nova): with numa and --cpu-shared-set, a 'share' "
+             "guest's emulator threads must be on the shared CPUs of its "
+             "NUMA nodes")
     parser.add_argument('--format', choices=FORMATS, default='table',
                         help='table for people (default), json for '
                              'programs')
@@ -96,7 +105,12 @@ def run_audit(args: argparse.Namespace,
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
-    return audit.audit(host, cpu_shared_set)
+    affinity = getattr(args, 'shared_pool_affinity',
+                       fields.SharedPoolAffinity.ANY)
+    cpu_nodes = None
+    if affinity == fields.SharedPoolAffinity.NUMA:
+        cpu_nodes = sysfs.read_cpu_nodes(args.sys_root)
+    return audit.audit(host, cpu_shared_set, affinity, cpu_nodes)
 
 
 def run(args: argparse.Namespace) -> int:

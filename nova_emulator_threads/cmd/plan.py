@@ -25,6 +25,7 @@ The JSON output is an interface (see the README): one object per plan.
 """
 
 import argparse
+import dataclasses
 import json
 import typing
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,9 @@ from nova_emulator_threads import overhead
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
 
@@ -63,17 +66,52 @@ EXAMPLE_FLAVORS: tuple[tuple[str, int, int, dict[str, str]], ...] = (
 Plan = dict[str, typing.Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class SharedPool:
+    """The shared emulator pool options ``[emulator_threads]
+    shared_pool_*`` of the planned host (defaults: Nova's behaviour).
+    """
+
+    affinity: str = fields.SharedPoolAffinity.ANY
+    vcpus: int = 0
+    quota: bool = False
+    #: ``[DEFAULT] cpu_allocation_ratio`` (Nova's initial ratio: 4.0).
+    cpu_allocation_ratio: float = 4.0
+
+
+def _shared_pool_refusal(host: topology.HostTopology,
+                         request: cpu_request.CPURequest,
+                         pool: SharedPool) -> str | None:
+    """Why the scheduler never picks this host for the request, or None:
+    no shared pool for a realtime ``share`` guest, or for a guest that
+    claims ``VCPU`` of it.
+    """
+    cpus = shared_pool.shared_pool_cpus(
+        (cell.cpuset, cell.pcpuset) for cell in host.cells)
+    reason = shared_pool.missing_shared_pool(
+        request.emulator_threads_policy, request.realtime_cpus, cpus)
+    if reason is None and not cpus and overhead.estimate_instance_overhead(
+            request, pool.vcpus).get('VCPU'):
+        reason = ('the instance claims VCPU of the shared pool for its '
+                  'emulator threads ([emulator_threads] shared_pool_vcpus '
+                  '= %d) and the host has no shared CPUs, so no VCPU '
+                  'inventory' % pool.vcpus)
+    return reason
+
+
 def plan(
     host: topology.HostTopology,
     vcpus: int,
     memory_mb: int,
     extra_specs: Mapping[str, str],
     image_props: Mapping[str, object] | None = None,
+    pool: SharedPool = SharedPool(),
     *,
     emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
 ) -> Plan:
     """Plan one flavor on one host; the result is the JSON contract.
 
+    :param pool: the host's shared emulator pool options
     :param emulator_pcpu_siblings: ``[emulator_threads]
         emulator_pcpu_siblings``
     :raises: exception.Invalid for a bad flavor
@@ -85,8 +123,8 @@ def plan(
         'fits': True, 'reason': None,
         'emulator_threads_policy': request.emulator_threads_policy,
         'cells': [], 'emulatorpin': None,
-        'overhead': overhead.estimate_instance_overhead(request),
-        'placement': overhead.placement_request(request),
+        'overhead': overhead.estimate_instance_overhead(request, pool.vcpus),
+        'placement': overhead.placement_request(request, pool.vcpus),
         'cputune_xml': None,
         'emulator_pcpu_siblings': emulator_pcpu_siblings,
         'emulator_pcpu_sibling_of': [],
@@ -104,6 +142,10 @@ def plan(
         else:
             result['emulatorpin'] = sorted(floating)
         return result
+    refusal = _shared_pool_refusal(host, request, pool)
+    if refusal:
+        result.update(fits=False, reason=refusal)
+        return result
     fitted = hardware.fit_instance_to_host(
         host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings)
     if fitted is None:
@@ -117,8 +159,12 @@ def plan(
                          sorted((cell.cpu_pinning or {}).items())},
          'cpuset_reserved': sorted(cell.cpuset_reserved or ())}
         for index, cell in enumerate(fitted.cells)]
+    cap = (bandwidth.emulator_bandwidth(
+        request.emulator_threads_policy, pool.vcpus,
+        pool.cpu_allocation_ratio) if pool.quota else None)
     tune = cputune.cputune_from_topology(
-        fitted, frozenset(host.cpu_shared_set), host=host)
+        fitted, frozenset(host.cpu_shared_set), host=host,
+        shared_pool_affinity=pool.affinity, emulator_bandwidth=cap)
     result['emulatorpin'] = sorted(tune.emulatorpin or ())
     result['cputune_xml'] = cputune.to_string(
         cputune.format_cputune(tune)).strip()
@@ -190,7 +236,46 @@ def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
                              'default 1) until the next does not fit, and '
                              'count them per emulator threads policy; '
                              '--extra-spec adds to every policy\'s flavor')
+    add_shared_pool_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_shared_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    """``[emulator_threads] shared_pool_*`` of the planned host."""
+    parser.add_argument(
+        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
+        default=fields.SharedPoolAffinity.ANY,
+        help="[emulator_threads] shared_pool_affinity: where 'share' "
+             "guests' emulator threads run in cpu_shared_set (default any, "
+             "as Nova)")
+    parser.add_argument(
+        '--shared-pool-vcpus', type=int, metavar='N', default=0,
+        help="[emulator_threads] shared_pool_vcpus: VCPU of the shared "
+             "pool each 'share' guest claims (default 0, as Nova)")
+    parser.add_argument(
+        '--shared-pool-quota', action='store_true',
+        help="[emulator_threads] shared_pool_quota: cap 'share' guests' "
+             "emulator threads at what they claim")
+    parser.add_argument(
+        '--cpu-allocation-ratio', type=float, metavar='R', default=4.0,
+        help='[DEFAULT] cpu_allocation_ratio of the shared pool (default '
+             '4.0, Nova\'s initial ratio)')
+
+
+def shared_pool_options(args: argparse.Namespace) -> SharedPool:
+    """The shared pool options from the command line, checked."""
+    if args.shared_pool_vcpus < 0:
+        raise exception.Invalid(
+            reason='--shared-pool-vcpus=%d is not allowed; expected an '
+                   'integer of at least 0' % args.shared_pool_vcpus)
+    if not args.cpu_allocation_ratio > 0:
+        raise exception.Invalid(
+            reason='--cpu-allocation-ratio=%r is not allowed; expected a '
+                   'number above 0' % args.cpu_allocation_ratio)
+    return SharedPool(affinity=args.shared_pool_affinity,
+                      vcpus=args.shared_pool_vcpus,
+                      quota=args.shared_pool_quota,
+                      cpu_allocation_ratio=args.cpu_allocation_ratio)
 
 
 def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
@@ -238,11 +323,12 @@ def _load_host(args: argparse.Namespace) -> topology.HostTopology:
 def run(args: argparse.Namespace) -> int:
     host = _load_host(args)
     specs = _extra_specs(args.extra_spec)
+    pool = shared_pool_options(args)
     if args.density:
         return _run_density(args, host, specs)
     siblings = args.emulator_pcpu_siblings
     if args.vcpus is None and not specs and args.memory_mb is None:
-        plans = [(name, plan(host, vcpus, memory, flavor_specs,
+        plans = [(name, plan(host, vcpus, memory, flavor_specs, pool=pool,
                              emulator_pcpu_siblings=siblings))
                  for name, vcpus, memory, flavor_specs in EXAMPLE_FLAVORS]
     else:
@@ -253,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
                 raise exception.Invalid(
                     reason='%s=%d: must be a positive integer' % (key,
                                                                   value))
-        plans = [('flavor', plan(host, vcpus, memory, specs,
+        plans = [('flavor', plan(host, vcpus, memory, specs, pool=pool,
                                  emulator_pcpu_siblings=siblings))]
     if args.format == 'json':
         if len(plans) == 1:
@@ -278,7 +364,10 @@ def _run_density(args: argparse.Namespace, host: topology.HostTopology,
     # The "share without cpu_shared_set" policy needs the host without it.
     without = _load_host(argparse.Namespace(**dict(vars(args),
                                                    cpu_shared_set='')))
-    rows = density_report(host, without, vcpus, memory, specs)
+    pool = shared_pool_options(args)
+    rows = density_report(host, without, vcpus, memory, specs,
+                          shared_pool_vcpus=pool.vcpus,
+                          cpu_allocation_ratio=pool.cpu_allocation_ratio)
     if args.format == 'json':
         print(json.dumps({'density': [density_json(row) for row in rows]},
                          indent=2, sort_keys=True))
@@ -294,6 +383,8 @@ def density_report(
     vcpus: int,
     memory_mb: int,
     extra_specs: Mapping[str, str] | None = None,
+    shared_pool_vcpus: int = 0,
+    cpu_allocation_ratio: float = 4.0,
 ) -> list[density.DensityRow]:
     """``density.density_report``, leaving out what libvirt cannot start.
 
@@ -301,7 +392,9 @@ def density_report(
     """
     return density.density_report(host, host_without_shared_set, vcpus,
                                   memory_mb, extra_specs,
-                                  boot_check=_check_cputune)
+                                  boot_check=_check_cputune,
+                                  shared_pool_vcpus=shared_pool_vcpus,
+                                  cpu_allocation_ratio=cpu_allocation_ratio)
 
 
 def _check_cputune(host: topology.HostTopology,
@@ -379,6 +472,12 @@ def _cells_rows(result: Plan) -> dict[str, str]:
         rows['emulator core'] = ', '.join(
             'sibling of vCPU %d (pCPU %d)' % (item['vcpu'], item['vcpu_pcpu'])
             for item in result['emulator_pcpu_sibling_of']) or 'no vCPU'
+    if result['cputune_xml']:
+        cap = cputune.parse_cputune(
+            result['cputune_xml']).emulator_bandwidth
+        if cap is not None:
+            rows['emulator quota'] = '%d us per %d us' % (cap.quota,
+                                                          cap.period)
     return rows
 
 

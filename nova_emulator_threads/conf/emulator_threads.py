@@ -127,13 +127,94 @@ Related options:
 """),
 ]
 
+# The shared emulator pool: where 'share' guests' emulator threads run, what
+# placement counts for them, and how much CPU time they may take.
+shared_pool_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        'shared_pool_affinity',
+        default=fields.SharedPoolAffinity.ANY,
+        choices=[
+            (fields.SharedPoolAffinity.ANY,
+             "A 'share' guest's emulator threads and I/O thread run on the "
+             "whole [compute] cpu_shared_set, on every NUMA node (Nova's "
+             "behaviour)."),
+            (fields.SharedPoolAffinity.NUMA,
+             "They run on the cpu_shared_set CPUs of the host NUMA cells the "
+             "guest's cells landed on; on the whole set when none of those "
+             "cells has shared CPUs."),
+        ],
+        help="""
+Where the emulator threads (and the I/O thread) of a guest with emulator
+threads policy ``share`` run, on a host with ``[compute] cpu_shared_set``.
+
+With ``numa`` the threads stay on the NUMA node(s) of the guest's memory and
+vCPUs, so the QEMU main loop, its I/O thread and the vhost threads that
+follow them do not cross the interconnect. Nova pins them to the whole
+shared set. When none of the guest's host cells has shared CPUs, the whole
+set is used and the compute log says so once for the guest.
+
+Set it on the compute hosts (the libvirt driver) and wherever
+``nova-emulator-threads plan`` or ``audit`` run, so that they agree.
+
+Related options:
+
+* ``[compute] cpu_shared_set``
+"""),
+    cfg.IntOpt(
+        'shared_pool_vcpus',
+        default=0,
+        min=0,
+        help="""
+How many ``VCPU`` of the shared pool every guest with emulator threads
+policy ``share`` claims in placement for its emulator threads, besides its
+``PCPU`` (and, for ``mixed`` guests, the ``VCPU`` of their shared vCPUs).
+
+The shared pool is the host's ``VCPU`` inventory, which Nova builds from
+``[compute] cpu_shared_set`` and ``cpu_allocation_ratio``. With a value above
+0, emulator threads and floating guests compete for that one counted
+resource: a ``share`` guest that does not fit any more fails with
+NoValidHost, a delete gives the room back, and moves carry the claim. Hosts
+without a shared pool (no ``VCPU`` inventory) are never chosen for such a
+guest. 0 (the default) claims nothing, as Nova does.
+
+Set it on nova-scheduler (it changes the placement request) and wherever
+``nova-emulator-threads plan`` runs.
+
+Related options:
+
+* ``[compute] cpu_shared_set``, ``cpu_allocation_ratio``
+* ``shared_pool_quota``
+"""),
+    cfg.BoolOpt(
+        'shared_pool_quota',
+        default=False,
+        help="""
+Cap the emulator threads of every ``share`` guest at the CPU time
+``shared_pool_vcpus`` accounted for them: ``shared_pool_vcpus /
+cpu_allocation_ratio`` of one pCPU, written as ``<emulator_period>`` and
+``<emulator_quota>`` in the guest's ``<cputune>`` (CFS bandwidth control of
+the emulator cgroup). One busy guest then cannot take the pool from the
+others. Has no effect while ``shared_pool_vcpus`` is 0. False (the default)
+writes no cap, as Nova does.
+
+Set it on the compute hosts.
+
+Related options:
+
+* ``shared_pool_vcpus``
+* ``[compute] cpu_allocation_ratio``
+"""),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(emulator_threads_group)
     conf.register_opts(emulator_threads_opts, group=emulator_threads_group)
     conf.register_opts(emulator_pcpu_opts, group=emulator_threads_group)
+    conf.register_opts(shared_pool_opts, group=emulator_threads_group)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
-    return {emulator_threads_group: emulator_threads_opts +
-            emulator_pcpu_opts}
+    return {emulator_threads_group: (emulator_threads_opts
+                                     + emulator_pcpu_opts
+                                     + shared_pool_opts)}

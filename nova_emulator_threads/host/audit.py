@@ -72,6 +72,7 @@ from nova_emulator_threads.host import flavor_check
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.host import snapshot
 from nova_emulator_threads.host import sysfs
+from nova_emulator_threads.objects import fields
 
 #: Thread kinds.
 VCPU = 'vcpu'
@@ -401,12 +402,18 @@ def _live_config_findings(guest: snapshot.Guest) -> list[findings.Finding]:
 
 
 def audit(host: snapshot.HostSnapshot,
-          cpu_shared_set: frozenset[int] | None = None) -> AuditReport:
+          cpu_shared_set: frozenset[int] | None = None,
+          shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
+          cpu_nodes: Mapping[int, int] | None = None) -> AuditReport:
     """Audit every guest of a snapshot.
 
     :param host: what ``snapshot.take_snapshot`` read
     :param cpu_shared_set: the host's ``[compute] cpu_shared_set``, when
         known: it makes the check of Nova ``share`` guests exact
+    :param shared_pool_affinity: the host's ``[emulator_threads]
+        shared_pool_affinity``
+    :param cpu_nodes: the host's CPU -> NUMA node, needed for
+        ``shared_pool_affinity = numa``
     :returns: the guests with their classified threads, and the findings
         in guest order
     """
@@ -432,7 +439,7 @@ def audit(host: snapshot.HostSnapshot,
         if report.policy is not None:
             found += flavor_check.check(
                 report.policy, report.guest.domain, host.cpus.online,
-                cpu_shared_set)
+                cpu_shared_set, shared_pool_affinity, cpu_nodes)
         found += _live_config_findings(report.guest)
         found += _outside_pin_findings(report)
     return AuditReport(snapshot=host, guests=tuple(reports),

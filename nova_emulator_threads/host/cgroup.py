@@ -26,6 +26,11 @@ Both hierarchies are read: cgroup v2 (``cpuset.cpus.effective`` in the
 unified hierarchy) and v1 (``cpuset.effective_cpus`` in the ``cpuset``
 controller's hierarchy, which hybrid hosts still use). Mount points are
 the conventional ones below ``/sys/fs/cgroup``.
+
+``read_thread_cpu_bandwidth`` reads the CFS bandwidth limit of the
+cgroup a thread runs in: for a guest's emulator threads, what libvirt
+wrote from ``<emulator_period>``/``<emulator_quota>`` (v1
+``cpu.cfs_quota_us``, v2 ``cpu.max``).
 """
 
 import dataclasses
@@ -124,4 +129,108 @@ def read_machine_cpuset(sys_root: str = '/sys') -> MachineCpuset | None:
             found = _v2(os.path.join(cgroup_root, partition))
             if found is not None:
                 return found
+    return None
+
+
+# -- CFS bandwidth of a thread's cgroup --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CPUBandwidth:
+    """The CFS bandwidth limit of a cgroup (``<emulator_quota>`` lands in
+    the guest's ``emulator`` cgroup).
+    """
+
+    #: the cgroup directory it was read from.
+    path: str
+    #: 1 or 2.
+    version: int
+    #: microseconds per period.
+    period: int
+    #: microseconds the cgroup may run per period; None: no limit (v1
+    #: ``-1``, v2 ``max``).
+    quota: int | None
+
+
+def _v1_bandwidth(directory: str) -> CPUBandwidth | None:
+    quota_path = os.path.join(directory, 'cpu.cfs_quota_us')
+    quota = _read(quota_path)
+    period = _read(os.path.join(directory, 'cpu.cfs_period_us'))
+    if quota is None or period is None:
+        return None
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError as exc:
+        raise exception.HostInspectionFailed(
+            source=directory,
+            reason='cpu.cfs_quota_us=%r and cpu.cfs_period_us=%r are not '
+                   'integers' % (quota, period)) from exc
+    return CPUBandwidth(path=directory, version=1, period=period_us,
+                        quota=quota_us if quota_us >= 0 else None)
+
+
+def _v2_bandwidth(directory: str) -> CPUBandwidth | None:
+    path = os.path.join(directory, 'cpu.max')
+    text = _read(path)
+    if text is None:
+        return None
+    fields = text.split()
+    if (len(fields) != 2 or not fields[1].isdigit() or
+            not (fields[0] == 'max' or fields[0].isdigit())):
+        raise exception.HostInspectionFailed(
+            source=path, reason='%r is not "QUOTA PERIOD" (QUOTA a number '
+                                'of microseconds or max)' % text)
+    return CPUBandwidth(
+        path=directory, version=2, period=int(fields[1]),
+        quota=None if fields[0] == 'max' else int(fields[0]))
+
+
+def read_thread_cpu_bandwidth(pid: int, tid: int | None = None,
+                              proc_root: str = '/proc',
+                              sys_root: str = '/sys') -> CPUBandwidth | None:
+    """The CFS bandwidth of the cgroup a thread runs in.
+
+    For a QEMU guest's main thread that is libvirt's ``emulator`` cgroup,
+    which carries ``<emulator_period>``/``<emulator_quota>``. The thread's
+    ``cgroup`` file names the cgroup: under v1 the hierarchy of the
+    ``cpu`` controller (mounted as ``cpu`` or ``cpu,cpuacct``), where the
+    limit is ``cpu.cfs_quota_us``/``cpu.cfs_period_us``; under v2 the
+    unified hierarchy, where it is ``cpu.max``.
+
+    :param pid: the process
+    :param tid: the thread (default: the process's main thread)
+    :raises: HostInspectionFailed if a file exists but cannot be read or
+        parsed
+    :returns: the limit, or None when the thread or its ``cpu`` cgroup
+        cannot be found
+    """
+    task = os.path.join(proc_root, str(pid))
+    if tid is not None:
+        task = os.path.join(task, 'task', str(tid))
+    text = _read(os.path.join(task, 'cgroup'))
+    if text is None:
+        return None
+    cgroup_root = os.path.join(sys_root, 'fs', 'cgroup')
+    unified = None
+    for line in text.splitlines():
+        number, _, rest = line.partition(':')
+        controllers, _, path = rest.partition(':')
+        relative = path.lstrip('/')
+        if number == '0' and not controllers:
+            unified = relative
+        elif 'cpu' in controllers.split(','):
+            # A v1 cpu controller is where the limit is enforced, even on
+            # a hybrid host that has a unified hierarchy too.
+            for mount in (controllers, 'cpu'):
+                found = _v1_bandwidth(os.path.join(cgroup_root, mount,
+                                                   relative))
+                if found is not None:
+                    return found
+            return None
+    if unified is None:
+        return None
+    for root in (cgroup_root, os.path.join(cgroup_root, 'unified')):
+        found = _v2_bandwidth(os.path.join(root, unified))
+        if found is not None:
+            return found
     return None

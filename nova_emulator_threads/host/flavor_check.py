@@ -28,7 +28,9 @@ policy (``virt.libvirt.cputune``, Nova's placement rules):
   the guest (which pCPU Nova reserved is not recorded; the persistent
   definition holds Nova's choice and ``live-config-differ`` compares it);
 * ``share``: with ``cpu_shared_set`` given to the audit, the emulator
-  threads run on exactly that set; without it, either over the guest's
+  threads run on exactly that set (with ``shared_pool_affinity = numa``,
+  on its CPUs on the NUMA nodes of the guest's vCPUs, or the whole set
+  when those nodes have none); without it, either over the guest's
   non-realtime vCPUs (Nova without a shared set) or on pCPUs that run no
   vCPU of the guest (a shared set), and nothing else;
 * no policy: the emulator threads float over the pCPUs of the
@@ -42,6 +44,7 @@ not checked: Nova gives their emulator threads no placement of its own.
 """
 
 import dataclasses
+from collections.abc import Mapping
 
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
@@ -147,9 +150,52 @@ def _nova_emulator_set(request: cpu_request.CPURequest,
     return cputune.emulatorpin_cpuset(fitted, cpu_shared_set, host=host)
 
 
+def _numa_local_emulator_set(
+        request: cpu_request.CPURequest,
+        vcpu_pins: dict[int, frozenset[int]],
+        cpu_shared_set: frozenset[int],
+        cpu_nodes: Mapping[int, int]) -> frozenset[int] | None:
+    """Where ``shared_pool_affinity = numa`` puts a ``share`` guest's
+    emulator threads, given where its vCPUs are pinned.
+
+    The guest's cells are on the NUMA nodes of its vCPUs' pCPUs; the
+    choice itself is ``cputune``'s. None when a pCPU's node is unknown.
+    """
+    nodes: dict[int, set[int]] = {}
+    for vcpu, pcpus in vcpu_pins.items():
+        if not pcpus or any(p not in cpu_nodes for p in pcpus):
+            return None
+        nodes.setdefault(cpu_nodes[min(pcpus)], set()).add(vcpu)
+    dedicated = request.dedicated_cpus
+    cells = tuple(
+        topology.InstanceCell(
+            id=node, cpuset=frozenset(vcpus) - dedicated,
+            pcpuset=frozenset(vcpus) & dedicated, memory=request.memory_mb,
+            cpu_policy=request.cpu_policy,
+            cpu_pinning={v: min(vcpu_pins[v]) for v in vcpus
+                         if v in dedicated})
+        for node, vcpus in sorted(nodes.items()))
+    fitted = topology.InstanceTopology(
+        cells=cells, emulator_threads_policy=request.emulator_threads_policy,
+        realtime_cpus=request.realtime_cpus)
+    host = topology.HostTopology(
+        cells=tuple(
+            topology.HostCell(
+                id=node, memory=request.memory_mb, pcpuset=frozenset(),
+                cpuset=frozenset(c for c in cpu_shared_set
+                                 if cpu_nodes.get(c) == node))
+            for node in sorted(set(cpu_nodes.values()))),
+        cpu_shared_set=cpu_shared_set)
+    return cputune.emulatorpin_cpuset(
+        fitted, cpu_shared_set, host=host,
+        shared_pool_affinity=fields.SharedPoolAffinity.NUMA)
+
+
 def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
           online: frozenset[int],
           cpu_shared_set: frozenset[int] | None = None,
+          shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
+          cpu_nodes: Mapping[int, int] | None = None,
           ) -> list[findings.Finding]:
     """Compare a Nova guest's live placement with what its policy needs.
 
@@ -159,6 +205,11 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
         ``cpu_shared_set`` out)
     :param cpu_shared_set: the host's ``[compute] cpu_shared_set``, or
         None when not known
+    :param shared_pool_affinity: ``[emulator_threads]
+        shared_pool_affinity`` of the host; with ``numa`` (and
+        ``cpu_shared_set`` and ``cpu_nodes`` known) a ``share`` guest's
+        emulator threads belong on the shared CPUs of its NUMA nodes
+    :param cpu_nodes: the host's CPU -> NUMA node
     """
     request = nova.request
     if request is None:
@@ -213,6 +264,14 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
                 findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
                 'cannot tell where Nova places the emulator threads: %s'
                 % exc)]
+        numa_local = False
+        if (policy_name == _SHARE and shared and cpu_nodes is not None and
+                shared_pool_affinity == fields.SharedPoolAffinity.NUMA):
+            numa_local = True
+            local = _numa_local_emulator_set(request, pins, shared,
+                                             cpu_nodes)
+            if local is not None:
+                expected = local
         unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
         if unknown_shared_set and not emulator & vcpu_pcpus:
             # Off the guest's vCPUs: [compute] cpu_shared_set, presumably.
@@ -221,7 +280,11 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
             if policy_name == _SHARE:
                 message = ("emulator threads policy 'share' puts the "
                            "emulator threads on %s, but they may run on %s"
-                           % ('[compute] cpu_shared_set (%s)'
+                           % (('the [compute] cpu_shared_set CPUs of the '
+                               "guest's NUMA nodes (%s; [emulator_threads] "
+                               'shared_pool_affinity = numa)'
+                               if numa_local else
+                               '[compute] cpu_shared_set (%s)')
                               % findings.fmt(expected)
                               if cpu_shared_set is not None else
                               'the pCPUs of the vCPUs (%s) or on [compute] '

@@ -177,3 +177,30 @@ def read_smt_cores(cpu_dir: str, online: frozenset[int],
         if len(core) > 1:
             cores.setdefault(core)
     return tuple(cores)
+
+
+def read_cpu_nodes(sys_root: str = '/sys') -> dict[int, int]:
+    """The host's CPU -> NUMA node (``devices/system/node/node*/cpulist``).
+
+    :param sys_root: where sysfs is mounted (a recorded tree in tests)
+    :raises: HostInspectionFailed if a CPU list is malformed
+    :returns: every CPU of a node; empty when the kernel has no NUMA
+        nodes directory
+    """
+    node_dir = os.path.join(sys_root, 'devices', 'system', 'node')
+    try:
+        names = os.listdir(node_dir)
+    except OSError:
+        return {}
+    nodes: dict[int, int] = {}
+    for name in names:
+        number = name[len('node'):]
+        if not name.startswith('node') or not number.isdigit():
+            continue
+        path = os.path.join(node_dir, name, 'cpulist')
+        text = _read_text(path)
+        if text is None:
+            continue
+        for cpu in cpulist.parse_cpu_list(text, path):
+            nodes[cpu] = int(number)
+    return nodes

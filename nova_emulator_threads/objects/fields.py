@@ -42,6 +42,19 @@ class CPUEmulatorThreadsPolicy(BaseEnum):
     ALL = (SHARE, ISOLATE)
 
 
+class SharedPoolAffinity(BaseEnum):
+    """``[emulator_threads] shared_pool_affinity``: where in the shared pool
+    the emulator threads of a ``share`` guest run. Not a Nova value.
+    """
+
+    # any (the default): the whole '[compute] cpu_shared_set', as Nova.
+    ANY = 'any'
+    # numa: the shared CPUs of the host cells the guest's cells landed on.
+    NUMA = 'numa'
+
+    ALL = (ANY, NUMA)
+
+
 class CPUAllocationPolicy(BaseEnum):
     """``hw:cpu_policy``: whether vCPUs are pinned."""
 

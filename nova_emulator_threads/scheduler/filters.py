@@ -49,6 +49,7 @@ from oslo_log import log as logging
 from nova_emulator_threads import conf
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
+from nova_emulator_threads.scheduler import shared_pool
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import nova_objects
 from nova_emulator_threads.virt import topology
@@ -153,6 +154,14 @@ class EmulatorThreadsFilter(filters.BaseHostFilter):
                       'filter: the host reports no NUMA topology and the '
                       'instance needs one.',
                       {'host': host_state.host, 'node': host_state.nodename},
+                      instance_uuid=spec_obj.instance_uuid)
+            return False
+        no_pool = shared_pool.rejection(host_state, spec_obj)
+        if no_pool:
+            LOG.debug('%(host)s, %(node)s fails the emulator threads '
+                      'filter: %(reason)s',
+                      {'host': host_state.host, 'node': host_state.nodename,
+                       'reason': no_pool},
                       instance_uuid=spec_obj.instance_uuid)
             return False
         undecided = self._undecided(spec_obj)

@@ -30,6 +30,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceTopology
 
@@ -175,8 +176,15 @@ def density_report(
     memory_mb: int,
     extra_specs: Mapping[str, str] | None = None,
     boot_check: BootCheck | None = None,
+    shared_pool_vcpus: int = 0,
+    cpu_allocation_ratio: float = 4.0,
 ) -> list[DensityRow]:
     """The density of each of ``POLICIES`` for one flavor.
+
+    With ``shared_pool_vcpus`` (``[emulator_threads] shared_pool_vcpus``)
+    one more row, ``share + accounted pool``: the guests also claim that
+    many ``VCPU`` of the shared pool (``cpu_shared_set`` x
+    ``cpu_allocation_ratio``), and stop when it is full.
 
     :param host: the host as configured, ``cpu_shared_set`` included
     :param host_without_shared_set: the same host with ``[compute]
@@ -184,6 +192,10 @@ def density_report(
     :param extra_specs: flavor extra specs every policy gets, under the
         policy's own
     :param boot_check: called with the host and the first fitted guest
+    :param shared_pool_vcpus: VCPU each ``share`` guest claims; 0: no
+        accounted row
+    :param cpu_allocation_ratio: the ratio of the shared pool's ``VCPU``
+        inventory (Nova's default for a new host is 4.0)
     :raises: exception.Invalid if ``extra_specs`` sets what the policies
         set (the CPU or emulator threads policy)
     """
@@ -194,8 +206,49 @@ def density_report(
                 reason='--extra-spec %s=%s: the density report sets %s '
                        'itself, once per policy; leave it out'
                        % (key, base[key], key))
-    return [_row(item, host if item.shared_set else host_without_shared_set,
+    rows = [_row(item, host if item.shared_set else host_without_shared_set,
                  vcpus, memory_mb, base, boot_check) for item in POLICIES]
+    if shared_pool_vcpus:
+        rows.append(_accounted_row(host, vcpus, memory_mb, base, boot_check,
+                                   shared_pool_vcpus, cpu_allocation_ratio))
+    return rows
+
+
+#: ``share`` with ``[emulator_threads] shared_pool_vcpus``: the shared pool
+#: counted in placement.
+ACCOUNTED_POOL = Policy(
+    'share + accounted pool',
+    {cpu_request.CPU_POLICY_KEY: 'dedicated',
+     cpu_request.EMULATOR_THREADS_KEY: 'share'},
+    True, 'cpu_shared_set %(shared)s, %(claim)d VCPU per guest of a pool '
+          'of %(pool)g')
+
+
+def _accounted_row(host: HostTopology, vcpus: int, memory_mb: int,
+                   base: Mapping[str, str], boot_check: BootCheck | None,
+                   shared_pool_vcpus: int,
+                   cpu_allocation_ratio: float) -> DensityRow:
+    """``share`` with the pool accounted: as many guests as the pCPUs
+    and the pool's ``VCPU`` both allow.
+    """
+    pool = shared_pool.pool_capacity(host.cpu_shared_set,
+                                     cpu_allocation_ratio)
+    item = dataclasses.replace(
+        ACCOUNTED_POOL, emulator_threads=ACCOUNTED_POOL.emulator_threads % {
+            'shared': '%(shared)s', 'claim': shared_pool_vcpus,
+            'pool': pool})
+    row = _row(item, host, vcpus, memory_mb, base, boot_check)
+    if row.guests is None:
+        return row
+    room = shared_pool.guests_in_pool(host.cpu_shared_set,
+                                      cpu_allocation_ratio,
+                                      shared_pool_vcpus)
+    if room is None or room >= row.guests:
+        return row
+    return dataclasses.replace(
+        row, guests=room,
+        note='the shared pool (%g VCPU) is full before the pCPUs are'
+             % pool)
 
 
 def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,

@@ -156,8 +156,10 @@ class SeamInServiceTest(base.EmulatorThreadsTestBase):
         # constant: give the estimate another figure and placement follows.
         original = overhead.estimate_instance_overhead
 
-        def two_for_isolate(request: Any) -> dict[str, int]:
-            return {rc: 2 * n for rc, n in original(request).items()}
+        def two_for_isolate(request: Any,
+                            shared_pool_vcpus: int = 0) -> dict[str, int]:
+            return {rc: 2 * n for rc, n in original(
+                request, shared_pool_vcpus).items()}
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova_emulator_threads.overhead.estimate_instance_overhead',

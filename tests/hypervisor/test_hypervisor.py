@@ -27,7 +27,9 @@ host's real CPUs, and reads the real ``/proc`` and ``/sys``:
   moves them, ``/proc`` shows it, the persistent definition holds it (a
   restart keeps it), and ``audit`` then reports the guest clean;
 * ``pin --apply-audit`` does the same on its own; a pin the audit would
-  report is refused and changes nothing.
+  report is refused and changes nothing;
+* the shared pool's CFS cap (``<emulator_period>``/``<emulator_quota>``)
+  lands in the guest's emulator cgroup, and the guest still runs.
 
 The machine of CI has two CPUs: plans use pCPUs 0 and 1.
 """
@@ -46,9 +48,11 @@ from lxml import etree
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.host import audit
+from nova_emulator_threads.host import cgroup
 from nova_emulator_threads.host import procfs
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.hypervisor import libvirtd
 from tests.unit.virt import cases
@@ -311,3 +315,56 @@ class HypervisorTestCase(testtools.TestCase):
         self.assertEqual(sorted(os.sched_getaffinity(0)),
                          report['host']['online'])
         self.assertEqual([], report['guests'])
+
+    # -- the shared emulator pool's CFS cap ----------------------------------
+
+    def test_shared_pool_quota_reaches_the_emulator_cgroup(self) -> None:
+        # [emulator_threads] shared_pool_vcpus = 1, shared_pool_quota on,
+        # cpu_allocation_ratio 4: a quarter of pCPU 0 for the emulator
+        # threads, the vCPU alone on pCPU 1.
+        specs = {'hw:cpu_policy': 'dedicated',
+                 'hw:cpu_emulator_threads': 'share'}
+        host = hardware.host_topology_from_caps(
+            self.caps, cpu_dedicated_set='1', cpu_shared_set='0')
+        fitted = hardware.fit_instance_to_host(
+            host, hardware.instance_topology_from_flavor(1, 64, specs))
+        self.assertIsNotNone(fitted)
+        cap = bandwidth.emulator_bandwidth('share', 1, 4.0)
+        self.assertEqual(bandwidth.EmulatorBandwidth(100000, 25000), cap)
+        planned = cputune.cputune_from_topology(
+            fitted, frozenset({0}), host=host, emulator_bandwidth=cap)
+        guest = self.guest('quota', cputune.format_cputune(planned),
+                           iothreads=len(planned.iothreadpins))
+
+        # libvirt kept it, in the live and the persistent definition ...
+        for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
+            self.assertEqual(cap, cputune.parse_cputune(
+                guest.dom.XMLDesc(flags)).emulator_bandwidth)
+        params = guest.dom.schedulerParameters()
+        self.assertEqual((100000, 25000), (params['emulator_period'],
+                                           params['emulator_quota']))
+        # ... and wrote it to the cgroup the emulator threads run in
+        # (libvirt's 'emulator' cgroup of the guest).
+        found = cgroup.read_thread_cpu_bandwidth(guest.pid)
+        self.assertIsNotNone(found, 'no cpu cgroup for QEMU pid %d'
+                             % guest.pid)
+        self.addDetail('emulator-cgroup', testtools.content.text_content(
+            repr(found)))
+        self.assertTrue(found.path.endswith('/emulator'), found.path)
+        self.assertEqual((100000, 25000), (found.period, found.quota))
+        # The vCPU's own cgroup is not capped.
+        vcpu = next(t for t in procfs.process_threads(guest.pid)
+                    if audit.classify(t, guest.pid, planned.iothreadpins)
+                    .kind == audit.VCPU)
+        vcpu_bandwidth = cgroup.read_thread_cpu_bandwidth(guest.pid, vcpu.tid)
+        self.assertIsNotNone(vcpu_bandwidth)
+        self.assertIsNone(vcpu_bandwidth.quota)
+
+        # The guest boots and runs: its vCPU keeps using CPU time.
+        self.assertPlacement(guest, planned.vcpupins, planned.emulatorpin,
+                             planned.iothreadpins)
+        state, _reason = guest.dom.state()
+        self.assertEqual(self.daemon.libvirt.VIR_DOMAIN_RUNNING, state)
+        before = guest.dom.info()[4]
+        time.sleep(1.0)
+        self.assertGreater(guest.dom.info()[4], before)

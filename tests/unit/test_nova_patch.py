@@ -25,6 +25,7 @@ from nova.scheduler import utils as scheduler_utils
 from nova.virt import hardware as nova_hardware
 from oslo_config import fixture as config_fixture
 
+from nova_emulator_threads import conf
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.virt import hardware
 from tests.unit import base
@@ -295,6 +296,24 @@ class TestPlacementSeam(base.TestCase):
             2, resources__PCPU='3', hw__cpu_emulator_threads='isolate'))
 
     def test_unpinned(self) -> None:
+        self.assertEqual({'VCPU': 2}, self.resources())
+
+    def test_shared_pool_vcpus(self) -> None:
+        self.useFixture(config_fixture.Config(conf.CONF)).config(
+            shared_pool_vcpus=2, group='emulator_threads')
+        ded = {'hw__cpu_policy': 'dedicated'}
+        self.assertEqual({'PCPU': 2, 'VCPU': 2}, self.resources(
+            hw__cpu_emulator_threads='share', **ded))
+        self.assertEqual({'PCPU': 2, 'VCPU': 2}, self.resources(
+            hw__emulator_threads_policy='share', **ded))
+        # Mixed: on top of the shared vCPUs' VCPU.
+        self.assertEqual({'VCPU': 3, 'PCPU': 2}, self.resources(
+            3, hw__cpu_policy='mixed', hw__cpu_dedicated_mask='^0',
+            hw__cpu_emulator_threads='share'))
+        # Other guests: as without the option.
+        self.assertEqual({'PCPU': 3}, self.resources(
+            hw__cpu_emulator_threads='isolate', **ded))
+        self.assertEqual({'PCPU': 2}, self.resources(**ded))
         self.assertEqual({'VCPU': 2}, self.resources())
 
     def test_overhead_figure_is_ours(self) -> None:

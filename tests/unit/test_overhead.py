@@ -80,6 +80,35 @@ class OverheadTestCase(base.TestCase):
         self.assertEqual(expected_placement,
                          overhead.placement_request(request))
 
+    # specs -> (overhead, placement request) with shared_pool_vcpus = 2.
+    @ddt.data(
+        ({'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'share'},
+         {'VCPU': 2}, {'PCPU': 4, 'VCPU': 2}),
+        ({'hw:cpu_policy': 'dedicated',
+          'hw:emulator_threads_policy': 'share'},
+         {'VCPU': 2}, {'PCPU': 4, 'VCPU': 2}),
+        # Mixed: the emulator threads' VCPU on top of the shared vCPUs'.
+        (dict(MIXED, **{'hw:cpu_emulator_threads': 'share'}),
+         {'VCPU': 2}, {'VCPU': 4, 'PCPU': 2}),
+        # Not 'share': unchanged.
+        ({'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'},
+         {'PCPU': 1}, {'PCPU': 5}),
+        ({'hw:cpu_policy': 'dedicated'}, {}, {'PCPU': 4}),
+        ({}, {}, {'VCPU': 4}),
+        # Explicit amounts are totals.
+        ({'resources:PCPU': '4', 'hw:cpu_emulator_threads': 'share'},
+         {}, {'PCPU': 4}),
+    )
+    @ddt.unpack
+    def test_shared_pool_vcpus(self, specs: dict[str, str],
+                               expected_overhead: dict[str, int],
+                               expected_placement: dict[str, int]) -> None:
+        request = cpu_request.parse_request(4, 2048, specs)
+        self.assertEqual(expected_overhead,
+                         overhead.estimate_instance_overhead(request, 2))
+        self.assertEqual(expected_placement,
+                         overhead.placement_request(request, 2))
+
     def test_one_number(self) -> None:
         # The explicit resources:PCPU check, the overhead and so the
         # placement request all follow the one constant.
@@ -101,7 +130,7 @@ class OverheadTestCase(base.TestCase):
         # does not work the emulator pCPU out a second time.
         self.useFixture(fixtures.MonkeyPatch(
             'nova_emulator_threads.overhead.estimate_instance_overhead',
-            lambda request: {'PCPU': 3, 'VCPU': 1}))
+            lambda request, shared_pool_vcpus: {'PCPU': 3, 'VCPU': 1}))
         request = cpu_request.parse_request(4, 2048, MIXED)
         self.assertEqual({'VCPU': 3, 'PCPU': 5},
                          overhead.placement_request(request))

@@ -37,6 +37,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads import xmlutils
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import bandwidth
 
 #: I/O threads Nova gives every guest (``LibvirtDriver._get_guest_iothread``);
 #: they are numbered from 1.
@@ -85,6 +86,9 @@ class CPUTune:
         default_factory=dict)
     #: the ``<vcpusched>`` elements, in document order.
     vcpusched: tuple[VCPUSched, ...] = ()
+    #: ``<emulator_period>`` and ``<emulator_quota>`` (microseconds): the
+    #: CFS bandwidth of the emulator threads; None when not capped.
+    emulator_bandwidth: bandwidth.EmulatorBandwidth | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -177,18 +181,58 @@ def vcpupin_cpusets(
     return pins
 
 
+def numa_local_shared_cpuset(
+    fitted: topology.InstanceTopology,
+    cpu_shared_set: frozenset[int],
+    host: topology.HostTopology | None,
+) -> frozenset[int]:
+    """The shared CPUs on the host cells the guest's cells landed on.
+
+    What ``shared_pool_affinity = numa`` pins a ``share`` guest's emulator
+    threads and I/O thread to: ``cpu_shared_set`` restricted to the CPUs
+    of those host cells (a host cell's ``cpuset``). Empty when none of
+    them has shared CPUs; the caller then falls back to the whole set.
+
+    :param fitted: a fitted topology: ``cells[i].id`` is a host cell id
+    :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
+    :param host: the host it was fitted to
+    :raises: InvalidInstanceTopology if the host is missing or lacks one
+        of the guest's host cells
+    :returns: the NUMA-local shared CPUs, possibly none
+    """
+    if host is None:
+        raise exception.InvalidInstanceTopology(
+            reason='the emulator threads follow the guest\'s NUMA cells '
+                   '(shared_pool_affinity = numa), so the host topology '
+                   'is needed')
+    cells = _host_cells(host)
+    local: frozenset[int] = frozenset()
+    for index, cell in enumerate(fitted.cells):
+        if cell.id not in cells:
+            raise exception.InvalidInstanceTopology(
+                reason='guest cell %d is on host cell %d, which the host '
+                       'does not have (cells %s)'
+                       % (index, cell.id, _fmt(frozenset(cells))))
+        local |= frozenset(cells[cell.id].cpuset) & cpu_shared_set
+    return local
+
+
 def emulatorpin_cpuset(
     fitted: topology.InstanceTopology,
     cpu_shared_set: frozenset[int] = frozenset(),
     *,
     host: topology.HostTopology | None = None,
+    shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
 ) -> frozenset[int]:
     """Where the emulator threads run, as Nova's ``_get_emulatorpin_cpuset``.
 
     * ``isolate``: the pCPUs reserved for them (``cpuset_reserved``, which
       the fitter puts on the host cell of guest cell 0);
     * ``share`` with ``[compute] cpu_shared_set`` set: that whole set (not
-      restricted to the guest's NUMA cells, as in Nova);
+      restricted to the guest's NUMA cells, as in Nova); with
+      ``shared_pool_affinity = numa``, the part of it on the guest's host
+      cells (``numa_local_shared_cpuset``), or the whole set when that
+      part is empty;
     * otherwise (``share`` without a shared set, or no policy): they float
       over the CPUs of the guest's vCPUs, leaving out realtime vCPUs.
 
@@ -199,7 +243,10 @@ def emulatorpin_cpuset(
     :param fitted: a fitted topology
     :param cpu_shared_set: ``[compute] cpu_shared_set`` of the host
     :param host: the host it was fitted to; only needed when some vCPU is
-        not pinned and the emulator threads float over the vCPUs
+        not pinned and the emulator threads float over the vCPUs, or with
+        ``shared_pool_affinity = numa``
+    :param shared_pool_affinity: ``[emulator_threads]
+        shared_pool_affinity``; ``any`` is Nova's choice
     :raises: InvalidInstanceTopology if the emulator threads would have no
         CPU, or Nova refuses the combination
     :returns: the pCPUs of ``<emulatorpin>``
@@ -225,6 +272,16 @@ def emulatorpin_cpuset(
                        "to a host first")
         return fitted.cpuset_reserved
     if policy == fields.CPUEmulatorThreadsPolicy.SHARE and cpu_shared_set:
+        if shared_pool_affinity == fields.SharedPoolAffinity.NUMA:
+            local = numa_local_shared_cpuset(fitted, cpu_shared_set, host)
+            if local:
+                return local
+        elif shared_pool_affinity != fields.SharedPoolAffinity.ANY:
+            raise exception.Invalid(
+                reason='[emulator_threads] shared_pool_affinity=%r is not '
+                       'allowed; expected one of %s'
+                       % (shared_pool_affinity,
+                          ', '.join(fields.SharedPoolAffinity.ALL)))
         return frozenset(cpu_shared_set)
     pins = vcpupin_cpusets(fitted, host)
     emulator: frozenset[int] = frozenset()
@@ -302,6 +359,8 @@ def cputune_from_topology(
     realtime_priority: int = DEFAULT_REALTIME_PRIORITY,
     *,
     host: topology.HostTopology | None = None,
+    shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
+    emulator_bandwidth: bandwidth.EmulatorBandwidth | None = None,
 ) -> CPUTune:
     """The placement Nova's libvirt driver chooses for a fitted guest.
 
@@ -309,11 +368,13 @@ def cputune_from_topology(
     what libvirt reports for a running guest.
     """
     pins = vcpupin_cpusets(fitted, host)
-    emulator = emulatorpin_cpuset(fitted, cpu_shared_set, host=host)
+    emulator = emulatorpin_cpuset(fitted, cpu_shared_set, host=host,
+                                  shared_pool_affinity=shared_pool_affinity)
     return CPUTune(vcpupins=pins,
                    emulatorpin=emulator,
                    iothreadpins=iothreadpin_cpusets(emulator),
-                   vcpusched=vcpusched(fitted, realtime_priority))
+                   vcpusched=vcpusched(fitted, realtime_priority),
+                   emulator_bandwidth=emulator_bandwidth)
 
 
 def format_cputune(tune: CPUTune) -> etree._Element:
@@ -325,6 +386,13 @@ def format_cputune(tune: CPUTune) -> etree._Element:
     them.
     """
     root = etree.Element('cputune')
+    if tune.emulator_bandwidth is not None:
+        # Not a Nova element: libvirt reads <cputune>'s children in any
+        # order; ours go first, as libvirt itself writes them.
+        etree.SubElement(root, 'emulator_period').text = str(
+            tune.emulator_bandwidth.period)
+        etree.SubElement(root, 'emulator_quota').text = str(
+            tune.emulator_bandwidth.quota)
     if tune.emulatorpin is not None:
         etree.SubElement(root, 'emulatorpin',
                          cpuset=_spec(tune.emulatorpin))
@@ -399,6 +467,16 @@ def _int_attr(element: etree._Element, name: str, source: str,
     return int(text)
 
 
+def _int_text(element: etree._Element, source: str) -> int:
+    text = (element.text or '').strip()
+    # libvirt writes a negative quota (-1) for "no cap".
+    digits = text[1:] if text.startswith('-') else text
+    if not digits.isascii() or not digits.isdigit():
+        raise _invalid(source, '<%s> holds %r; expected an integer'
+                       % (element.tag, element.text))
+    return int(text)
+
+
 def _cpus_attr(element: etree._Element, name: str,
                source: str) -> frozenset[int]:
     value = element.get(name)
@@ -453,9 +531,14 @@ def parse_cputune(xml: str | bytes | etree._Element,
     iothreadpins: dict[int, frozenset[int]] = {}
     emulatorpin: frozenset[int] | None = None
     scheds: list[VCPUSched] = []
+    cfs: dict[str, int] = {}
     # Naming the tags also skips comments and unresolved entities.
     for child in tune.iterchildren('vcpupin', 'emulatorpin', 'iothreadpin',
-                                   'vcpusched'):
+                                   'vcpusched', 'emulator_period',
+                                   'emulator_quota'):
+        if child.tag in ('emulator_period', 'emulator_quota'):
+            cfs[child.tag] = _int_text(child, source)
+            continue
         if child.tag == 'vcpupin':
             vcpu = _int_attr(child, 'vcpu', source)
             if vcpu in vcpupins:
@@ -484,5 +567,13 @@ def parse_cputune(xml: str | bytes | etree._Element,
             scheds.append(VCPUSched(
                 vcpus=_cpus_attr(child, 'vcpus', source),
                 scheduler=scheduler, priority=priority))
+    emulator_bandwidth = None
+    if cfs.get('emulator_quota', -1) > 0:
+        # A quota of -1 (or none) is no cap. Without <emulator_period>
+        # libvirt keeps the kernel's period.
+        emulator_bandwidth = bandwidth.EmulatorBandwidth(
+            period=cfs.get('emulator_period', bandwidth.EMULATOR_PERIOD_US),
+            quota=cfs['emulator_quota'])
     return CPUTune(vcpupins=vcpupins, emulatorpin=emulatorpin,
-                   iothreadpins=iothreadpins, vcpusched=tuple(scheds))
+                   iothreadpins=iothreadpins, vcpusched=tuple(scheds),
+                   emulator_bandwidth=emulator_bandwidth)

@@ -135,3 +135,86 @@ class DeleteTest(base.EmulatorThreadsTest):
                 'has no libvirt URI for the servers\' hosts')
         for name, host in sorted(hosts.items()):
             self.assertEqual([], host.domain_names(), name)
+
+
+class SharedPoolTest(base.EmulatorThreadsTest):
+    """The share host's shared pool is counted: full means NoValidHost.
+
+    With ``[emulator_threads] shared_pool_vcpus`` set in the cloud, every
+    share server claims that many VCPU of its host's shared pool (the
+    host's VCPU inventory, which floating servers use too). The test
+    fills the pool with floating servers, sees the next share server
+    refused with a fault its user can read while the host still has a
+    free pCPU, deletes one floating server and boots the share server.
+    """
+
+    @classmethod
+    def skip_checks(cls):
+        super().skip_checks()
+        if not CONF.emulator_threads.share_host:
+            raise cls.skipException(
+                '[emulator_threads] share_host is not set: no compute host '
+                'with a shared pool')
+
+    def provider(self, name):
+        (provider,) = [p for p in self.providers() if p['name'] == name]
+        return provider
+
+    def free(self, provider, resource_class):
+        inventory = self.providers_client.list_resource_provider_inventories(
+            provider['uuid'])['inventories'].get(resource_class)
+        if inventory is None:
+            return 0
+        used = self.providers_client.list_resource_provider_usages(
+            provider['uuid'])['usages'].get(resource_class, 0)
+        return int((inventory['total'] - inventory['reserved'])
+                   * inventory['allocation_ratio']) - used
+
+    @decorators.idempotent_id('2f4a6c8e-0b1d-4f3a-9c5e-7a9b1c3d5e15')
+    def test_full_pool_no_valid_host_then_refill(self):
+        host = CONF.emulator_threads.share_host
+        share = self.pinned_flavor(base.SHARE)
+        provider = self.provider(host)
+
+        # What a share server claims from the pool, as the cloud is set.
+        probe = self.boot(share, host=host)
+        claim = self.allocated(probe['id']).get('VCPU', 0)
+        self.delete_and_wait(probe['id'])
+        if not claim:
+            raise self.skipException(
+                'share servers claim no VCPU: [emulator_threads] '
+                'shared_pool_vcpus is 0 in this cloud')
+        if self.free(provider, 'PCPU') < share['vcpus']:
+            raise self.skipException('%s has no free pCPU for a share '
+                                     'server' % host)
+
+        # Fill the pool with floating servers until a share server's claim
+        # no longer fits (each floating vCPU takes one VCPU).
+        floating = self.create_flavor(ram=128, vcpus=1, disk=1)
+        fillers = max(0, self.free(provider, 'VCPU') - claim + 1)
+        if fillers > CONF.emulator_threads.fill_limit:
+            raise self.skipException(
+                'filling the shared pool takes %d servers, more than '
+                '[emulator_threads] fill_limit = %d' % (
+                    fillers, CONF.emulator_threads.fill_limit))
+        servers = [self.boot(floating, host=host) for _ in range(fillers)]
+        self.assertLess(self.free(provider, 'VCPU'), claim)
+        self.assertGreaterEqual(self.free(provider, 'PCPU'), share['vcpus'])
+
+        # The pCPU is free, the pool is not: refused, readably, nothing
+        # claimed.
+        refused = self.boot(share, status='ERROR')
+        fault = self.servers_client.show_server(refused['id'])['server'][
+            'fault']
+        self.assertIn('No valid host was found', fault['message'])
+        self.assertEqual({}, self.allocated(refused['id']))
+        self.delete_and_wait(refused['id'])
+
+        # A delete gives the room back.
+        if servers:
+            self.delete_and_wait(servers[0]['id'])
+        server = self.boot(share)
+        self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
+        allocated = self.allocated(server['id'])
+        self.assertEqual((share['vcpus'], claim),
+                         (allocated.get('PCPU'), allocated.get('VCPU')))

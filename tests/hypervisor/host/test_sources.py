@@ -44,3 +44,21 @@ class RealHostSourcesTestCase(base.BaseTestCase):
         found = cgroup.read_machine_cpuset()
         if found is not None:
             self.assertLessEqual(found.cpus, sysfs.read_host_cpus().online)
+
+    def test_real_smt_cores(self) -> None:
+        # Every core with several threads is made of online CPUs.
+        cpus = sysfs.read_host_cpus()
+        for core in cpus.smt_cores:
+            self.assertLessEqual(core, cpus.online)
+
+    def test_real_cpu_bandwidth(self) -> None:
+        # This process's own cgroup parses, whatever the host has.
+        found = cgroup.read_thread_cpu_bandwidth(os.getpid())
+        if found is not None:
+            self.assertGreater(found.period, 0)
+
+    def test_real_cpu_nodes(self) -> None:
+        # Every online CPU of a NUMA host belongs to one node.
+        nodes = sysfs.read_cpu_nodes()
+        if nodes:
+            self.assertLessEqual(sysfs.read_host_cpus().online, set(nodes))

@@ -17,6 +17,7 @@ and recorded ``/proc`` and ``/sys`` trees, through the CLI's ``main``."""
 import contextlib
 import io
 import json
+import os
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import main
@@ -206,3 +207,30 @@ class CommandTestCase(base.TestCase):
         self.assertIn('vm: not changed: Nova guest with hw:cpu_policy='
                       'dedicated, emulator threads policy none', out)
         self.assertIn('audit after the changes: 1 findings', out)
+
+    # -- audit --shared-pool-affinity --------------------------------------
+
+    def test_numa_local_share_guest(self) -> None:
+        # --shared-pool-affinity numa reads the host's NUMA nodes.
+        for node, cpus in (('node0', '0-3'), ('node1', '4-7')):
+            path = os.path.join(self.tree.sys_root, 'devices', 'system',
+                                'node', node)
+            os.makedirs(path)
+            with open(os.path.join(path, 'cpulist'), 'w') as f:
+                f.write(cpus + '\n')
+        meta = {'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 1024,
+                'extra_specs': {'hw:cpu_policy': 'dedicated',
+                                'hw:cpu_emulator_threads': 'share'}}
+        local = fakehost.domain_xml(
+            'local', testdriver.UUID_A, {0: '5', 1: '6'}, emulatorpin='4',
+            iothreadpins={1: '4'}, nova=meta)
+        uri = self.node(local)
+        args = [*self.host_args(uri), '--cpu-shared-set', '0,4']
+        status, out, err = self.cli('audit', *args,
+                                    '--shared-pool-affinity', 'numa')
+        self.assertEqual((0, ''), (status, err), out)
+        # As Nova places it (any), the guest belongs on the whole set.
+        status, out, err = self.cli('audit', *args)
+        self.assertEqual(1, status, out)
+        self.assertIn('[compute] cpu_shared_set (0,4), but they may run on 4',
+                      out)

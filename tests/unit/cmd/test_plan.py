@@ -12,15 +12,20 @@
 
 """``nova-emulator-threads plan``, run as the installed command."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import typing
 
 import fixtures
 
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import plan
+from nova_emulator_threads.virt.libvirt import bandwidth
+from nova_emulator_threads.virt.libvirt import cputune
 from tests.unit import base
 from tests.unit.virt import cases
 
@@ -245,3 +250,92 @@ class _CapsFile(fixtures.Fixture):
         self.path = os.path.join(directory, 'caps.xml')
         with open(self.path, 'w') as f:
             f.write(self.text)
+
+
+class TestSharedPoolPlan(base.TestCase):
+    """``plan`` with the shared emulator pool options, in-process."""
+
+    #: One host cell per socket: CPUs 0-3 and 4-7; 0 and 4 shared.
+    HOST = ('--cpu-dedicated-set', '1-3,5-7', '--cpu-shared-set', '0,4')
+    SHARE = ('--extra-spec', 'hw:cpu_policy=dedicated',
+             '--extra-spec', 'hw:cpu_emulator_threads=share')
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.caps = self.useFixture(_CapsFile(cases.caps_xml(
+            2, 4, 1, True, [4096, 4096], None))).path
+
+    def main(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main.main(['plan', '--host', self.caps, *argv])
+            except SystemExit as exc:
+                # argparse's own errors (a value not in the choices).
+                status = int(str(exc.code))
+        return status, out.getvalue(), err.getvalue()
+
+    def plan_json(self, *argv: str) -> dict[str, typing.Any]:
+        status, out, err = self.main(*self.HOST, '--vcpus', '2',
+                                     '--format', 'json', *argv)
+        self.assertEqual(0, status, err)
+        result: dict[str, typing.Any] = json.loads(out)
+        return result
+
+    def test_defaults_are_novas(self) -> None:
+        out = self.plan_json(*self.SHARE)
+        self.assertEqual({'PCPU': 2}, out['placement'])
+        self.assertEqual({}, out['overhead'])
+        self.assertEqual([0, 4], out['emulatorpin'])
+        self.assertNotIn('emulator_quota', out['cputune_xml'])
+
+    def test_numa_accounted_capped(self) -> None:
+        out = self.plan_json(*self.SHARE, '--shared-pool-affinity', 'numa',
+                             '--shared-pool-vcpus', '1',
+                             '--shared-pool-quota',
+                             '--cpu-allocation-ratio', '2')
+        self.assertEqual({'VCPU': 1}, out['overhead'])
+        self.assertEqual({'PCPU': 2, 'VCPU': 1}, out['placement'])
+        (cell,) = out['cells']
+        local = [0] if cell['host_cell'] == 0 else [4]
+        self.assertEqual(local, out['emulatorpin'])
+        tune = cputune.parse_cputune(out['cputune_xml'])
+        self.assertEqual(frozenset(local), tune.emulatorpin)
+        self.assertEqual(bandwidth.EmulatorBandwidth(100000, 50000),
+                         tune.emulator_bandwidth)
+
+    def test_table_shows_the_quota(self) -> None:
+        status, out, err = self.main(*self.HOST, '--vcpus', '2', *self.SHARE,
+                                     '--shared-pool-vcpus', '1',
+                                     '--shared-pool-quota')
+        self.assertEqual(0, status, err)
+        self.assertIn('25000 us per 100000 us', out)
+        self.assertIn('PCPU=2, VCPU=1', out)
+
+    def test_no_shared_pool_is_no_fit(self) -> None:
+        status, out, err = self.main(
+            '--cpu-dedicated-set', '0-7', '--vcpus', '2', '--format',
+            'json', *self.SHARE, '--shared-pool-vcpus', '1')
+        self.assertEqual(0, status, err)
+        result = json.loads(out)
+        self.assertFalse(result['fits'])
+        self.assertIn('no shared CPUs, so no VCPU inventory',
+                      result['reason'])
+        # A realtime share guest, whatever the options.
+        status, out, err = self.main(
+            '--cpu-dedicated-set', '0-7', '--vcpus', '2', '--format',
+            'json', *self.SHARE, '--extra-spec', 'hw:cpu_realtime=yes')
+        self.assertIn("needs [compute] cpu_shared_set",
+                      json.loads(out)['reason'])
+
+    def test_bad_values(self) -> None:
+        for argv, fragment in (
+                (('--shared-pool-vcpus', '-1'), '--shared-pool-vcpus=-1'),
+                (('--cpu-allocation-ratio', '0'),
+                 '--cpu-allocation-ratio=0.0'),
+                (('--shared-pool-affinity', 'socket'),
+                 '--shared-pool-affinity')):
+            status, out, err = self.main(*argv)
+            self.assertEqual((2, ''), (status, out), argv)
+            self.assertEqual(1, len(err.strip().splitlines()), err)
+            self.assertIn(fragment, err)

@@ -36,7 +36,8 @@ class TestOpts(base.TestCase):
         ((group, options),) = opts.list_opts()
         self.assertEqual('emulator_threads', group.name)
         self.assertEqual(['allow_untested_nova', 'emulator_pcpu_siblings',
-                          'explain_rejections'],
+                          'explain_rejections', 'shared_pool_affinity',
+                          'shared_pool_quota', 'shared_pool_vcpus'],
                          sorted(opt.name for opt in options))
         for opt in options:
             # Real help: more than a restatement of the name.
@@ -59,6 +60,12 @@ class TestOpts(base.TestCase):
         self.assertRaises(ValueError, conf.config,
                           emulator_pcpu_siblings='never',
                           group='emulator_threads')
+
+    def test_shared_pool_defaults_are_novas(self) -> None:
+        options = cfg.CONF.emulator_threads
+        self.assertEqual(('any', 0, False), (
+            options.shared_pool_affinity, options.shared_pool_vcpus,
+            options.shared_pool_quota))
 
     def test_sample_is_up_to_date(self) -> None:
         conf = cfg.ConfigOpts()

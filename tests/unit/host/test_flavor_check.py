@@ -222,3 +222,61 @@ class ProblemsTestCase(base.TestCase):
         advice = remedy.recommend(report, 'g')
         self.assertIsNone(advice.cpus)
         self.assertIn('every online pCPU runs a pinned vCPU', advice.reason)
+
+
+class NUMALocalShareTestCase(base.TestCase):
+    """``audit --shared-pool-affinity numa``: a ``share`` guest's
+    emulator threads belong on the shared CPUs of its NUMA nodes.
+    """
+
+    #: Two nodes of four CPUs.
+    NODES = {cpu: cpu // 4 for cpu in range(8)}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tree = self.useFixture(fakehost.HostTree())
+        self.tree.set_cpus('0-7')
+
+    def check(self, vcpupins: dict[int, str], emulatorpin: str,
+              shared: str, affinity: str) -> audit.AuditReport:
+        meta = nova(len(vcpupins), hw__cpu_emulator_threads='share')
+        xml = fakehost.domain_xml('g', UUID, vcpupins, emulatorpin,
+                                  {1: emulatorpin}, nova=meta)
+        return audit.audit(
+            fakehost.snapshot_of(self.tree, [fakehost.make_domain(
+                xml, '0-7')]), P(shared), affinity, self.NODES)
+
+    def codes(self, report: audit.AuditReport) -> list[str]:
+        return [f.code for f in report.findings]
+
+    def test_numa_local_guest_is_clean(self) -> None:
+        self.assertEqual([], self.codes(self.check(
+            {0: '5', 1: '6'}, '4', '0,4', 'numa')))
+        self.assertEqual([], self.codes(self.check(
+            {0: '1', 1: '2'}, '0', '0,4', 'numa')))
+
+    def test_whole_set_is_flagged_under_numa(self) -> None:
+        report = self.check({0: '5', 1: '6'}, '0,4', '0,4', 'numa')
+        self.assertEqual([findings.NOVA_POLICY], self.codes(report))
+        self.assertIn("the [compute] cpu_shared_set CPUs of the guest's NUMA "
+                      "nodes (4; [emulator_threads] shared_pool_affinity = "
+                      "numa), but they may run on 0,4",
+                      report.findings[0].message)
+
+    def test_other_nodes_shared_cpu_is_flagged(self) -> None:
+        report = self.check({0: '5', 1: '6'}, '0', '0,4', 'numa')
+        self.assertEqual([findings.NOVA_POLICY], self.codes(report))
+
+    def test_guest_on_both_nodes_gets_both(self) -> None:
+        self.assertEqual([], self.codes(self.check(
+            {0: '1', 1: '5'}, '0,4', '0,4', 'numa')))
+
+    def test_node_without_shared_cpus_falls_back_to_the_set(self) -> None:
+        self.assertEqual([], self.codes(self.check(
+            {0: '5', 1: '6'}, '0', '0', 'numa')))
+
+    def test_any_keeps_novas_whole_set(self) -> None:
+        self.assertEqual([], self.codes(self.check(
+            {0: '5', 1: '6'}, '0,4', '0,4', 'any')))
+        self.assertEqual([findings.NOVA_POLICY], self.codes(self.check(
+            {0: '5', 1: '6'}, '4', '0,4', 'any')))

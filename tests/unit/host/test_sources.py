@@ -128,6 +128,25 @@ class SysfsTestCase(base.TestCase):
         super().setUp()
         self.tree = self.useFixture(fakehost.HostTree())
 
+    def test_cpu_nodes(self) -> None:
+        node_dir = os.path.join(self.tree.sys_root, 'devices', 'system',
+                                'node')
+        for node, cpus in (('node0', '0-3,8-11'), ('node1', '4-7,12-15')):
+            os.makedirs(os.path.join(node_dir, node))
+            with open(os.path.join(node_dir, node, 'cpulist'), 'w') as f:
+                f.write(cpus + '\n')
+        # Not a node: sysfs has these files beside the node directories.
+        with open(os.path.join(node_dir, 'online'), 'w') as f:
+            f.write('0-1\n')
+        nodes = sysfs.read_cpu_nodes(self.tree.sys_root)
+        self.assertEqual({0: 0, 3: 0, 8: 0, 11: 0, 4: 1, 7: 1, 12: 1, 15: 1},
+                         {cpu: nodes[cpu] for cpu in (0, 3, 8, 11, 4, 7,
+                                                      12, 15)})
+        self.assertEqual(16, len(nodes))
+
+    def test_cpu_nodes_without_numa(self) -> None:
+        self.assertEqual({}, sysfs.read_cpu_nodes(self.tree.sys_root))
+
     def read(self) -> sysfs.HostCPUs:
         return sysfs.read_host_cpus(self.tree.sys_root, self.tree.proc_root)
 
@@ -252,3 +271,75 @@ class CgroupTestCase(base.TestCase):
         found = cgroup.read_machine_cpuset(self.tree.sys_root)
         self.assertTrue(found.exclusive)
         self.assertEqual(frozenset(range(2, 8)), found.configured)
+
+
+class CPUBandwidthTestCase(base.TestCase):
+    """The emulator cgroup's CFS limit, from recorded cgroup trees."""
+
+    #: libvirt's emulator cgroup of a guest, without systemd.
+    EMULATOR = 'machine/qemu-1-instance-00000001.libvirt-qemu/emulator'
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tree = self.useFixture(fakehost.HostTree())
+
+    def write(self, path: str, text: str) -> str:
+        full = os.path.join(self.tree.sys_root, 'fs', 'cgroup', path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, 'w') as f:
+            f.write(text + '\n')
+        return os.path.dirname(full)
+
+    def proc_cgroup(self, text: str, tid: int | None = None) -> None:
+        task = os.path.join(self.tree.proc_root, '4242')
+        if tid is not None:
+            task = os.path.join(task, 'task', str(tid))
+        os.makedirs(task, exist_ok=True)
+        with open(os.path.join(task, 'cgroup'), 'w') as f:
+            f.write(text)
+
+    def read(self, tid: int | None = None) -> cgroup.CPUBandwidth | None:
+        return cgroup.read_thread_cpu_bandwidth(
+            4242, tid, self.tree.proc_root, self.tree.sys_root)
+
+    def test_v1_separate_cpu_mount(self) -> None:
+        # As on this project's CI machine: cpu and cpuacct mounted apart,
+        # and a unified hierarchy beside them.
+        self.proc_cgroup('2:cpuacct:/%s\n1:cpu:/%s\n0::/\n'
+                         % (self.EMULATOR, self.EMULATOR))
+        directory = self.write('cpu/%s/cpu.cfs_quota_us' % self.EMULATOR,
+                               '25000')
+        self.write('cpu/%s/cpu.cfs_period_us' % self.EMULATOR, '100000')
+        self.assertEqual(cgroup.CPUBandwidth(
+            path=directory, version=1, period=100000, quota=25000),
+            self.read())
+
+    def test_v1_cpu_cpuacct_unlimited(self) -> None:
+        self.proc_cgroup('3:cpu,cpuacct:/%s\n' % self.EMULATOR, tid=4250)
+        self.write('cpu,cpuacct/%s/cpu.cfs_quota_us' % self.EMULATOR, '-1')
+        self.write('cpu,cpuacct/%s/cpu.cfs_period_us' % self.EMULATOR,
+                   '100000')
+        found = self.read(tid=4250)
+        self.assertEqual((1, None, 100000),
+                         (found.version, found.quota, found.period))
+
+    def test_v2(self) -> None:
+        path = 'machine/qemu-1-instance-00000001.libvirt-qemu/libvirt/emulator'
+        self.proc_cgroup('0::/%s\n' % path)
+        directory = self.write('%s/cpu.max' % path, '25000 100000')
+        self.assertEqual(cgroup.CPUBandwidth(
+            path=directory, version=2, period=100000, quota=25000),
+            self.read())
+        self.write('%s/cpu.max' % path, 'max 100000')
+        self.assertIsNone(self.read().quota)
+
+    def test_v2_garbage(self) -> None:
+        self.proc_cgroup('0::/x\n')
+        self.write('x/cpu.max', 'lots')
+        exc = self.assertRaises(exception.HostInspectionFailed, self.read)
+        self.assertIn("'lots'", str(exc))
+
+    def test_no_thread_or_no_cgroup(self) -> None:
+        self.assertIsNone(self.read())
+        self.proc_cgroup('1:cpu:/gone\n')
+        self.assertIsNone(self.read())

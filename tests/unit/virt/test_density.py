@@ -62,6 +62,36 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         self.assertEqual([0], result['emulatorpin'])
         self.assertNotIn(0, result['cells'][0]['cpu_pinning'].values())
 
+    def test_accounted_pool_fits_three(self) -> None:
+        # The pool (one housekeeping core at Nova's ratio of 4.0: 4 VCPU)
+        # has room for three guests claiming 1 VCPU each: the three pCPUs
+        # are what ends it, not the pool, and isolate still fits one.
+        rows = {row.policy: row for row in plan.density_report(
+            self.host, self.without, 1, 1024, REALTIME,
+            shared_pool_vcpus=1, cpu_allocation_ratio=4.0)}
+        row = rows['share + accounted pool']
+        self.assertEqual((1, 1, 3, None), (row.vcpus, row.pcpus_per_guest,
+                                           row.guests, row.note))
+        self.assertEqual(1, rows['isolate'].guests)
+        self.assertIn('1 VCPU per guest of a pool of 4', row.emulator_threads)
+        # The guest asks placement for its vCPU's PCPU and 1 VCPU.
+        result = plan.plan(self.host, 1, 1024, row.extra_specs,
+                           pool=plan.SharedPool(vcpus=1))
+        self.assertEqual({'PCPU': 1, 'VCPU': 1}, result['placement'])
+
+    def test_accounted_pool_full_before_the_pcpus(self) -> None:
+        # At a ratio of 2 the pool holds two guests' emulator threads.
+        rows = plan.density_report(self.host, self.without, 1, 1024,
+                                   REALTIME, shared_pool_vcpus=1,
+                                   cpu_allocation_ratio=2.0)
+        row = rows[-1]
+        self.assertEqual(('share + accounted pool', 2), (row.policy,
+                                                         row.guests))
+        self.assertIn('the shared pool (2 VCPU) is full', row.note)
+
+    def test_no_accounted_row_by_default(self) -> None:
+        self.assertNotIn('share + accounted pool', self.rows)
+
     def test_realtime_mask_needs_two_vcpus_and_fits_one(self) -> None:
         row = self.rows['realtime, mask ^0']
         self.assertIn('hw:cpu_realtime_mask', row.note)
