@@ -25,7 +25,7 @@ from oslotest import base
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import nova_objects
 from tests.unit import nova_patch_fixture
-from tests.unit.scheduler import test_filters as helpers
+from tests.unit.scheduler import fakes as helpers
 
 
 class TestConversionCache(base.BaseTestCase):

@@ -38,55 +38,14 @@ from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import nova_objects
 from tests.unit import nova_patch_fixture
+from tests.unit.scheduler import fakes
 from tests.unit.virt import nova_reference
 from tests.unit.virt import strategies
 
-IMAGE_PROPS = objects.ImageMetaProps()
-
-
-def host_state(numa_topology: Any, cpu_ratio: float = 16.0,
-               ram_ratio: float = 1.5, pci_stats: Any = None) -> Any:
-    """A HostState as the scheduler's HostManager fills it."""
-    state = host_manager.HostState('host1', 'node1', uuids.cell)
-    state.numa_topology = numa_topology
-    state.pci_stats = pci_stats
-    state.cpu_allocation_ratio = cpu_ratio
-    state.ram_allocation_ratio = ram_ratio
-    state.allocation_candidates = [{'mappings': {}}]
-    state.limits = {}
-    return state
-
-
-def request_spec(vcpus: int, memory_mb: int,
-                 extra_specs: dict[str, str]) -> Any:
-    """A RequestSpec as nova-api builds it (seams applied)."""
-    flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=1,
-                            ephemeral_gb=0, swap=0, extra_specs=extra_specs)
-    image = objects.ImageMeta(properties=IMAGE_PROPS)
-    return objects.RequestSpec(
-        flavor=flavor, image=image, pci_requests=None,
-        instance_uuid=uuids.instance,
-        numa_topology=nova_hardware.numa_get_constraints(flavor, image))
-
-
-def two_cell_host(pinned: tuple[set[int], set[int]] = (set(), set()),
-                  ) -> Any:
-    """Two cells of four dedicated pCPUs (0-3, 4-7), 2 GiB each."""
-    return objects.NUMATopology(cells=[
-        objects.NUMACell(
-            id=cell, cpuset=set(), pcpuset=set(range(cell * 4, cell * 4 + 4)),
-            memory=2048, cpu_usage=0, memory_usage=0,
-            pinned_cpus=pinned[cell], siblings=[
-                {cpu} for cpu in range(cell * 4, cell * 4 + 4)],
-            mempages=[objects.NUMAPagesTopology(
-                size_kb=4, total=2048 * 256, used=0, reserved=0)],
-            network_metadata=objects.NetworkMetadata(
-                physnets=set(), tunneled=False),
-            socket=0)
-        for cell in (0, 1)])
-
-
-ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
+host_state = fakes.host_state
+request_spec = fakes.request_spec
+two_cell_host = fakes.two_cell_host
+ISOLATE = fakes.ISOLATE
 
 
 class TestEmulatorThreadsFilter(base.BaseTestCase):
