@@ -35,11 +35,11 @@ import logging
 import random
 from typing import Any
 
+import fixtures
 from nova import exception as nova_exception
 from nova import objects
 from nova.pci import stats as pci_stats
 from nova.scheduler.filters import numa_topology_filter
-import fixtures
 from oslo_config import fixture as config_fixture
 from oslo_utils.fixture import uuidsentinel as uuids
 from oslotest import base
