@@ -248,11 +248,9 @@ class _Need:
     reserved: int
     #: Its pinned vCPUs in order, which pCPUs are handed out to in order.
     vcpus: tuple[int, ...]
-
-    @property
-    def required(self) -> int:
-        """Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs."""
-        return len(self.vcpus) + self.reserved
+    #: Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs (read on
+    #: every host cell tried, so not a property).
+    required: int
 
 
 # A scheduler fits one request on host after host: what each guest cell
@@ -266,15 +264,18 @@ def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
     entry = _NEEDS.get(id(inst))
     if entry is not None and entry[0] is inst:
         return entry[1]
-    needs = tuple(
-        _Need(cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
-              cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
-              emulator_reservation(inst, index), tuple(sorted(cell.pcpuset)))
-        for index, cell in enumerate(inst.cells))
+    needs = []
+    for index, cell in enumerate(inst.cells):
+        reserved = emulator_reservation(inst, index)
+        vcpus = tuple(sorted(cell.pcpuset))
+        needs.append(_Need(
+            cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
+            cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
+            reserved, vcpus, len(vcpus) + reserved))
     if len(_NEEDS) >= _NEEDS_REMEMBERED:
         _NEEDS.clear()
-    _NEEDS[id(inst)] = (inst, needs)
-    return needs
+    _NEEDS[id(inst)] = (inst, tuple(needs))
+    return _NEEDS[id(inst)][1]
 
 
 @dataclasses.dataclass(slots=True)
@@ -411,13 +412,14 @@ def fit_instance_to_host(
         return None
     fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
                              explain=False)
-    if fitted is not None and claimable and _unclaimable(host, fitted):
+    if fitted is not None and claimable and _unclaimable(
+            host_info.by_id, fitted):
         return None
     return fitted
 
 
 def _unclaimable(
-    host: HostTopology, fitted: InstanceTopology,
+    cells: Mapping[int, HostCell], fitted: InstanceTopology,
 ) -> tuple[int, int, str, tuple[int, ...]] | None:
     """Why claiming Nova's answer on the host would fail, if it would.
 
@@ -434,9 +436,9 @@ def _unclaimable(
 
     We answer "no fit" exactly there, and Nova's answer everywhere else.
 
+    :param cells: the host's cells by id (``packing.HostInfo.by_id``)
     :returns: None, or a failure as ``explain_no_fit`` lists them
     """
-    cells = {cell.id: cell for cell in host.cells}
     for index, inst_cell in enumerate(fitted.cells):
         if inst_cell.cpu_policy not in fields.PINNED_CPU_POLICIES:
             continue
@@ -586,7 +588,7 @@ def explain_no_fit(
     fitted, failures = _fit(host, packing.host_info(host), inst,
                             _needs(inst), limits, pack, explain=True)
     if fitted is not None:
-        refused = _unclaimable(host, fitted)
+        refused = _unclaimable(packing.host_info(host).by_id, fitted)
         if refused is None:
             return 'it fits'
         failures.append(refused)

@@ -210,7 +210,7 @@ class HostInfo:
     It must not refer to the host: its memo entry would keep it alive.
     """
 
-    __slots__ = ('cells', 'most_free', 'distinct_ids', 'orders')
+    __slots__ = ('cells', 'most_free', 'distinct_ids', 'orders', 'by_id')
 
     def __init__(self, host: HostTopology) -> None:
         #: The host's cells, each with its info.
@@ -219,8 +219,9 @@ class HostInfo:
         self.most_free = max((info.free_count for _c, info in self.cells),
                              default=0)
         #: Whether no two cells have the same id.
-        self.distinct_ids = (len({cell.id for cell in host.cells}) ==
-                             len(host.cells))
+        #: The cells by id (the last of a duplicate id, as a dict keeps).
+        self.by_id = {cell.id: cell for cell in host.cells}
+        self.distinct_ids = len(self.by_id) == len(host.cells)
         #: The fitter's orders of ``cells``, by what decides the order.
         self.orders: dict[tuple[bool, bool],
                           tuple[tuple[HostCell, CellInfo], ...]] = {}
