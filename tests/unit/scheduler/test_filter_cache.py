@@ -97,7 +97,8 @@ class TestConversionCache(base.BaseTestCase):
         for state in states:
             self.passes(state, spec)
         numas = [weakref.ref(state.numa_topology) for state in states]
-        self.assertTrue({id(ref()) for ref in numas} <= set(filters._HOSTS))
+        self.assertEqual(set(), {id(ref()) for ref in numas} -
+                         set(filters._HOSTS))
         del states, state
         gc.collect()
         self.assertEqual([None] * 5, [ref() for ref in numas])
