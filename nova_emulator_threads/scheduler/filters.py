@@ -33,10 +33,11 @@ filter and the answer is Nova's:
 * PCI devices are requested (their NUMA affinity policy, the provider
   mapping of each allocation candidate, the host's PCI stats);
 * the networks ask for NUMA affinity (physnets, tunneled networks);
-* the host has PCI devices on some cells and not others, and more cells
-  than the guest: Nova then tries the cells in an order the PCI devices
-  decide;
 * the host or guest topology object cannot be read (an old peer).
+
+(PCI devices on a host decide the order in which Nova tries its cells
+even for a guest that requests none; the filter hands the engine each
+cell's free devices for that.)
 
 Without PCI requests, Nova's answer is the same for every allocation
 candidate of a host (the provider mapping only matters to PCI), so they
@@ -57,7 +58,6 @@ from collections.abc import Iterator
 import dataclasses
 import logging as py_logging
 from typing import Any
-import weakref
 
 from nova import objects
 from nova.objects import fields as nova_fields
@@ -70,6 +70,7 @@ from nova_emulator_threads import conf
 from nova_emulator_threads import exception
 from nova_emulator_threads import nova_patch
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import memo
 from nova_emulator_threads.virt import nova_objects
 from nova_emulator_threads.virt import topology
 
@@ -88,34 +89,25 @@ class _Host:
     has_threads: bool
 
 
-# id(NUMATopology object) -> (weak reference to it, its view).
+# The view of each NUMATopology object read, for as long as it lives.
 #
 # nova-scheduler keeps its host states from one request to the next and
 # replaces a host's NUMATopology (never changes it in place) when the host
 # changes: a compute node update, or a claim by the scheduler. So each
-# topology object is read once, and its entry goes when the object does
-# (the weak reference's callback, which runs before the id can be reused):
+# topology object is read once, and its entry goes when the object does:
 # no entry outlives its host state or a topology the host state dropped.
-# The engine's own memos (virt.packing) are tied to the view's lifetime
-# in the same way.
-#
-# Threads: the dict is only read, set and popped one key at a time, each
-# a single operation under the GIL, and an entry is complete before it is
-# stored. Two threads that miss on the same object both build a view and
-# the last one stays; both views give the same answers.
-_HOSTS: dict[int, tuple['weakref.ref[Any]', _Host]] = {}
+# The engine's own memos (virt.packing) go with the view in the same way.
+# virt.memo says why it is safe with threads.
+_HOSTS: memo.IdentityMemo[_Host] = memo.IdentityMemo()
 
 
 def _host(numa: Any) -> _Host:
-    key = id(numa)
-    entry = _HOSTS.get(key)
-    if entry is not None and entry[0]() is numa:
-        return entry[1]
-    view = nova_objects.host_view_of_object(numa)
-    host = _Host(view, any(len(sib) > 1 for cell in view.cells
-                           for sib in cell.siblings))
-    _HOSTS[key] = (weakref.ref(numa, lambda _ref: _HOSTS.pop(key, None)),
-                   host)
+    host = _HOSTS.get(numa)
+    if host is None:
+        view = nova_objects.host_view_of_object(numa)
+        host = _Host(view, any(len(sib) > 1 for cell in view.cells
+                               for sib in cell.siblings))
+        _HOSTS.put(numa, host)
     return host
 
 
@@ -131,21 +123,23 @@ def _delegated_because(spec_obj: Any) -> str | None:
     return None
 
 
-def _pci_reorders(pci_stats: Any, host: topology.HostTopology,
-                  guest_cells: int) -> bool:
-    """Whether Nova tries the host cells in an order PCI devices decide.
+def _pci_devices(pci_stats: Any, host: topology.HostTopology,
+                 guest_cells: int) -> dict[Any, int] | None:
+    """The free PCI devices per host cell, if they order the cells.
 
     With more host cells than guest cells Nova sorts the cells by their
-    free PCI devices (those with fewer first when no PCI is requested):
-    that changes the order only if the cells' counts differ.
+    free PCI devices (those with fewer first, when the guest requests
+    none): that changes the order only if the cells' counts differ.
     """
     if pci_stats is None or len(host.cells) <= guest_cells:
-        return False
+        return None
     per_cell: dict[Any, int] = {}
     for pool in pci_stats.pools:
         node = pool['numa_node']
         per_cell[node] = per_cell.get(node, 0) + pool['count']
-    return len({per_cell.get(cell.id, 0) for cell in host.cells}) > 1
+    if len({per_cell.get(cell.id, 0) for cell in host.cells}) > 1:
+        return per_cell
+    return None
 
 
 @dataclasses.dataclass(slots=True)
@@ -271,14 +265,14 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
         if inst is None:
             # No guest NUMA topology: nothing to fit.
             return True
-        if _pci_reorders(host_state.pci_stats, host.topology, len(inst)):
-            return self._delegate(host_state, request,
-                                  'PCI devices order the host cells')
+        devices = _pci_devices(host_state.pci_stats, host.topology,
+                               len(inst))
         limits, nova_limits = request.limits_for(host_state)
         # Nova's fitter's answer as it is, even where Nova's claim on the
         # compute host will refuse it: so does NUMATopologyFilter.
         fits = hardware.fit_instance_to_host(
-            host.topology, inst, limits, request.pack, claimable=False)
+            host.topology, inst, limits, request.pack, claimable=False,
+            devices=devices)
         # Nova asks for each allocation candidate, and without PCI the
         # answer is the same for all of them.
         candidates = host_state.allocation_candidates
@@ -294,6 +288,7 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
                            'node': host_state.nodename,
                            'reason': self._reason(host.topology, inst,
                                                   limits, request.pack,
+                                                  devices,
                                                   bool(candidates))},
                           instance_uuid=request.spec_obj.instance_uuid)
             return False
@@ -313,12 +308,13 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
     def _reason(host: topology.HostTopology,
                 inst: topology.InstanceTopology,
                 limits: hardware.Limits, pack: bool,
+                devices: dict[Any, int] | None,
                 has_candidates: bool) -> str:
         if not has_candidates:
             return 'no allocation candidate is left'
         if not CONF.emulator_threads.explain_rejections:
             return 'the instance does not fit on this host'
-        return hardware.explain_no_fit(host, inst, limits, pack)
+        return hardware.explain_no_fit(host, inst, limits, pack, devices)
 
 
 # See the module docstring: this is how the seams reach nova-scheduler.

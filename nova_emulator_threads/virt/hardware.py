@@ -182,9 +182,14 @@ def _free_pcpu_count(cell: HostCell) -> int:
 
 def _ordered_cells(
     host: HostTopology, info: packing.HostInfo, inst: InstanceTopology,
-    pack: bool,
+    pack: bool, devices: Mapping[int, int] | None = None,
 ) -> tuple[tuple[HostCell, packing.CellInfo], ...]:
-    """``host_cell_order`` with each cell's info, remembered per host."""
+    """``host_cell_order`` with each cell's info, remembered per host.
+
+    :param devices: free PCI devices per host cell id, when the host has
+        PCI devices and the guest requests none: Nova then tries the
+        cells with fewer devices first (a stable sort after the others)
+    """
     if len(host.cells) <= len(inst.cells):
         return info.cells
     key = (pack, inst.cells[0].cpu_policy in (None, SHARED))
@@ -194,6 +199,9 @@ def _ordered_cells(
         order = info.orders[key] = tuple(
             (cell, infos[id(cell)])
             for cell in host_cell_order(host, inst, pack))
+    if devices:
+        order = tuple(sorted(
+            order, key=lambda item: devices.get(item[0].id, 0)))
     return order
 
 
@@ -381,6 +389,7 @@ def fit_instance_to_host(
     limits: Limits | None = None,
     pack: bool = False,
     claimable: bool = True,
+    devices: Mapping[int, int] | None = None,
 ) -> InstanceTopology | None:
     """Fit a guest NUMA topology onto a host.
 
@@ -397,7 +406,10 @@ def fit_instance_to_host(
     :param claimable: answer "no fit" where Nova's fitter answers with
         pins its own claim refuses (see ``_unclaimable``); False gives
         Nova's fitter's answer as it is, which a scheduler filter needs so
-        as never to be stricter than Nova's ``NUMATopologyFilter``
+        as to give the answer of Nova's ``NUMATopologyFilter``
+    :param devices: free PCI devices per host cell id, for a guest that
+        requests none on a host that has some: Nova tries the cells with
+        fewer devices first
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
     """
     if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
@@ -411,7 +423,7 @@ def fit_instance_to_host(
         # in the caches of the walk can let it pass.
         return None
     fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
-                             explain=False)
+                             explain=False, devices=devices)
     if fitted is not None and claimable and _unclaimable(
             host_info.by_id, fitted):
         return None
@@ -470,6 +482,7 @@ def _fit(
     limits: Limits | None,
     pack: bool,
     explain: bool,
+    devices: Mapping[int, int] | None = None,
 ) -> tuple[InstanceTopology | None,
            list[tuple[int, int, str, tuple[int, ...]]]]:
     """Nova's walk; ``host`` must have at least as many cells as ``inst``.
@@ -479,7 +492,7 @@ def _fit(
         guest cell did not fit each host cell tried
     """
     failures: list[tuple[int, int, str, tuple[int, ...]]] = []
-    host_cells = _ordered_cells(host, host_info, inst, pack)
+    host_cells = _ordered_cells(host, host_info, inst, pack, devices)
     if len(inst.cells) == 1 and host_info.distinct_ids:
         # One guest cell: every permutation is one host cell, and with
         # distinct host cell ids no cache pair comes up twice, so Nova
@@ -578,15 +591,20 @@ def explain_no_fit(
     inst: InstanceTopology,
     limits: Limits | None = None,
     pack: bool = False,
+    devices: Mapping[int, int] | None = None,
 ) -> str:
-    """One sentence saying why ``inst`` does not fit ``host``."""
+    """One sentence saying why ``inst`` does not fit ``host``.
+
+    The arguments are ``fit_instance_to_host``'s.
+    """
     if len(host.cells) < len(inst.cells):
         return ('the guest has %d NUMA cells but the host only %d'
                 % (len(inst.cells), len(host.cells)))
     if not host.cells or not inst.cells:
         return 'no assignment of guest cells to distinct host cells fits'
     fitted, failures = _fit(host, packing.host_info(host), inst,
-                            _needs(inst), limits, pack, explain=True)
+                            _needs(inst), limits, pack, explain=True,
+                            devices=devices)
     if fitted is not None:
         refused = _unclaimable(packing.host_info(host).by_id, fitted)
         if refused is None:

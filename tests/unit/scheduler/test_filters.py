@@ -30,6 +30,7 @@ from nova import exception as nova_exception
 from nova import objects
 from nova.pci import stats as pci_stats
 from nova.scheduler.filters import numa_topology_filter
+from nova.virt import hardware as hardware_nova
 from oslo_config import fixture as config_fixture
 from oslotest import base
 
@@ -159,19 +160,30 @@ class TestEmulatorThreadsFilter(base.BaseTestCase):
         self.assertFalse(numa_topology_filter.NUMATopologyFilter()
                          .host_passes(host_state(two_cell_host()), spec))
 
-    def test_pci_devices_on_one_cell_are_left_to_nova(self) -> None:
+    def test_pci_devices_order_the_cells(self) -> None:
         # More host cells than guest cells and PCI devices on one: Nova
-        # tries the cells in an order the devices decide.
+        # tries the cell without devices first, and so does the engine.
         numa = two_cell_host()
         stats = pci_stats.PciDeviceStats(numa, stats=objects.PciDevicePoolList(
             objects=[objects.PciDevicePool(
                 product_id='1520', vendor_id='8086', numa_node=0, count=2,
                 tags={'dev_type': 'type-PF'})]))
+        spec = request_spec(2, 1024, ISOLATE)
+        expected = hardware_nova.numa_fit_instance_to_host(
+            numa, spec.numa_topology.obj_clone(), provider_mapping=None,
+            pci_stats=stats)
+        self.assertEqual(1, expected.cells[0].id)
+        devices = filters._pci_devices(
+            stats, nova_objects.host_view_of_object(numa), 1)
+        self.assertEqual({0: 2}, devices)
+        fitted = hardware.fit_instance_to_host(
+            nova_objects.host_view_of_object(numa),
+            nova_objects.instance_from_object(spec.numa_topology),
+            devices=devices)
+        self.assertEqual(1, fitted.cells[0].id)
         host = host_state(numa, pci_stats=stats)
-        self.assertTrue(self.filt.host_passes(
-            host, request_spec(2, 1024, ISOLATE)))
-        self.assertIn('NUMATopologyFilter decides (PCI devices order the '
-                      'host cells)', self.log.output)
+        self.assertTrue(self.filt.host_passes(host, spec))
+        self.assertNotIn('NUMATopologyFilter decides', self.log.output)
 
     def test_rebuild_passes_every_host(self) -> None:
         spec = request_spec(2, 1024, ISOLATE)
