@@ -193,10 +193,13 @@ def _ordered_cells(
     if len(host.cells) <= len(inst.cells):
         return info.cells
     key = (pack, inst.cells[0].cpu_policy in (None, SHARED))
-    order = info.orders.get(key)
+    orders = info.orders
+    if orders is None:
+        orders = info.orders = {}
+    order = orders.get(key)
     if order is None:
         infos = {id(cell): cell_info for cell, cell_info in info.cells}
-        order = info.orders[key] = tuple(
+        order = orders[key] = tuple(
             (cell, infos[id(cell)])
             for cell in host_cell_order(host, inst, pack))
     if devices:

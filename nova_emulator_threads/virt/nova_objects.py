@@ -157,6 +157,28 @@ def _required(values: dict[str, Any], obj: ovo_base.VersionedObject,
             reason=f'its required field {name!r} is not set') from None
 
 
+# Hosts of one hardware and configuration mostly have equal page counts:
+# the views share one tuple of them. A scheduler keeps a view of every
+# host, and Python's garbage collector walks every container object that
+# stays alive (frozen dataclasses are such objects): fewer of them make
+# its full collections shorter. Bounded; setdefault is one operation
+# under the GIL, so threads are safe.
+_PAGES: dict[tuple[tuple[int, int, int, int], ...],
+             tuple[topology.MemPages, ...]] = {}
+_PAGES_MAX = 65536
+
+
+def _pages(counts: tuple[tuple[int, int, int, int], ...],
+           ) -> tuple[topology.MemPages, ...]:
+    pages = _PAGES.get(counts)
+    if pages is None:
+        if len(_PAGES) >= _PAGES_MAX:
+            _PAGES.clear()
+        pages = _PAGES.setdefault(counts, tuple(
+            topology.MemPages(*count) for count in counts))
+    return pages
+
+
 def host_view_of_object(
     host: ovo_base.VersionedObject,
 ) -> topology.HostTopology:
@@ -180,10 +202,10 @@ def host_view_of_object(
     for cell in _required(_fields_of(host), host, 'cells'):
         values = _fields_of(cell)
         get = values.get
-        pages = []
+        counts = []
         for page in get('_obj_mempages', ()):
             page_values = _fields_of(page)
-            pages.append(topology.MemPages(
+            counts.append((
                 _required(page_values, page, 'size_kb'),
                 _required(page_values, page, 'total'),
                 page_values.get('_obj_used', 0),
@@ -196,7 +218,7 @@ def host_view_of_object(
             empty if pcpuset is None else pcpuset,
             _required(values, cell, 'memory'),
             tuple(get('_obj_siblings', ())),
-            tuple(pages),
+            _pages(tuple(counts)),
             empty if pinned is None else pinned,
             get('_obj_cpu_usage', 0),
             get('_obj_memory_usage', 0),

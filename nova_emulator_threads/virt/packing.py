@@ -221,8 +221,10 @@ class HostInfo:
                              len(host.cells))
         self._by_id: dict[int, HostCell] | None = None
         #: The fitter's orders of ``cells``, by what decides the order.
+        #: (A dict only once a guest with fewer cells than the host is
+        #: fitted: most hosts a scheduler holds are never asked.)
         self.orders: dict[tuple[bool, bool],
-                          tuple[tuple[HostCell, CellInfo], ...]] = {}
+                          tuple[tuple[HostCell, CellInfo], ...]] | None = None
 
     @property
     def by_id(self) -> dict[int, HostCell]:
