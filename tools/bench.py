@@ -29,9 +29,10 @@ fit
     does (its memo of what it derived from the host is warm); "ours, new
     host" calls it once on each of fresh host objects (the memo is cold).
 scheduler
-    ``EmulatorThreadsFilter`` then Nova's ``NUMATopologyFilter``, against
-    ``NUMATopologyFilter`` alone, over generated host states (see
-    ``bench_scheduler``), with the same final host list asserted.
+    ``EmulatorThreadsFilter`` alone against Nova's ``NUMATopologyFilter``
+    alone, over generated host states (see ``bench_scheduler``), with the
+    same hosts, allocation candidates and limits asserted; on the first
+    request after every host object is new, and in steady state.
 density
     ``plan --density`` on the bundled hosts.
 memory
@@ -55,100 +56,27 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lxml import etree
-
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
-    import nova.conf  # noqa: F401  (registers the options Nova reads)
     import nova.version
-    from nova import objects
     from nova.virt import hardware as nova_hardware
 
-# The Nova reference of the differential tests, so that the benchmark
-# feeds both fitters exactly as the tests do.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+import bench_scheduler
+from bench_common import FOUR_NODES
+from bench_common import ISOLATE
+from bench_common import SHARE
+from bench_common import TWO_NODES
+from bench_common import caps_xml
+from bench_common import format_table
+from bench_common import nova_host
+from bench_common import nova_instance
+from bench_common import ours_from_nova
+from bench_common import summary
+
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import hardware
-from nova_emulator_threads.virt import topology
-from tests.unit.virt.nova_reference import nova_host  # noqa: E402
-from tests.unit.virt.nova_reference import ours_from_nova  # noqa: E402
-
-objects.register_all()
-
-ISOLATE = {'hw:cpu_policy': 'dedicated',
-           'hw:emulator_threads_policy': 'isolate'}
-SHARE = {'hw:cpu_policy': 'dedicated', 'hw:emulator_threads_policy': 'share'}
-TWO_NODES = {'hw:numa_nodes': '2'}
-FOUR_NODES = {'hw:numa_nodes': '4'}
-
-
-# -- hosts and guests, ours and Nova's --------------------------------------
-
-
-def caps_xml(cells: int, cores: int, threads: int,
-             memory_mib: int = 65536) -> str:
-    """``virsh capabilities`` of a host of identical cells.
-
-    CPUs are numbered as Linux numbers them: the first thread of every
-    core, cell after cell, then the second threads.
-    """
-    root = etree.Element('capabilities')
-    host = etree.SubElement(root, 'host')
-    cells_el = etree.SubElement(etree.SubElement(host, 'topology'), 'cells',
-                                num=str(cells))
-    for cell in range(cells):
-        cell_el = etree.SubElement(cells_el, 'cell', id=str(cell))
-        etree.SubElement(cell_el, 'memory', unit='KiB').text = str(
-            memory_mib * 1024)
-        etree.SubElement(cell_el, 'pages', unit='KiB', size='4').text = str(
-            memory_mib * 256)
-        etree.SubElement(cell_el, 'pages', unit='KiB',
-                         size='2048').text = '0'
-        cpus_el = etree.SubElement(cell_el, 'cpus', num=str(cores * threads))
-        for core in range(cores):
-            first = cell * cores + core
-            sibs = [thread * cells * cores + first
-                    for thread in range(threads)]
-            for cpu in sibs:
-                etree.SubElement(
-                    cpus_el, 'cpu', id=str(cpu), socket_id=str(cell),
-                    die_id='0', core_id=str(core),
-                    siblings=','.join(map(str, sibs)))
-    return etree.tostring(root, encoding='unicode')
-
-
-def nova_instance(vcpus: int, memory_mb: int,
-                  extra_specs: dict[str, str]) -> Any:
-    """Nova's guest topology of a flavor, built by Nova."""
-    flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=20,
-                            ephemeral_gb=0, swap=0, name='bench',
-                            extra_specs=dict(extra_specs))
-    image = objects.ImageMeta.from_dict({'properties': {}})
-    return nova_hardware.numa_get_constraints(flavor, image)
-
-
-def summary(fitted: Any) -> list[tuple[Any, ...]] | None:
-    """What both fitters decide.
-
-    Per guest cell: the host cell, the pins, the emulator pCPUs and the
-    page size.
-    """
-    if fitted is None:
-        return None
-    if isinstance(fitted, topology.InstanceTopology):
-        return [(cell.id, dict(cell.cpu_pinning or {}),
-                 set(cell.cpuset_reserved or ()), cell.pagesize)
-                for cell in fitted.cells]
-    return [(cell.id,
-             dict(cell.cpu_pinning if 'cpu_pinning_raw' in cell else {}),
-             set(cell.cpuset_reserved if 'cpuset_reserved' in cell and
-                 cell.cpuset_reserved else ()),
-             cell.pagesize if 'pagesize' in cell else None)
-            for cell in fitted.cells]
-
 
 # -- the fitter table -------------------------------------------------------
 
@@ -169,6 +97,32 @@ def _spread_half(cells: int, cpus_per_cell: int) -> str:
     """Every other pCPU of every cell: half the host, as churn leaves it."""
     return cpuset.format_cpu_spec(
         cpu for cpu in range(cells * cpus_per_cell) if cpu % 2)
+
+
+REQUIRE = {'hw:cpu_thread_policy': 'require'}
+
+
+def _all_but_cells(cells: int, cores: int, threads: int,
+                   free: Sequence[int]) -> str:
+    """Every pCPU pinned but those of the cells ``free`` (``caps_xml``
+    numbering).
+    """
+    per_thread = cells * cores
+    return cpuset.format_cpu_spec(
+        cpu for cpu in range(per_thread * threads)
+        if (cpu % per_thread) // cores not in free)
+
+
+def _every_but(cpus: int, step: int) -> str:
+    """All pCPUs but every ``step``-th one."""
+    return cpuset.format_cpu_spec(cpu for cpu in range(cpus) if cpu % step)
+
+
+def _first_threads_of_even_cores(cells: int, cores: int) -> str:
+    """One thread of every other core pinned: half-used cores, which
+    ``require`` cannot use, between free ones.
+    """
+    return cpuset.format_cpu_spec(range(0, cells * cores, 2))
 
 
 def fit_cases() -> list[FitCase]:
@@ -197,6 +151,25 @@ def fit_cases() -> list[FitCase]:
         FitCase('2 x 32 pCPU, half pinned; 2-cell 16 vCPU isolate',
                 two_by_32, '0-63', 16, 16384, dict(ISOLATE, **TWO_NODES),
                 pinned=_spread_half(2, 32)),
+        FitCase('8 x 16 pCPU, SMT2, 6 cells full; 2-cell 8 vCPU isolate',
+                caps_xml(8, 8, 2), '0-127', 8, 8192,
+                dict(ISOLATE, **TWO_NODES),
+                pinned=_all_but_cells(8, 8, 2, free=(2, 5))),
+        FitCase('8 x 16 pCPU, SMT2, 90% pinned; 1-cell 4 vCPU isolate',
+                caps_xml(8, 8, 2), '0-127', 4, 4096, ISOLATE,
+                pinned=_every_but(128, 10)),
+        FitCase('2 x 32 pCPU, SMT2, half pinned; 2-cell 8 vCPU require',
+                caps_xml(2, 16, 2), '0-63', 8, 8192,
+                dict(ISOLATE, **TWO_NODES, **REQUIRE),
+                pinned=_first_threads_of_even_cores(2, 16)),
+        FitCase('2 x 32 pCPU, SMT2, half pinned; 1-cell 4 vCPU require',
+                caps_xml(2, 16, 2), '0-63', 4, 4096, dict(ISOLATE, **REQUIRE),
+                pinned=_first_threads_of_even_cores(2, 16)),
+        FitCase('4 x 16 pCPU, no SMT, half pinned; 4-cell 16 vCPU isolate',
+                caps_xml(4, 16, 1), '0-63', 16, 16384,
+                dict(ISOLATE, **FOUR_NODES), pinned=_spread_half(4, 16)),
+        FitCase('8 x 16 pCPU, SMT2; 4-cell 8 vCPU share', caps_xml(8, 8, 2),
+                '0-127', 8, 8192, dict(SHARE, **FOUR_NODES)),
         FitCase('bundled 2 x 20 SMT2 host; 1-cell 4 vCPU isolate',
                 data.example_host_xml(), '1-9,11-19,21-29,31-39', 4, 4096,
                 ISOLATE, shared='0,10,20,30'),
@@ -280,24 +253,6 @@ def _us(seconds: Sequence[float]) -> float:
     return statistics.median(seconds) * 1e6
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-                 right: int = 1) -> str:
-    """A plain table.
-
-    The first ``right`` columns left-aligned, the rest right-aligned.
-    """
-    table = [list(header)] + [list(row) for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        return '  '.join(
-            cell.ljust(width) if index < right else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(row, widths))).rstrip()
-
-    return '\n'.join([line(table[0]), line(['-' * w for w in widths])] +
-                     [line(row) for row in table[1:]])
-
-
 def fit_table(results: Sequence[FitResult]) -> str:
     rows = []
     for result in results:
@@ -320,7 +275,7 @@ def fit_table(results: Sequence[FitResult]) -> str:
 def density_tables() -> str:
     """The density tables.
 
-    1-vCPU realtime guests on both bundled hosts, then ordinary
+    Seed 002's 1-vCPU realtime guests on both bundled hosts, then ordinary
     4-vCPU guests on the two-socket one.
     """
     realtime = {'hw:cpu_realtime': 'yes'}
@@ -381,13 +336,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               'for every call)\n')
         print(fit_table(results))
     if 'scheduler' in parts or 'memory' in parts:
-        import bench_scheduler
         sizes = (200, 1000) if args.quick else (1000, 10000)
         if 'scheduler' in parts:
             print('\nscheduler: seconds per request over generated host '
-                  'states; ours = EmulatorThreadsFilter, Nova\'s = '
-                  'NUMATopologyFilter; same final hosts checked; median of '
-                  '%d requests\n' % bench_scheduler.REQUESTS)
+                  'states; ours = EmulatorThreadsFilter alone, Nova = '
+                  'NUMATopologyFilter alone; the same hosts, candidates '
+                  'and limits checked; steady state: median of %d requests '
+                  'on the same host states; first: the first request on '
+                  'new host objects\n' % bench_scheduler.REQUESTS)
             print(bench_scheduler.scheduler_table(sizes))
         if 'memory' in parts:
             print('\nmemory: %d host states and one request (the 2-cell '

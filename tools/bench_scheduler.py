@@ -22,16 +22,20 @@ utilisation, drawn for a busy cloud (19 hosts in 20 are 85 to 100 % pinned).
 
 The host states are built as nova-scheduler's ``HostManager`` builds them:
 each host's ``NUMATopology`` deserialized from the JSON the compute node
-stored, one allocation candidate per host. The request is a 2-cell,
-16-vCPU ``isolate`` guest, built by Nova's ``numa_get_constraints``.
+stored, one allocation candidate per host. The requests are built by
+Nova's ``numa_get_constraints``: a big guest (2 cells, 16 vCPUs, isolate;
+few hosts have room) and a small one (1 cell, 4 vCPUs; most hosts do).
 
-Each request runs ``EmulatorThreadsFilter`` then ``NUMATopologyFilter``,
-and ``NUMATopologyFilter`` alone, on the same host states, and the two
-final host lists must be the same. Requests are repeated on the same host
-states, as a scheduler's host states persist between requests.
+Each request runs ``EmulatorThreadsFilter`` alone and
+``NUMATopologyFilter`` alone on the same host states, one after the
+other, and what they leave must be the same: the same hosts, each with
+the same allocation candidates and ``limits['numa_topology']``. The first
+request runs on host states whose objects are all new (our filter reads
+each host's topology then); the next ones on the same host states, as a
+scheduler's host states persist between requests. One more request runs
+both filters, ours first, as earlier releases set them up.
 """
 
-import dataclasses
 import gc
 import json
 import random
@@ -52,14 +56,15 @@ with warnings.catch_warnings():
     from nova.scheduler.filters import numa_topology_filter
     from nova.virt import hardware as nova_hardware
 
-import bench
+import bench_common
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 
-#: How many requests each configuration times (the table shows medians).
+#: How many requests on the same host states each configuration times
+#: (the table shows medians).
 REQUESTS = 3
 #: Distinct host fills; hosts beyond that many repeat a fill, each with its
 #: own objects, as each compute node stores its own.
@@ -68,21 +73,20 @@ SEED = 20261121
 
 SHARED_SET = '0,16,32,48'
 DEDICATED_SET = '1-15,17-31,33-47,49-63'
+ISOLATE = bench_common.ISOLATE
+SHARE = bench_common.SHARE
+TWO_NODES = bench_common.TWO_NODES
 #: Flavors already running: (weight, vCPUs, extra specs).
 RUNNING = (
-    (30, 2, bench.SHARE), (25, 4, bench.SHARE), (15, 4, bench.ISOLATE),
-    (10, 8, bench.SHARE), (8, 8, bench.ISOLATE),
-    (7, 8, dict(bench.SHARE, **bench.TWO_NODES)),
-    (5, 16, dict(bench.ISOLATE, **bench.TWO_NODES)),
+    (30, 2, SHARE), (25, 4, SHARE), (15, 4, ISOLATE),
+    (10, 8, SHARE), (8, 8, ISOLATE),
+    (7, 8, dict(SHARE, **TWO_NODES)),
+    (5, 16, dict(ISOLATE, **TWO_NODES)),
 )
-#: The requests: (name, vCPUs, memory MiB, extra specs). The big guest is
-#: the case the pre-filter is for: few hosts have room, and rejecting the
-#: others is cheap. The small one fits on many hosts, which then pay both
-#: filters.
+#: The requests: (name, vCPUs, memory MiB, extra specs).
 REQUESTS_SPECS = (
-    ('2-cell 16 vCPU isolate', 16, 32768,
-     dict(bench.ISOLATE, **bench.TWO_NODES)),
-    ('1-cell 4 vCPU isolate', 4, 8192, bench.ISOLATE),
+    ('big: 2-cell 16 vCPU isolate', 16, 32768, dict(ISOLATE, **TWO_NODES)),
+    ('small: 1-cell 4 vCPU isolate', 4, 8192, ISOLATE),
 )
 
 
@@ -117,9 +121,9 @@ def fills(count: int) -> list[str]:
     """``count`` filled hosts, as the JSON a compute node stores."""
     rng = random.Random(SEED)
     empty = hardware.host_topology_from_caps(
-        bench.caps_xml(2, 16, 2, memory_mib=98304), DEDICATED_SET,
+        bench_common.caps_xml(2, 16, 2, memory_mib=98304), DEDICATED_SET,
         SHARED_SET)
-    return [bench.nova_host(_fill(empty, rng))._to_json()
+    return [bench_common.nova_host(_fill(empty, rng))._to_json()
             for _ in range(count)]
 
 
@@ -162,85 +166,80 @@ def request_spec(vcpus: int, memory_mb: int,
         numa_topology=nova_hardware.numa_get_constraints(flavor, image))
 
 
-@dataclasses.dataclass
-class Run:
-    hosts: int
-    #: Hosts each filter passed, and the seconds it took.
-    stage_passed: list[int]
-    stage_seconds: list[float]
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.stage_seconds)
-
-
 def run_request(states: Sequence[Any], spec: Any,
-                chain: Sequence[Any]) -> tuple[Run, list[str]]:
-    """One request through the filters of ``chain``.
+                chain: Sequence[Any]) -> tuple[float, list[Any]]:
+    """One request through the filters of ``chain``, timed.
 
     As the scheduler's filter handler runs them: each filter over the
     hosts the previous one passed.
+
+    :returns: the seconds the filters took, and what they left: each
+        passing host with its allocation candidates and NUMA limits
     """
     for state in states:
-        # The scheduler hands each request fresh candidates.
+        # The scheduler hands each request fresh candidates and limits.
         state.allocation_candidates = _candidates(state, spec)
         state.limits = {}
     passed: list[Any] = list(states)
-    run = Run(len(states), [], [])
+    start = time.perf_counter()
     for host_filter in chain:
-        start = time.perf_counter()
         passed = list(host_filter.filter_all(passed, spec))
-        run.stage_seconds.append(time.perf_counter() - start)
-        run.stage_passed.append(len(passed))
-    return run, [state.host for state in passed]
+    seconds = time.perf_counter() - start
+    left = []
+    for state in passed:
+        limits = state.limits.get('numa_topology')
+        left.append((state.host, state.allocation_candidates,
+                     limits and limits.obj_to_primitive()))
+    return seconds, left
 
 
-def scheduler_runs(
-    states: Sequence[Any], spec: Any, requests: int = REQUESTS,
-) -> tuple[list[Run], list[Run]]:
-    """Time ``requests`` requests both ways, one way then the other."""
-    nova_filter = numa_topology_filter.NUMATopologyFilter()
-    ours = [filters.EmulatorThreadsFilter(), nova_filter]
-    alone = [nova_filter]
-    ours_runs, nova_runs = [], []
-    for _ in range(requests):
-        run, ours_hosts = run_request(states, spec, ours)
-        ours_runs.append(run)
-        run, nova_hosts = run_request(states, spec, alone)
-        nova_runs.append(run)
-        if ours_hosts != nova_hosts:
-            raise SystemExit('%d hosts: the final host lists differ: %d '
-                             'with EmulatorThreadsFilter, %d without'
-                             % (len(states), len(ours_hosts),
-                                len(nova_hosts)))
-    return ours_runs, nova_runs
+def _same(size: int, name: str, ours: list[Any], nova: list[Any]) -> None:
+    if ours != nova:
+        raise SystemExit('%d hosts, %s: the filters leave different hosts, '
+                         'candidates or limits: %d hosts with ours, %d '
+                         'with Nova\'s' % (size, name, len(ours), len(nova)))
 
 
 def scheduler_table(sizes: Sequence[int]) -> str:
+    nova_filter = numa_topology_filter.NUMATopologyFilter()
+    ours_filter = filters.EmulatorThreadsFilter()
     rows = []
     for size in sizes:
-        states = host_states(size, fills(min(size, FILLS)))
+        stored = fills(min(size, FILLS))
         for name, vcpus, memory_mb, specs in REQUESTS_SPECS:
             spec = request_spec(vcpus, memory_mb, specs)
-            ours_runs, nova_runs = scheduler_runs(states, spec)
-            ours = statistics.median(run.seconds for run in ours_runs)
-            nova = statistics.median(run.seconds for run in nova_runs)
-            for label, runs, median in (('ours, then Nova\'s', ours_runs,
-                                         ours),
-                                        ('Nova\'s alone', nova_runs, nova)):
-                middle = sorted(runs, key=lambda run: run.seconds)[
-                    len(runs) // 2]
-                rows.append([
-                    '%d' % size, name, label,
-                    ' -> '.join(str(n) for n in runs[0].stage_passed),
-                    '%.3f' % runs[0].seconds,
-                    ' + '.join('%.3f' % t for t in middle.stage_seconds),
-                    '%.3f' % median, '%.1f%%' % (100 * median / nova)])
-        del states
-    return bench.format_table(
-        ['hosts', 'request', 'filters', 'hosts passed', 'first s',
-         'median: per filter s', 'median s', 'of Nova alone'], rows,
-        right=3)
+            # Every host object new: the first request after a start, or
+            # after every compute node reported.
+            states = host_states(size, stored)
+            gc.collect()
+            ours_first, ours_left = run_request(states, spec, [ours_filter])
+            nova_first, nova_left = run_request(states, spec, [nova_filter])
+            _same(size, name, ours_left, nova_left)
+            ours_times, nova_times = [], []
+            for _ in range(REQUESTS):
+                seconds, ours_left = run_request(states, spec,
+                                                 [ours_filter])
+                ours_times.append(seconds)
+                seconds, nova_left = run_request(states, spec,
+                                                 [nova_filter])
+                nova_times.append(seconds)
+                _same(size, name, ours_left, nova_left)
+            both, both_left = run_request(states, spec,
+                                          [ours_filter, nova_filter])
+            _same(size, name, both_left, nova_left)
+            ours = statistics.median(ours_times)
+            nova = statistics.median(nova_times)
+            rows.append([
+                '%d' % size, name, '%d' % len(nova_left),
+                '%.3f' % nova, '%.4f' % ours, '1/%.0f' % (nova / ours),
+                '%.3f' % nova_first, '%.3f' % ours_first,
+                '1/%.1f' % (nova_first / ours_first), '%.3f' % both])
+            del states, ours_left, nova_left, both_left
+            gc.collect()
+    return bench_common.format_table(
+        ['hosts', 'request', 'hosts passed', 'Nova s', 'ours s',
+         'ours/Nova', 'first: Nova s', 'first: ours s', 'first: ours/Nova',
+         'ours then Nova s'], rows, right=2)
 
 
 # -- peak memory, one process per configuration ------------------------------
@@ -257,8 +256,9 @@ def _child(size: int, what: str) -> None:
     states = host_states(size, fills(min(size, FILLS)))
     spec = request_spec(*REQUESTS_SPECS[0][1:])
     nova_filter = numa_topology_filter.NUMATopologyFilter()
-    chain = {'states': [], 'nova': [nova_filter],
-             'ours': [filters.EmulatorThreadsFilter(), nova_filter]}[what]
+    ours_filter = filters.EmulatorThreadsFilter()
+    chain = {'states': [], 'nova': [nova_filter], 'ours': [ours_filter],
+             'both': [ours_filter, nova_filter]}[what]
     gc.collect()
     before = _rss_mib()
     # What the request allocates and what it leaves allocated (the
@@ -279,7 +279,8 @@ def memory_table(size: int) -> str:
     for what, label in (
             ('states', 'host states only, no filter'),
             ('nova', 'Nova\'s alone'),
-            ('ours', 'ours, then Nova\'s')):
+            ('ours', 'ours alone'),
+            ('both', 'ours, then Nova\'s')):
         out = subprocess.run(
             [sys.executable, __file__, '--memory-child', str(size), what],
             capture_output=True, text=True, check=True).stdout
@@ -287,7 +288,7 @@ def memory_table(size: int) -> str:
         rows.append(['%d' % size, label, '%.0f' % got['peak_rss'],
                      '%+.0f' % got['rss_growth'], '%.1f' % got['held'],
                      '%.1f' % got['request_peak']])
-    return bench.format_table(
+    return bench_common.format_table(
         ['hosts', 'filters', 'peak RSS MiB', 'RSS growth in request MiB',
          'held after MiB', 'allocated at peak MiB'], rows, right=2)
 

@@ -235,18 +235,29 @@ def _free_pcpu_count(cell: HostCell) -> int:
 
 def _ordered_cells(
     host: HostTopology, info: packing.HostInfo, inst: InstanceTopology,
-    pack: bool,
+    pack: bool, devices: Mapping[int, int] | None = None,
 ) -> tuple[tuple[HostCell, packing.CellInfo], ...]:
-    """``host_cell_order`` with each cell's info, remembered per host."""
+    """``host_cell_order`` with each cell's info, remembered per host.
+
+    :param devices: free PCI devices per host cell id, when the host has
+        PCI devices and the guest requests none: Nova then tries the
+        cells with fewer devices first (a stable sort after the others)
+    """
     if len(host.cells) <= len(inst.cells):
         return info.cells
     key = (pack, inst.cells[0].cpu_policy in (None, SHARED))
-    order = info.orders.get(key)
+    orders = info.orders
+    if orders is None:
+        orders = info.orders = {}
+    order = orders.get(key)
     if order is None:
         infos = {id(cell): cell_info for cell, cell_info in info.cells}
-        order = info.orders[key] = tuple(
+        order = orders[key] = tuple(
             (cell, infos[id(cell)])
             for cell in host_cell_order(host, inst, pack))
+    if devices:
+        order = tuple(sorted(
+            order, key=lambda item: devices.get(item[0].id, 0)))
     return order
 
 
@@ -301,11 +312,9 @@ class _Need:
     reserved: int
     #: Its pinned vCPUs in order, which pCPUs are handed out to in order.
     vcpus: tuple[int, ...]
-
-    @property
-    def required(self) -> int:
-        """Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs."""
-        return len(self.vcpus) + self.reserved
+    #: Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs (read on
+    #: every host cell tried, so not a property).
+    required: int
 
 
 # A scheduler fits one request on host after host: what each guest cell
@@ -319,15 +328,18 @@ def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
     entry = _NEEDS.get(id(inst))
     if entry is not None and entry[0] is inst:
         return entry[1]
-    needs = tuple(
-        _Need(cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
-              cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
-              emulator_reservation(inst, index), tuple(sorted(cell.pcpuset)))
-        for index, cell in enumerate(inst.cells))
+    needs = []
+    for index, cell in enumerate(inst.cells):
+        reserved = emulator_reservation(inst, index)
+        vcpus = tuple(sorted(cell.pcpuset))
+        needs.append(_Need(
+            cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
+            cell.cpu_policy in UNPINNED_POLICIES, cell.memory * 1024,
+            reserved, vcpus, len(vcpus) + reserved))
     if len(_NEEDS) >= _NEEDS_REMEMBERED:
         _NEEDS.clear()
-    _NEEDS[id(inst)] = (inst, needs)
-    return needs
+    _NEEDS[id(inst)] = (inst, tuple(needs))
+    return _NEEDS[id(inst)][1]
 
 
 @dataclasses.dataclass(slots=True)
@@ -465,6 +477,7 @@ def fit_instance_to_host(
     limits: Limits | None = None,
     pack: bool = False,
     claimable: bool = True,
+    devices: Mapping[int, int] | None = None,
     *,
     emulator_pcpu_siblings: str = ALLOW_SIBLINGS,
 ) -> InstanceTopology | None:
@@ -487,6 +500,9 @@ def fit_instance_to_host(
     :param emulator_pcpu_siblings: ``[emulator_threads]
         emulator_pcpu_siblings`` (``emulator_pcpu_avoids_vcpu_cores``);
         ``allow`` is Nova's choice
+    :param devices: free PCI devices per host cell id, for a guest that
+        requests none on a host that has some: Nova tries the cells with
+        fewer devices first
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
     :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
     """
@@ -502,14 +518,16 @@ def fit_instance_to_host(
         # in the caches of the walk can let it pass.
         return None
     fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
-                             explain=False, avoid_vcpu_cores=avoid)
-    if fitted is not None and claimable and _unclaimable(host, fitted):
+                             explain=False, devices=devices,
+                             avoid_vcpu_cores=avoid)
+    if fitted is not None and claimable and _unclaimable(
+            host_info.by_id, fitted):
         return None
     return fitted
 
 
 def _unclaimable(
-    host: HostTopology, fitted: InstanceTopology,
+    cells: Mapping[int, HostCell], fitted: InstanceTopology,
 ) -> tuple[int, int, str, tuple[int, ...]] | None:
     """Why claiming Nova's answer on the host would fail, if it would.
 
@@ -526,9 +544,9 @@ def _unclaimable(
 
     We answer "no fit" exactly there, and Nova's answer everywhere else.
 
+    :param cells: the host's cells by id (``packing.HostInfo.by_id``)
     :returns: None, or a failure as ``explain_no_fit`` lists them
     """
-    cells = {cell.id: cell for cell in host.cells}
     for index, inst_cell in enumerate(fitted.cells):
         if inst_cell.cpu_policy not in fields.PINNED_CPU_POLICIES:
             continue
@@ -560,6 +578,7 @@ def _fit(
     limits: Limits | None,
     pack: bool,
     explain: bool,
+    devices: Mapping[int, int] | None = None,
     avoid_vcpu_cores: bool = False,
 ) -> tuple[InstanceTopology | None,
            list[tuple[int, int, str, tuple[int, ...]]]]:
@@ -570,7 +589,7 @@ def _fit(
         guest cell did not fit each host cell tried
     """
     failures: list[tuple[int, int, str, tuple[int, ...]]] = []
-    host_cells = _ordered_cells(host, host_info, inst, pack)
+    host_cells = _ordered_cells(host, host_info, inst, pack, devices)
     if len(inst.cells) == 1 and host_info.distinct_ids:
         # One guest cell: every permutation is one host cell, and with
         # distinct host cell ids no cache pair comes up twice, so Nova
@@ -671,10 +690,13 @@ def explain_no_fit(
     inst: InstanceTopology,
     limits: Limits | None = None,
     pack: bool = False,
+    devices: Mapping[int, int] | None = None,
     *,
     emulator_pcpu_siblings: str = ALLOW_SIBLINGS,
 ) -> str:
     """One sentence saying why ``inst`` does not fit ``host``.
+
+    The arguments are ``fit_instance_to_host``'s.
 
     :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
     """
@@ -686,9 +708,9 @@ def explain_no_fit(
         return 'no assignment of guest cells to distinct host cells fits'
     fitted, failures = _fit(host, packing.host_info(host), inst,
                             _needs(inst), limits, pack, explain=True,
-                            avoid_vcpu_cores=avoid)
+                            devices=devices, avoid_vcpu_cores=avoid)
     if fitted is not None:
-        refused = _unclaimable(host, fitted)
+        refused = _unclaimable(packing.host_info(host).by_id, fitted)
         if refused is None:
             return 'it fits'
         failures.append(refused)

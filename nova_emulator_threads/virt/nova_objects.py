@@ -39,6 +39,7 @@ from nova_emulator_threads.virt import topology
 
 __all__ = [
     'host_from_object',
+    'host_view_of_object',
     'instance_from_object',
 ]
 
@@ -136,3 +137,90 @@ def instance_from_object(
         emulator_threads_policy=_field(
             instance, 'emulator_threads_policy', None),
         realtime_cpus=frozenset(realtime_cpus))
+
+
+def _fields_of(obj: ovo_base.VersionedObject) -> dict[str, Any]:
+    # A versioned object keeps each set field's value in the attribute
+    # '_obj_<name>' (oslo.versionedobjects' get_attrname); reading them
+    # from the instance's dict skips the property, obj_attr_is_set and
+    # lazy-load machinery, which is most of what a conversion costs.
+    return vars(obj)
+
+
+def _required(values: dict[str, Any], obj: ovo_base.VersionedObject,
+              name: str) -> Any:
+    try:
+        return values['_obj_' + name]
+    except KeyError:
+        raise exception.ObjectConversionFailed(
+            objtype=f'{obj.obj_name()} {obj.VERSION}',
+            reason=f'its required field {name!r} is not set') from None
+
+
+# Hosts of one hardware and configuration mostly have equal page counts:
+# the views share one tuple of them. A scheduler keeps a view of every
+# host, and Python's garbage collector walks every container object that
+# stays alive (frozen dataclasses are such objects): fewer of them make
+# its full collections shorter. Bounded; setdefault is one operation
+# under the GIL, so threads are safe.
+_PAGES: dict[tuple[tuple[int, int, int, int], ...],
+             tuple[topology.MemPages, ...]] = {}
+_PAGES_MAX = 65536
+
+
+def _pages(counts: tuple[tuple[int, int, int, int], ...],
+           ) -> tuple[topology.MemPages, ...]:
+    pages = _PAGES.get(counts)
+    if pages is None:
+        if len(_PAGES) >= _PAGES_MAX:
+            _PAGES.clear()
+        pages = _PAGES.setdefault(counts, tuple(
+            topology.MemPages(*count) for count in counts))
+    return pages
+
+
+def host_view_of_object(
+    host: ovo_base.VersionedObject,
+) -> topology.HostTopology:
+    """Return the engine's view of a ``NUMATopology``, sharing its sets.
+
+    :func:`host_from_object` for a reader that holds the view no longer
+    than the object stays unchanged, as nova-scheduler does: its host
+    states replace a host's topology object when the host changes, never
+    change it in place. The view's cells hold the object's own CPU and
+    sibling sets, not copies, so it costs a fraction of a conversion and
+    no memory for the sets, and iterates them exactly as Nova's fitter
+    does.
+
+    :param host: the host's topology object.
+    :returns: a ``HostTopology`` without ``cpu_shared_set``.
+    :raises: ObjectConversionFailed if a cell lacks ``id``, ``cpuset`` or
+        ``memory``.
+    """
+    empty: frozenset[int] = frozenset()
+    cells = []
+    for cell in _required(_fields_of(host), host, 'cells'):
+        values = _fields_of(cell)
+        get = values.get
+        counts = []
+        for page in get('_obj_mempages', ()):
+            page_values = _fields_of(page)
+            counts.append((
+                _required(page_values, page, 'size_kb'),
+                _required(page_values, page, 'total'),
+                page_values.get('_obj_used', 0),
+                page_values.get('_obj_reserved', 0)))
+        pcpuset = get('_obj_pcpuset')
+        pinned = get('_obj_pinned_cpus')
+        cells.append(topology.HostCell(
+            _required(values, cell, 'id'),
+            _required(values, cell, 'cpuset'),
+            empty if pcpuset is None else pcpuset,
+            _required(values, cell, 'memory'),
+            tuple(get('_obj_siblings', ())),
+            _pages(tuple(counts)),
+            empty if pinned is None else pinned,
+            get('_obj_cpu_usage', 0),
+            get('_obj_memory_usage', 0),
+            get('_obj_socket')))
+    return topology.HostTopology(tuple(cells))

@@ -27,12 +27,11 @@ how soon it comes.
 """
 
 import itertools
-import weakref
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TypeVar
 
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt import memo
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import MemPages
@@ -219,7 +218,7 @@ class HostInfo:
     It must not refer to the host: its memo entry would keep it alive.
     """
 
-    __slots__ = ('cells', 'most_free', 'distinct_ids', 'orders')
+    __slots__ = ('cells', 'most_free', 'distinct_ids', 'orders', '_by_id')
 
     def __init__(self, host: HostTopology) -> None:
         #: The host's cells, each with its info.
@@ -230,39 +229,43 @@ class HostInfo:
         #: Whether no two cells have the same id.
         self.distinct_ids = (len({cell.id for cell in host.cells}) ==
                              len(host.cells))
+        self._by_id: dict[int, HostCell] | None = None
         #: The fitter's orders of ``cells``, by what decides the order.
+        #: (A dict only once a guest with fewer cells than the host is
+        #: fitted: most hosts a scheduler holds are never asked.)
         self.orders: dict[tuple[bool, bool],
-                          tuple[tuple[HostCell, CellInfo], ...]] = {}
+                          tuple[tuple[HostCell, CellInfo], ...]] | None = None
+
+    @property
+    def by_id(self) -> dict[int, HostCell]:
+        """The cells by id (the last of a duplicate id, as a dict keeps);
+        only a fit needs it, so it is built then.
+        """
+        if self._by_id is None:
+            self._by_id = {cell.id: cell for cell, _info in self.cells}
+        return self._by_id
 
 
-_Object = TypeVar('_Object', HostCell, HostTopology)
-_Info = TypeVar('_Info', CellInfo, HostInfo)
-
-# id(object) -> (weak reference to the object, what was derived from it).
-_CELL_INFO: dict[int, tuple['weakref.ref[HostCell]', CellInfo]] = {}
-_HOST_INFO: dict[int, tuple['weakref.ref[HostTopology]', HostInfo]] = {}
-
-
-def _memo(memo: dict[int, tuple['weakref.ref[_Object]', _Info]],
-          obj: _Object, derive: Callable[[_Object], _Info]) -> _Info:
-    key = id(obj)
-    entry = memo.get(key)
-    if entry is not None and entry[0]() is obj:
-        return entry[1]
-    info = derive(obj)
-    # The entry goes when the object does, before its id can be reused.
-    memo[key] = (weakref.ref(obj, lambda _ref: memo.pop(key, None)), info)
-    return info
+_CELL_INFO: memo.IdentityMemo[CellInfo] = memo.IdentityMemo()
+_HOST_INFO: memo.IdentityMemo[HostInfo] = memo.IdentityMemo()
 
 
 def cell_info(cell: HostCell) -> CellInfo:
     """What the fitter derives from ``cell``, derived once."""
-    return _memo(_CELL_INFO, cell, CellInfo)
+    info = _CELL_INFO.get(cell)
+    if info is None:
+        info = CellInfo(cell)
+        _CELL_INFO.put(cell, info)
+    return info
 
 
 def host_info(host: HostTopology) -> HostInfo:
     """What the fitter derives from ``host``, derived once."""
-    return _memo(_HOST_INFO, host, HostInfo)
+    info = _HOST_INFO.get(host)
+    if info is None:
+        info = HostInfo(host)
+        _HOST_INFO.put(host, info)
+    return info
 
 
 # -- packing vCPUs onto cores ------------------------------------------------

@@ -10,13 +10,14 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``EmulatorThreadsFilter``: sound against Nova's ``NUMATopologyFilter``.
+"""``EmulatorThreadsFilter``: Nova's ``NUMATopologyFilter``'s answers.
 
-The soundness property is checked on generated hosts and flavors: for
-the same ``HostState`` and ``RequestSpec`` objects (Nova's, built as the
-scheduler builds them: the host from the engine's generated topology,
-the request by Nova's own ``numa_get_constraints``), whenever Nova's
-filter passes a host, ours passes it too.
+What it logs and where it hands the host to Nova's filter; and, on
+generated hosts and flavors (Nova's ``HostState`` and ``RequestSpec``
+objects, built as the scheduler builds them: the host from the engine's
+generated topology, the request by Nova's own ``numa_get_constraints``),
+the same answer as Nova's filter. ``test_filter_equivalence`` compares
+candidates and limits too, over a fixed generated set.
 """
 
 import logging
@@ -27,66 +28,24 @@ import hypothesis
 from hypothesis import strategies as st
 from nova import exception as nova_exception
 from nova import objects
-from nova.scheduler import host_manager
+from nova.pci import stats as pci_stats
 from nova.scheduler.filters import numa_topology_filter
-from nova.virt import hardware as nova_hardware
+from nova.virt import hardware as hardware_nova
 from oslo_config import fixture as config_fixture
-from oslo_utils.fixture import uuidsentinel as uuids
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import nova_objects
 from tests.unit import base
 from tests.unit import nova_patch_fixture
+from tests.unit.scheduler import fakes
 from tests.unit.virt import nova_reference
 from tests.unit.virt import strategies
 
-IMAGE_PROPS = objects.ImageMetaProps()
-
-
-def host_state(numa_topology: Any, cpu_ratio: float = 16.0,
-               ram_ratio: float = 1.5, pci_stats: Any = None) -> Any:
-    """A HostState as the scheduler's HostManager fills it."""
-    state = host_manager.HostState('host1', 'node1', uuids.cell)
-    state.numa_topology = numa_topology
-    state.pci_stats = pci_stats
-    state.cpu_allocation_ratio = cpu_ratio
-    state.ram_allocation_ratio = ram_ratio
-    state.allocation_candidates = [{'mappings': {}}]
-    state.limits = {}
-    return state
-
-
-def request_spec(vcpus: int, memory_mb: int,
-                 extra_specs: dict[str, str]) -> Any:
-    """A RequestSpec as nova-api builds it (seams applied)."""
-    flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=1,
-                            ephemeral_gb=0, swap=0, extra_specs=extra_specs)
-    image = objects.ImageMeta(properties=IMAGE_PROPS)
-    return objects.RequestSpec(
-        flavor=flavor, image=image, pci_requests=None,
-        instance_uuid=uuids.instance,
-        numa_topology=nova_hardware.numa_get_constraints(flavor, image))
-
-
-def two_cell_host(pinned: tuple[set[int], set[int]] = (set(), set()),
-                  ) -> Any:
-    """Two cells of four dedicated pCPUs (0-3, 4-7), 2 GiB each."""
-    return objects.NUMATopology(cells=[
-        objects.NUMACell(
-            id=cell, cpuset=set(), pcpuset=set(range(cell * 4, cell * 4 + 4)),
-            memory=2048, cpu_usage=0, memory_usage=0,
-            pinned_cpus=pinned[cell], siblings=[
-                {cpu} for cpu in range(cell * 4, cell * 4 + 4)],
-            mempages=[objects.NUMAPagesTopology(
-                size_kb=4, total=2048 * 256, used=0, reserved=0)],
-            network_metadata=objects.NetworkMetadata(
-                physnets=set(), tunneled=False),
-            socket=0)
-        for cell in (0, 1)])
-
-
-ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
+host_state = fakes.host_state
+request_spec = fakes.request_spec
+two_cell_host = fakes.two_cell_host
+ISOLATE = fakes.ISOLATE
 
 
 class TestEmulatorThreadsFilter(base.TestCase):
@@ -112,7 +71,7 @@ class TestEmulatorThreadsFilter(base.TestCase):
         host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
         spec = request_spec(2, 1024, ISOLATE)
         self.assertFalse(self.filt.host_passes(host, spec))
-        self.assertIn('host1, node1 fails the emulator threads filter: not '
+        self.assertIn('host1, node1 fails NUMA topology requirements: not '
                       'enough free pCPUs', self.log.output)
         self.assertIn('incl. 1 for emulator threads', self.log.output)
         # Nova's filter agrees.
@@ -139,20 +98,98 @@ class TestEmulatorThreadsFilter(base.TestCase):
             host_state(None), request_spec(2, 1024, ISOLATE)))
 
     def test_pci_request_is_left_to_nova(self) -> None:
-        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
         spec = request_spec(2, 1024, ISOLATE)
         spec.pci_requests = objects.InstancePCIRequests(requests=[
             objects.InstancePCIRequest(count=1, spec=[{'vendor_id': '8086'}])])
-        self.assertTrue(self.filt.host_passes(host, spec))
-        self.assertIn('undecided (PCI devices are requested)',
-                      self.log.output)
+        nova = numa_topology_filter.NUMATopologyFilter()
+        for pinned, fits in ((({0, 1}, {4, 5}), False),
+                             (({0, 1}, {4}), True)):
+            host = host_state(two_cell_host(pinned=pinned))
+            self.assertEqual(fits, nova.host_passes(host, spec))
+            host = host_state(two_cell_host(pinned=pinned))
+            self.assertEqual(fits, self.filt.host_passes(host, spec))
+        self.assertIn('NUMATopologyFilter decides (PCI devices are '
+                      'requested)', self.log.output)
 
     def test_network_affinity_is_left_to_nova(self) -> None:
-        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
         spec = request_spec(2, 1024, ISOLATE)
         spec.network_metadata = objects.NetworkMetadata(
             physnets={'foo'}, tunneled=False)
+        host = host_state(two_cell_host(pinned=({0, 1}, {4})))
         self.assertTrue(self.filt.host_passes(host, spec))
+        self.assertIn('NUMATopologyFilter decides (NUMA affinity of '
+                      'networks is requested)', self.log.output)
+        # Nova's limits carry the networks, as Nova's filter sets them.
+        self.assertEqual(
+            spec.network_metadata.obj_to_primitive(),
+            host.limits['numa_topology'].network_metadata.obj_to_primitive())
+
+    def test_passing_sets_limits_and_keeps_candidates(self) -> None:
+        host = host_state(two_cell_host(pinned=({0, 1}, {4})), 4.0, 1.0)
+        candidates = [{'mappings': {'': ['rp1']}}, {'mappings': {'': ['rp2']}}]
+        host.allocation_candidates = list(candidates)
+        self.assertTrue(self.filt.host_passes(
+            host, request_spec(2, 1024, ISOLATE)))
+        self.assertEqual(candidates, host.allocation_candidates)
+        limits = host.limits['numa_topology']
+        self.assertIsInstance(limits, objects.NUMATopologyLimits)
+        self.assertEqual((4.0, 1.0), (limits.cpu_allocation_ratio,
+                                      limits.ram_allocation_ratio))
+
+    def test_failing_drops_candidates_and_sets_no_limits(self) -> None:
+        host = host_state(two_cell_host(pinned=({0, 1}, {4, 5})))
+        self.assertFalse(self.filt.host_passes(
+            host, request_spec(2, 1024, ISOLATE)))
+        self.assertEqual([], host.allocation_candidates)
+        self.assertEqual({}, host.limits)
+
+    def test_no_candidates_left_fails(self) -> None:
+        # As NUMATopologyFilter: an earlier filter took every candidate.
+        host = host_state(two_cell_host())
+        host.allocation_candidates = []
+        self.assertFalse(self.filt.host_passes(
+            host, request_spec(2, 1024, ISOLATE)))
+        self.assertIn('no allocation candidate is left', self.log.output)
+
+    def test_require_on_a_host_without_smt(self) -> None:
+        # NUMATopologyFilter's CPU policy check, before any fitting.
+        spec = request_spec(2, 1024, {**ISOLATE,
+                                      'hw:cpu_thread_policy': 'require'})
+        self.assertFalse(self.filt.host_passes(
+            host_state(two_cell_host()), spec))
+        self.assertFalse(numa_topology_filter.NUMATopologyFilter()
+                         .host_passes(host_state(two_cell_host()), spec))
+
+    def test_pci_devices_order_the_cells(self) -> None:
+        # More host cells than guest cells and PCI devices on one: Nova
+        # tries the cell without devices first, and so does the engine.
+        numa = two_cell_host()
+        stats = pci_stats.PciDeviceStats(numa, stats=objects.PciDevicePoolList(
+            objects=[objects.PciDevicePool(
+                product_id='1520', vendor_id='8086', numa_node=0, count=2,
+                tags={'dev_type': 'type-PF'})]))
+        spec = request_spec(2, 1024, ISOLATE)
+        expected = hardware_nova.numa_fit_instance_to_host(
+            numa, spec.numa_topology.obj_clone(), provider_mapping=None,
+            pci_stats=stats)
+        self.assertEqual(1, expected.cells[0].id)
+        devices = filters._pci_devices(
+            stats, nova_objects.host_view_of_object(numa), 1)
+        self.assertEqual({0: 2}, devices)
+        fitted = hardware.fit_instance_to_host(
+            nova_objects.host_view_of_object(numa),
+            nova_objects.instance_from_object(spec.numa_topology),
+            devices=devices)
+        self.assertEqual(1, fitted.cells[0].id)
+        host = host_state(numa, pci_stats=stats)
+        self.assertTrue(self.filt.host_passes(host, spec))
+        self.assertNotIn('NUMATopologyFilter decides', self.log.output)
+
+    def test_rebuild_passes_every_host(self) -> None:
+        spec = request_spec(2, 1024, ISOLATE)
+        spec.scheduler_hints = {'_nova_check_type': ['rebuild']}
+        hosts = [host_state(two_cell_host(pinned=({0, 1}, {4, 5})))]
+        self.assertEqual(hosts, list(self.filt.filter_all(hosts, spec)))
 
     def test_never_stricter_than_nova_on_a_partly_pinned_core(self) -> None:
         # Thread isolate and emulator isolate on an SMT host (with the
@@ -186,8 +223,8 @@ class TestEmulatorThreadsFilter(base.TestCase):
         self.assertFalse(self.filt.RUN_ON_REBUILD)
 
 
-class TestSoundness(base.TestCase):
-    """Never rejects a host Nova's NUMATopologyFilter accepts."""
+class TestSameAnswer(base.TestCase):
+    """The same answer as Nova's NUMATopologyFilter."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -208,6 +245,7 @@ class TestSoundness(base.TestCase):
             cpu_ratio=ratios.cpu_allocation_ratio,
             ram_ratio=ratios.ram_allocation_ratio)
         ours = self.ours.host_passes(state, spec)
+        state.allocation_candidates = [{'mappings': {}}]
         nova = self.nova.host_passes(state, spec)
         return nova, ours
 
@@ -216,26 +254,25 @@ class TestSoundness(base.TestCase):
                              hypothesis.HealthCheck.too_slow,
                              hypothesis.HealthCheck.filter_too_much])
     @hypothesis.given(strategies.hosts(), strategies.flavors())
-    def test_never_rejects_what_nova_accepts(self, generated: Any,
-                                             flavor: Any) -> None:
+    def test_same_answer_as_nova(self, generated: Any,
+                                 flavor: Any) -> None:
         nova, ours = self.decide(generated, flavor)
         hypothesis.event('nova %s, ours %s' % (nova, ours))
-        if nova:
-            # Except where Nova's libvirt driver refuses to build the guest
-            # (realtime vCPUs under 'share' and no cpu_shared_set): Nova's
-            # filter passes such a host and the build fails at spawn; ours
-            # rejects it, and only it.
-            requested = request_spec(flavor.vcpus, flavor.memory_mb,
-                                     flavor.extra_specs).numa_topology
-            spawn_fails = (
-                not generated.shared and requested is not None and
-                requested.emulator_threads_policy == 'share' and
-                bool(nova_hardware.get_realtime_cpu_constraint(
-                    objects.Flavor(vcpus=flavor.vcpus,
-                                   extra_specs=flavor.extra_specs),
-                    objects.ImageMeta(properties=IMAGE_PROPS))))
-            self.assertEqual(not spawn_fails, ours,
-                             '%r\n%r' % (generated, flavor))
+        # Except where Nova's libvirt driver refuses to build the guest
+        # (realtime vCPUs under 'share' and no cpu_shared_set): Nova's
+        # filter passes such a host and the build fails at spawn; ours
+        # rejects it, and only it.
+        requested = request_spec(flavor.vcpus, flavor.memory_mb,
+                                 flavor.extra_specs).numa_topology
+        spawn_fails = (
+            not generated.shared and requested is not None
+            and requested.emulator_threads_policy == 'share'
+            and bool(hardware_nova.get_realtime_cpu_constraint(
+                objects.Flavor(vcpus=flavor.vcpus,
+                               extra_specs=flavor.extra_specs),
+                objects.ImageMeta(properties=objects.ImageMetaProps()))))
+        self.assertEqual(nova and not spawn_fails, ours,
+                         '%r\n%r' % (generated, flavor))
 
     def test_generated_cases_include_rejections(self) -> None:
         # Not vacuous: the generators reach hosts both filters reject.
