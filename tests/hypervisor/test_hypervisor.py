@@ -67,7 +67,10 @@ def _cputune(vcpupins: dict[int, str], emulatorpin: str,
 
 
 class HypervisorTestCase(testtools.TestCase):
-    """One private daemon for the class; one or two guests per test."""
+    """One private daemon for each test class; one or two guests per test.
+
+    Tests go in subclasses, so that each class gets a daemon of its own.
+    """
 
     daemon: libvirtd.LibvirtDaemon
 
@@ -155,6 +158,10 @@ class HypervisorTestCase(testtools.TestCase):
         self.assertEqual(len(iothreadpins), seen[audit.IOTHREAD])
         # The main thread, the RCU thread, the monitor I/O thread, vnc...
         self.assertGreaterEqual(seen[audit.EMULATOR], 3)
+
+
+class HypervisorTest(HypervisorTestCase):
+    """Our placement, audit and pin on the real daemon."""
 
     # -- the engine's placement on a real host ------------------------------
 
