@@ -359,15 +359,28 @@ class LibvirtdRestartTest(FaultTest):
         # The same guests, running, with the same pins.
         self.assertEqual(before, self.pins())
         self.assert_consistent()
-        # The isolate host's reserved pCPU is not for a new isolate guest.
+        # The isolate host's reserved pCPU is not for a new isolate guest:
+        # placement still counts it, and the boot is refused.
+        self.assertEqual(0, self.room(isolate))
         refused = self.settled([self.create(isolate)])[0]
         self.assertEqual('ERROR', refused['status'])
         self.assertIn('No valid host was found', refused['fault']['message'])
         # Nova works with the restarted libvirtd: the isolate guest goes,
-        # a new one takes its pCPUs and nothing else's.
+        # a new one takes its pCPUs and nothing else's. (nova-compute
+        # disables its service when it finds its libvirt connection
+        # closed, and enables it again once it has reconnected, which the
+        # deletion makes it do.)
         self.delete_and_wait(servers[0]['id'])
+        host = servers[0]['OS-EXT-SRV-ATTR:host']
+        self.wait_until('nova-compute on %s to be enabled again' % host,
+                        lambda: self.compute_enabled(host))
         self.boot(isolate)
         self.assert_consistent()
+
+    def compute_enabled(self, host):
+        return all(service['status'] == 'enabled' for service in
+                   self.os_admin.services_client.list_services(
+                       binary='nova-compute', host=host)['services'])
 
 
 class RabbitMQRestartTest(FaultTest):
