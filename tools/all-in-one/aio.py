@@ -20,7 +20,8 @@
     aio.py restart NAME stop one service (a name `status` prints) and start
                         it again exactly as `up` did; wait until it serves
     aio.py kill NAME    SIGKILL one service, as a crash would
-    aio.py tempest      run the plugin's tests with `tempest run`
+    aio.py tempest      run the plugin's tests with `tempest run` (extra
+                        arguments after "--" go to it: -- --regex test_faults)
     aio.py test         up, tempest, down (down runs even if a step fails)
 
 Everything listens on 127.0.0.1 and lives under ``.aio/`` (``AIO_DIR``):
@@ -157,7 +158,9 @@ def main() -> int:
         elif args.command == 'kill':
             lifecycle.kill(args.name)
         elif args.command == 'tempest':
-            return tempest(args.args)
+            # `tempest -- --regex X`: what follows "--" goes to tempest.
+            return tempest(args.args[1:] if args.args[:1] == ['--']
+                           else args.args)
         else:
             return test(args.totals)
     except lifecycle.UnknownService as exc:
