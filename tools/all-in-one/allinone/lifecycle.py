@@ -52,6 +52,22 @@ def refuse_if_up() -> None:
                                 'run `down` first' % (pid_file.stem, pid))
 
 
+def start_libvirt(every: dict[str, starts.Start],
+                  hosts: typing.Sequence[layout.ComputeHost],
+                  cloud: starts.Cloud) -> str:
+    """The compute hosts' libvirt daemons, first: the configuration waits
+    for the one setting they decide, the virt type, which this returns.
+    """
+    layout.say('starting libvirtd for %s' % ', '.join(h.name for h in hosts))
+    start(every, [name for h in hosts for name in (
+        'virtlogd-' + h.name, 'libvirtd-' + h.name)], cloud)
+    virt_type = services.choose_virt_type(hosts[0])
+    layout.say('virt_type = %s (%s)' % (virt_type, {
+        'kvm': 'KVM works here, nested',
+        'qemu': 'KVM does not work here: TCG emulation'}[virt_type]))
+    return virt_type
+
+
 def up() -> None:
     install.require_root()
     refuse_if_up()
@@ -66,14 +82,7 @@ def up() -> None:
     every = starts.starts(hosts)
     cloud = starts.Cloud(values['admin_password'])
 
-    layout.say('starting libvirtd for %s' % ', '.join(h.name for h in hosts))
-    start(every, [name for h in hosts for name in (
-        'virtlogd-' + h.name, 'libvirtd-' + h.name)], cloud)
-    # The one setting the configuration waits for.
-    virt_type = services.choose_virt_type(hosts[0])
-    layout.say('virt_type = %s (%s)' % (virt_type, {
-        'kvm': 'KVM works here, nested',
-        'qemu': 'KVM does not work here: TCG emulation'}[virt_type]))
+    virt_type = start_libvirt(every, hosts, cloud)
     configs.write_configs(values, hosts, virt_type)
 
     layout.say('starting PostgreSQL and RabbitMQ')
