@@ -19,6 +19,7 @@ host's libvirtd reports them, placement's usages and allocations, Nova's
 servers, and ``nova-emulator-threads audit`` on every host.
 """
 
+import datetime
 import shlex
 import subprocess
 import time
@@ -406,9 +407,28 @@ class RabbitMQRestartTest(FaultTest):
         first = self.boot(flavor)
         self.delete_and_wait(first['id'])
 
+        restarted = datetime.datetime.now(datetime.UTC).replace(
+            tzinfo=None)
         self.fault('restart', 'rabbitmq')
+        # As an operator would: the next boot once Nova's services are
+        # back on the bus. A compute host's report reaches the database
+        # through nova-conductor, so a report after the restart shows
+        # that conductor consumes its queue again. (A boot sent before
+        # that is lost: the queues are not durable, and a cast published
+        # before its consumer has declared its queue again is dropped,
+        # leaving the server in BUILD.)
+        self.wait_until('every nova-compute to report after the RabbitMQ '
+                        'restart', lambda: self.computes_reported(restarted))
 
         server = self.boot(flavor)
         self.assertEqual(flavor['vcpus'] + 1,
                          self.allocated(server['id']).get('PCPU'))
         self.assert_consistent()
+
+    def computes_reported(self, since):
+        services = self.os_admin.services_client.list_services(
+            binary='nova-compute')['services']
+        return bool(services) and all(
+            service['state'] == 'up' and service['updated_at'] and
+            datetime.datetime.fromisoformat(service['updated_at']).replace(
+                tzinfo=None) > since for service in services)
