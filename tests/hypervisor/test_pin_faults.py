@@ -25,16 +25,17 @@ Its own class, so its own daemon: the test kills it.
 
 from nova_emulator_threads.host import pinning
 from nova_emulator_threads.virt.libvirt import cputune
-from tests.hypervisor import test_hypervisor
+from tests.hypervisor import base
+from tests.hypervisor import libvirtd
 
-P = test_hypervisor.P
+P = base.P
 
 
-class PinFaultTestCase(test_hypervisor.HypervisorTestCase):
+class PinFaultTest(base.HypervisorTestCase):
 
     def test_libvirtd_killed_between_definition_and_live_guest(self) -> None:
         # vCPU 0 on pCPU 1; emulator and I/O thread 1 floating over 0-1.
-        guest = self.guest('fault', test_hypervisor._cputune(
+        guest = self.guest('fault', base.make_cputune(
             {0: '1'}, '0-1', {1: '0-1'}), iothreads=1)
         qemu_pid = guest.pid
         killed = []
@@ -70,7 +71,7 @@ class PinFaultTestCase(test_hypervisor.HypervisorTestCase):
         self.daemon.start_libvirtd()
         guest.dom = self.daemon.conn.lookupByName(guest.name)
         self.assertTrue(guest.dom.isActive())
-        self.assertEqual(qemu_pid, test_hypervisor.libvirtd.qemu_pid(
+        self.assertEqual(qemu_pid, libvirtd.qemu_pid(
             self.daemon, guest.name))
         live = cputune.parse_cputune(guest.dom.XMLDesc(0))
         self.assertEqual((P('0-1'), {1: P('0-1')}),

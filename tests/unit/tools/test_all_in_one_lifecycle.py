@@ -25,7 +25,6 @@ import sys
 from unittest import mock
 
 import fixtures
-from oslotest import base
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / 'tools'
                        / 'all-in-one'))
@@ -34,6 +33,7 @@ from allinone import layout  # noqa: E402
 from allinone import lifecycle  # noqa: E402
 from allinone import processes  # noqa: E402
 from allinone import starts  # noqa: E402
+from tests.unit import base  # noqa: E402
 
 
 def _two_cpus():
@@ -42,7 +42,7 @@ def _two_cpus():
         return layout.compute_hosts()
 
 
-class StartsTestCase(base.BaseTestCase):
+class StartsTestCase(base.TestCase):
 
     def test_every_service_has_one_start_in_down_order(self):
         hosts = _two_cpus()
@@ -69,7 +69,7 @@ class StartsTestCase(base.BaseTestCase):
         self.assertEqual(signal.SIGINT, every['postgresql'].stop_signal)
 
 
-class RestartKillTestCase(base.BaseTestCase):
+class RestartKillTestCase(base.TestCase):
     """`restart` and `kill` with a real process for the service."""
 
     def setUp(self):
