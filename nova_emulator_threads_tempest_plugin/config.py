@@ -50,4 +50,21 @@ EmulatorThreadsGroup = [
         help='The fill test boots as many isolate servers as placement has '
              'room for, plus one; it is skipped when that is more than '
              'this.'),
+    cfg.StrOpt(
+        'fault_command',
+        help='A command that injects faults into the cloud under test, '
+             'run on the machine running tempest as "COMMAND kill SERVICE" '
+             '(SIGKILL, as a crash would) and "COMMAND restart SERVICE" '
+             '(returns once the service serves again). SERVICE is '
+             '"nova-compute-HOST", "libvirtd-HOST" (HOST a compute host '
+             'of libvirt_uris) or "rabbitmq". Split like a shell command '
+             'line. The fault tests are skipped when this is unset; the '
+             'all-in-one cloud sets it to its "aio.py".'),
+    cfg.StrOpt(
+        'nova_manage_command',
+        help='nova-manage with the configuration that reaches the cloud\'s '
+             'API and cell databases, split like a shell command line. '
+             'The fault tests run "placement audit" with it after a '
+             'nova-compute was killed, as an operator would, and are '
+             'skipped when this is unset.'),
 ]

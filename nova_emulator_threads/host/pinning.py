@@ -198,7 +198,9 @@ def _verify(dom: typing.Any, result: PinResult, cpus: frozenset[int],
 
 
 def pin_emulator(dom: typing.Any, cpus: frozenset[int], *, live: bool,
-                 config: bool, width: int) -> PinResult:
+                 config: bool, width: int,
+                 applied: typing.Callable[[Step], None] | None = None
+                 ) -> PinResult:
     """Pin a guest's emulator and I/O threads to ``cpus``.
 
     The CPU set must have been validated (``remedy.problems``).
@@ -208,6 +210,9 @@ def pin_emulator(dom: typing.Any, cpus: frozenset[int], *, live: bool,
     :param live: change the running guest
     :param config: change the persistent definition
     :param width: the number of host CPUs in libvirt's CPU maps
+    :param applied: called with each step libvirt has applied, before the
+        next one starts (the hypervisor tests kill libvirtd from it, to
+        see what a fault between two steps leaves)
     :returns: the result; its ``error`` is set when not every step was
         applied, and its steps say which were
     """
@@ -250,5 +255,7 @@ def pin_emulator(dom: typing.Any, cpus: frozenset[int], *, live: bool,
                     step.scope, step.target)
             return result
         step.state = APPLIED
+        if applied is not None:
+            applied(step)
     _verify(dom, result, cpus, scopes, libvirt)
     return result

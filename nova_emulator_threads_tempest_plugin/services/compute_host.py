@@ -57,6 +57,18 @@ class ComputeHostClient:
         finally:
             conn.close()
 
+    def domains(self):
+        """Every running guest of this host, as libvirt reports it now.
+
+        :returns: ``nova_emulator_threads.host.libvirt_domains.Domain``
+            objects
+        """
+        conn = libvirt_domains.open_connection(self.uri)
+        try:
+            return libvirt_domains.list_domains(conn)
+        finally:
+            conn.close()
+
     def audit(self, cpu_shared_set=None):
         """Run ``nova-emulator-threads audit --format json``.
 

@@ -128,18 +128,20 @@ def ensure_installed() -> None:
         importlib.import_module('libvirt')
 
 
+#: How the daemons start, inside the private namespace.
+VIRTLOGD_START = ('virtlogd --daemon --config /etc/libvirt/virtlogd.conf '
+                  '--pid-file /run/libvirt/virtlogd.pid')
+LIBVIRTD_START = ('libvirtd --daemon --config /etc/libvirt/libvirtd.conf '
+                  '--pid-file /run/libvirt/libvirtd.pid')
+
+
 def _start_script(tree: str) -> str:
     lines = ['set -e']
     for name, target in PRIVATE_DIRS:
         lines.append('mkdir -p %s' % target)
         lines.append('mount --bind %s %s' % (os.path.join(tree, name),
                                              target))
-    lines += [
-        'virtlogd --daemon --config /etc/libvirt/virtlogd.conf '
-        '--pid-file /run/libvirt/virtlogd.pid',
-        'libvirtd --daemon --config /etc/libvirt/libvirtd.conf '
-        '--pid-file /run/libvirt/libvirtd.pid',
-    ]
+    lines += [VIRTLOGD_START, LIBVIRTD_START]
     return '\n'.join(lines) + '\n'
 
 
@@ -219,6 +221,36 @@ class LibvirtDaemon(fixtures.Fixture):
                 continue
         return pids
 
+    def kill_libvirtd(self) -> int:
+        """SIGKILL libvirtd, as a crash would; its guests run on.
+
+        :returns: the pid it had
+        """
+        (pid,) = self._pids('libvirtd.pid')
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise StartFailed('libvirtd (pid %d) outlived SIGKILL' % pid)
+            time.sleep(0.02)
+        return pid
+
+    def start_libvirtd(self) -> None:
+        """Start libvirtd again, in the private namespace its virtlogd
+        (and guests) still live in, and connect to it anew.
+        """
+        (virtlogd,) = self._pids('virtlogd.pid')
+        started = _run(['nsenter', '--target', str(virtlogd), '--mount',
+                        'sh', '-c', LIBVIRTD_START])
+        if started.returncode != 0:
+            raise StartFailed('cannot start libvirtd again: %s'
+                              % started.stderr.strip()[-500:])
+        try:
+            self.conn.close()
+        except self.libvirt.libvirtError:
+            pass  # the connection died with the old daemon
+        self.conn = self._connect()
+
     def _stop(self) -> None:
         qemu_dir = os.path.join(self.run_dir, 'qemu')
         qemu_pids = self._pids(*[
@@ -227,6 +259,15 @@ class LibvirtDaemon(fixtures.Fixture):
                          else []) if name.endswith('.pid')])
         for pid in self._pids('libvirtd.pid', 'virtlogd.pid') + qemu_pids:
             _terminate(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
 
 
 def _terminate(pid: int) -> None:

@@ -34,19 +34,11 @@ host's real CPUs, and reads the real ``/proc`` and ``/sys``:
 The machine of CI has two CPUs: plans use pCPUs 0 and 1.
 """
 
-import contextlib
-import io
-import json
 import os
 import time
-import unittest
-import uuid
 
 import testtools
-from lxml import etree
 
-from nova_emulator_threads import cpuset
-from nova_emulator_threads.cmd import main
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import cgroup
 from nova_emulator_threads.host import procfs
@@ -54,113 +46,15 @@ from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
+from tests.hypervisor import base
 from tests.hypervisor import libvirtd
 from tests.unit.virt import cases
 
-P = cpuset.parse_cpu_spec
+P = base.P
 
 
-def _cputune(vcpupins: dict[int, str], emulatorpin: str,
-             iothreadpins: dict[int, str]) -> etree._Element:
-    root = etree.Element('cputune')
-    for vcpu, pcpus in sorted(vcpupins.items()):
-        etree.SubElement(root, 'vcpupin', vcpu=str(vcpu), cpuset=pcpus)
-    etree.SubElement(root, 'emulatorpin', cpuset=emulatorpin)
-    for iothread, pcpus in sorted(iothreadpins.items()):
-        etree.SubElement(root, 'iothreadpin', iothread=str(iothread),
-                         cpuset=pcpus)
-    return root
-
-
-class HypervisorTestCase(testtools.TestCase):
-    """One private daemon for the class; one or two guests per test."""
-
-    daemon: libvirtd.LibvirtDaemon
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.started = time.monotonic()
-        try:
-            libvirtd.ensure_installed()
-        except libvirtd.Unavailable as exc:
-            raise unittest.SkipTest(str(exc)) from None
-        cls.daemon = libvirtd.LibvirtDaemon()
-        # A fixture that fails to set up has cleaned up after itself.
-        cls.daemon.setUp()
-        # The first call that needs QEMU's capabilities probes QEMU (a few
-        # seconds); do it once, here, rather than in the first test.
-        cls.caps = cls.daemon.conn.getCapabilities()
-        cls.startup_seconds = time.monotonic() - cls.started
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.daemon.cleanUp()
-        super().tearDownClass()
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.addDetail('startup', testtools.content.text_content(
-            'daemon ready in %.1f s, guests: %s' % (
-                self.startup_seconds, 'KVM' if self.daemon.kvm else 'TCG')))
-        self.addOnException(self._attach_logs)
-        # Unique names: libvirt's cgroups are named after the guests, and
-        # another daemon on this host may have guests too.
-        self.suffix = uuid.uuid4().hex[:6]
-
-    def _attach_logs(self, exc_info: object) -> None:
-        self.addDetail('libvirtd.log', testtools.content.text_content(
-            self.daemon.log('libvirtd.log')[-20000:]))
-
-    def guest(self, name: str, tune: etree._Element,
-              **kwargs: object) -> libvirtd.Guest:
-        return self.useFixture(libvirtd.Guest(
-            self.daemon, '%s-%s' % (name, self.suffix), tune, **kwargs))
-
-    def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main([*argv[:1], '--connect', self.daemon.uri,
-                                *argv[1:]])
-        self.addDetail('%s-%d' % (argv[0], len(self.getDetails())),
-                       testtools.content.text_content(
-                           'argv: %s\nstatus: %d\nstdout:\n%s\nstderr:\n%s'
-                           % (argv, status, out.getvalue(), err.getvalue())))
-        return status, out.getvalue(), err.getvalue()
-
-    def audit_json(self, *argv: str) -> tuple[int, dict]:
-        status, out, err = self.cli('audit', '--format', 'json', *argv)
-        self.assertIn(status, (0, 1), err)
-        return status, json.loads(out)
-
-    def threads(self, guest: libvirtd.Guest) -> dict[str, frozenset[int]]:
-        """Thread name (with tid) -> Cpus_allowed_list, from /proc."""
-        return {'%s/%d' % (t.name, t.tid): t.cpus
-                for t in procfs.process_threads(guest.pid)}
-
-    def assertPlacement(self, guest: libvirtd.Guest,
-                        vcpupins: dict[int, frozenset[int]],
-                        emulatorpin: frozenset[int],
-                        iothreadpins: dict[int, frozenset[int]]) -> None:
-        """/proc shows every thread of the guest where the pins say."""
-        seen = {audit.VCPU: 0, audit.EMULATOR: 0, audit.IOTHREAD: 0}
-        for thread in procfs.process_threads(guest.pid):
-            kind = audit.classify(thread, guest.pid, iothreadpins)
-            label = '%s/%d' % (thread.name, thread.tid)
-            if kind.kind == audit.VCPU:
-                self.assertEqual(vcpupins[kind.index], thread.cpus, label)
-            elif kind.kind == audit.IOTHREAD:
-                self.assertEqual(iothreadpins[kind.index], thread.cpus,
-                                 label)
-            elif kind.kind == audit.EMULATOR:
-                self.assertEqual(emulatorpin, thread.cpus, label)
-            else:
-                continue  # kvm-* helpers: see host.audit
-            seen[kind.kind] += 1
-        self.assertEqual(len(vcpupins), seen[audit.VCPU])
-        self.assertEqual(len(iothreadpins), seen[audit.IOTHREAD])
-        # The main thread, the RCU thread, the monitor I/O thread, vnc...
-        self.assertGreaterEqual(seen[audit.EMULATOR], 3)
+class HypervisorTest(base.HypervisorTestCase):
+    """Our placement, audit and pin on the real daemon."""
 
     # -- the engine's placement on a real host ------------------------------
 
@@ -256,8 +150,8 @@ class HypervisorTestCase(testtools.TestCase):
 
     def bad_guest(self) -> libvirtd.Guest:
         """vCPU 0 on pCPU 1, emulator and I/O threads floating over 0-1."""
-        guest = self.guest('bad', _cputune({0: '1'}, '0-1', {1: '0-1'}),
-                           iothreads=1)
+        guest = self.guest('bad', base.make_cputune(
+            {0: '1'}, '0-1', {1: '0-1'}), iothreads=1)
         self.assertPlacement(guest, {0: P('1')}, P('0-1'), {1: P('0-1')})
         return guest
 

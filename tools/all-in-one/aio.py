@@ -17,7 +17,11 @@
     aio.py up           install, then start the whole cloud (fresh state)
     aio.py down         stop exactly what `up` started; destroy every guest
     aio.py status       what runs
-    aio.py tempest      run the plugin's tests with `tempest run`
+    aio.py restart NAME stop one service (a name `status` prints) and start
+                        it again exactly as `up` did; wait until it serves
+    aio.py kill NAME    SIGKILL one service, as a crash would
+    aio.py tempest      run the plugin's tests with `tempest run` (extra
+                        arguments after "--" go to it: -- --regex test_faults)
     aio.py test         up, tempest, down (down runs even if a step fails)
 
 Everything listens on 127.0.0.1 and lives under ``.aio/`` (``AIO_DIR``):
@@ -121,6 +125,11 @@ def main() -> int:
     commands.add_parser('up', help='start the cloud (fresh state)')
     commands.add_parser('down', help='stop what up started, destroy guests')
     commands.add_parser('status', help='what runs')
+    for command, text in (
+            ('restart', 'stop one service and start it as up did'),
+            ('kill', 'SIGKILL one service, as a crash would')):
+        commands.add_parser(command, help=text).add_argument(
+            'name', help='a service, as `status` prints it')
     run_tempest = commands.add_parser(
         'tempest', help='run the plugin\'s tests (extra arguments go to '
                         '`tempest run`)')
@@ -144,10 +153,19 @@ def main() -> int:
             lifecycle.down()
         elif args.command == 'status':
             return lifecycle.status()
+        elif args.command == 'restart':
+            lifecycle.restart(args.name)
+        elif args.command == 'kill':
+            lifecycle.kill(args.name)
         elif args.command == 'tempest':
-            return tempest(args.args)
+            # `tempest -- --regex X`: what follows "--" goes to tempest.
+            return tempest(args.args[1:] if args.args[:1] == ['--']
+                           else args.args)
         else:
             return test(args.totals)
+    except lifecycle.UnknownService as exc:
+        print('aio.py %s: %s' % (args.command, exc), file=sys.stderr)
+        return 2
     except layout.Failed as exc:
         layout.say('FAILED: %s' % exc)
         return 1

@@ -96,6 +96,23 @@ class PinningTestCase(base.TestCase):
                       libvirt.VIR_DOMAIN_AFFECT_CONFIG):
             self.assertEqual(({0}, {1: {0}}), self.pins(flags))
 
+    def test_applied_hook_sees_each_step_once_libvirt_took_it(self) -> None:
+        seen = []
+
+        def applied(step: pinning.Step) -> None:
+            # Called after the call, before the next one starts.
+            seen.append((step.scope, step.iothread, step.state,
+                         self.pins(pinning._flags(libvirt)[step.scope])))
+
+        pinning.pin_emulator(self.dom, frozenset([0]), live=True,
+                             config=True, width=WIDTH, applied=applied)
+        self.assertEqual([
+            ('config', None, pinning.APPLIED, ({0}, {1: {1, 2, 3}})),
+            ('config', 1, pinning.APPLIED, ({0}, {1: {0}})),
+            ('live', None, pinning.APPLIED, ({0}, {1: {1, 2, 3}})),
+            ('live', 1, pinning.APPLIED, ({0}, {1: {0}})),
+        ], seen)
+
     def test_config_is_changed_before_live(self) -> None:
         dom = Sabotage(self.dom, never)
         pinning.pin_emulator(dom, frozenset([0]), live=True, config=True,

@@ -57,7 +57,8 @@ class AllInOneConfigTestCase(base.BaseTestCase):
             'virt_type': 'kvm', 'libvirt_uri': hosts[0].libvirt_uri,
             'image_id': 'i', 'flavor_id': 'f', 'compute_count': 2,
             'libvirt_uris': 'a:b', 'share_host': 'h',
-            'share_host_cpu_shared_set': '0'}
+            'share_host_cpu_shared_set': '0', 'fault_command': 'aio.py',
+            'nova_manage_command': 'nova-manage'}
         templates = sorted(p.name for p in layout.TEMPLATES.iterdir())
         self.assertIn('nova.conf', templates)
         for template in templates:

@@ -103,3 +103,18 @@ def write_configs(values: dict[str, typing.Any],
         'export PATH=%s/bin:$PATH\n' % (
             layout.URLS['keystone'], values['admin_password'], layout.VENV))
     openrc.chmod(0o600)
+
+
+def read_openrc() -> dict[str, str]:
+    """The variables of the running cloud's openrc (its admin password
+    lives only there and in the services' configuration).
+    """
+    path = layout.ETC / 'openrc'
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise layout.Failed('the cloud is not up: no %s (%s)' % (
+            path, exc.strerror)) from None
+    return dict(line.removeprefix('export ').split('=', 1)
+                for line in text.splitlines()
+                if line.startswith('export '))

@@ -10,9 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""`up`, `down` and `status` of the whole cloud."""
+"""`up`, `down`, `status`, and `restart` and `kill` of one service."""
 
-import functools
+import datetime
 import os
 import pathlib
 import re
@@ -20,13 +20,14 @@ import shutil
 import signal
 import subprocess
 import time
+import typing
 
 from allinone import configs
 from allinone import install
 from allinone import layout
 from allinone import processes
-from allinone import rest
 from allinone import services
+from allinone import starts
 
 # Order matters for `down`: the reverse of this.
 ORDER = ('postgresql', 'rabbitmq', 'keystone', 'glance', 'placement',
@@ -34,13 +35,42 @@ ORDER = ('postgresql', 'rabbitmq', 'keystone', 'glance', 'placement',
          'nova-conductor', 'nova-scheduler', 'nova-compute-*')
 
 
-def up() -> None:
-    install.require_root()
+def start(every: dict[str, starts.Start], names: typing.Sequence[str],
+          cloud: starts.Cloud) -> None:
+    """Start services side by side, then wait until each one serves."""
+    for name in names:
+        every[name].spawn()
+    for name in names:
+        every[name].ready(cloud)
+
+
+def refuse_if_up() -> None:
     for pid_file in layout.RUN.glob('*.pid') if layout.RUN.exists() else ():
         pid = processes.read_pid(pid_file)
         if pid is not None and processes.running(pid) and processes.ours(pid):
             raise layout.Failed('the cloud is already up (%s runs as pid %d); '
                                 'run `down` first' % (pid_file.stem, pid))
+
+
+def start_libvirt(every: dict[str, starts.Start],
+                  hosts: typing.Sequence[layout.ComputeHost],
+                  cloud: starts.Cloud) -> str:
+    """The compute hosts' libvirt daemons, first: the configuration waits
+    for the one setting they decide, the virt type, which this returns.
+    """
+    layout.say('starting libvirtd for %s' % ', '.join(h.name for h in hosts))
+    start(every, [name for h in hosts for name in (
+        'virtlogd-' + h.name, 'libvirtd-' + h.name)], cloud)
+    virt_type = services.choose_virt_type(hosts[0])
+    layout.say('virt_type = %s (%s)' % (virt_type, {
+        'kvm': 'KVM works here, nested',
+        'qemu': 'KVM does not work here: TCG emulation'}[virt_type]))
+    return virt_type
+
+
+def up() -> None:
+    install.require_root()
+    refuse_if_up()
     started = time.monotonic()
     install.install()
     hosts = layout.compute_hosts()
@@ -49,94 +79,40 @@ def up() -> None:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
     values = configs.settings()
+    every = starts.starts(hosts)
+    cloud = starts.Cloud(values['admin_password'])
 
-    layout.say('starting libvirtd for %s' % ', '.join(h.name for h in hosts))
-    for host in hosts:
-        services.start_libvirtd(host)
-    for host in hosts:
-        processes.wait_for('libvirtd of %s' % host.name,
-                           functools.partial(services.libvirt_answers, host),
-                           ['libvirtd-%s' % host.name], 60)
-    # The one setting the configuration waits for.
-    virt_type = services.choose_virt_type(hosts[0])
-    layout.say('virt_type = %s (%s)' % (virt_type, {
-        'kvm': 'KVM works here, nested',
-        'qemu': 'KVM does not work here: TCG emulation'}[virt_type]))
+    virt_type = start_libvirt(every, hosts, cloud)
     configs.write_configs(values, hosts, virt_type)
 
     layout.say('starting PostgreSQL and RabbitMQ')
-    services.start_postgresql()
+    services.init_postgresql()
+    start(every, ['postgresql'], cloud)
     services.create_databases(values['db_password'])
-    services.start_rabbitmq()
-
+    every['rabbitmq'].spawn()
     layout.say('creating the databases\' schemas')
     services.sync_databases(values)
     services.bootstrap_keystone(values)
+
     layout.say('starting Keystone, Glance, Placement and Neutron')
-    services.uwsgi('keystone', 'keystone.wsgi.api:application',
-                   layout.PORTS['keystone'],
-                   OS_KEYSTONE_CONFIG_DIR=str(layout.ETC / 'keystone'))
-    services.uwsgi('glance', 'glance.wsgi.api:application',
-                   layout.PORTS['glance'],
-                   OS_GLANCE_CONFIG_DIR=str(layout.ETC / 'glance'))
-    services.uwsgi('placement', 'placement.wsgi.api:application',
-                   layout.PORTS['placement'],
-                   OS_PLACEMENT_CONFIG_DIR=str(layout.ETC / 'placement'))
-    services.uwsgi('neutron', 'neutron.wsgi.api:application',
-                   layout.PORTS['neutron'], threads=1,
-                   OS_NEUTRON_CONFIG_DIR=str(layout.ETC / 'neutron'),
-                   OS_NEUTRON_CONFIG_FILES='neutron.conf;ml2_conf.ini')
-    processes.wait_for('Keystone on port %d' % layout.PORTS['keystone'],
-                       lambda: rest.answers(layout.URLS['keystone'] + '/v3'),
-                       ['keystone'])
+    for name in ('keystone', 'glance', 'placement', 'neutron'):
+        every[name].spawn()
+    every['keystone'].ready(cloud)
     admin = services.create_catalog(values)
-    processes.wait_for('RabbitMQ on port %d' % layout.PORTS['rabbitmq'],
-                       lambda: processes.port_open(layout.PORTS['rabbitmq']),
-                       ['rabbitmq'])
+    every['rabbitmq'].ready(cloud)
 
     layout.say('starting nova-api, nova-conductor, nova-scheduler and '
                'nova-compute on %s' % ', '.join(h.name for h in hosts))
-    nova_conf = str(layout.ETC / 'nova' / 'nova.conf')
-    services.uwsgi('nova-api', 'nova.wsgi.osapi_compute:application',
-                   layout.PORTS['nova'],
-                   OS_NOVA_CONFIG_DIR=str(layout.ETC / 'nova'),
-                   OS_NOVA_CONFIG_FILES=(
-                       'api-paste.ini;nova.conf;nova-controller.conf'))
-    for binary in ('nova-conductor', 'nova-scheduler'):
-        processes.spawn(binary, [str(layout.VENV / 'bin' / binary),
-                                 *services.nova_controller_config()])
-    for host in hosts:
-        for sub in ('state', 'instances', 'locks'):
-            (layout.DATA / host.name / sub).mkdir(parents=True, exist_ok=True)
-        processes.spawn('nova-compute-%s' % host.name, [
-            str(layout.VENV / 'bin' / 'nova-compute'),
-            '--config-file', nova_conf,
-            '--config-file',
-            str(layout.ETC / 'nova' / ('nova-compute-%s.conf' % host.name))])
-    for name, url in (('glance', layout.URLS['glance'] + '/v2/images'),
-                      ('placement', layout.URLS['placement']),
-                      ('nova-api', layout.URLS['nova'])):
-        processes.wait_for('%s at %s' % (name, url),
-                           functools.partial(rest.answers, url), [name])
-    # A network list, not just any answer: it proves Neutron's database,
-    # and Neutron 29 fails every port list (Nova's first call) with
-    # "type object 'Port' has no attribute 'port_forwardings'" until some
-    # other query has configured its database mappers.
-    processes.wait_for('Neutron to list networks', lambda: rest.http(
-        'GET', layout.URLS['neutron'] + '/v2.0/networks',
-        token=admin)[0] == 200,
-        ['neutron'])
+    nova = ['nova-api', 'nova-conductor', 'nova-scheduler'] + [
+        'nova-compute-' + h.name for h in hosts]
+    for name in nova:
+        every[name].spawn()
+    for name in ('glance', 'placement', 'nova-api', 'neutron'):
+        every[name].ready(cloud)
     image = services.upload_image(admin)
     flavor = services.create_flavor(admin)
-    for host in hosts:
-        # Compute needs 40 to 60 s to start; "service up" alone is not
-        # enough: the scheduler needs the host's inventory in placement.
-        processes.wait_for(
-            'nova-compute on %s to report its inventory to placement'
-            % host.name,
-            functools.partial(services.compute_ready, host, admin),
-            ['nova-compute-%s' % host.name, 'nova-conductor',
-             'nova-scheduler', 'rabbitmq', 'libvirtd-%s' % host.name])
+    for name in nova:
+        every[name].ready(cloud)
     processes.run('nova-setup', [str(layout.VENV / 'bin' / 'nova-manage'),
                                  *services.nova_controller_config(), 'cell_v2',
                                  'discover_hosts', '--verbose'])
@@ -148,6 +124,63 @@ def up() -> None:
             for h in hosts)))
     layout.say('admin credentials: source %s; logs: %s' % (
         layout.ETC / 'openrc', layout.LOGS))
+
+
+# ---------------------------------------------------------------------------
+# restart and kill: faults on purpose
+# ---------------------------------------------------------------------------
+
+
+class UnknownService(Exception):
+    """A service name that is not one of the cloud's (bad input)."""
+
+
+def _service(name: str) -> tuple[starts.Start, int | None]:
+    """The start of a service and its pid while it runs (else None)."""
+    every = starts.starts(layout.compute_hosts())
+    if name not in every:
+        raise UnknownService(
+            'service %r is not one of the cloud\'s; allowed: %s' % (
+                name, ', '.join(every)))
+    pid_file = layout.RUN / (name + '.pid')
+    if not pid_file.exists():
+        raise layout.Failed('the cloud is not up: no %s' % pid_file)
+    pid = processes.read_pid(pid_file)
+    if pid is None or not processes.running(pid) or not processes.ours(pid):
+        return every[name], None
+    return every[name], pid
+
+
+def kill(name: str) -> None:
+    """SIGKILL a service, as a crash would; its pid file stays, so
+    `status` shows it NOT RUNNING and `restart` brings it back.
+    """
+    service, pid = _service(name)
+    install.require_root()
+    if pid is None:
+        raise layout.Failed('%s does not run' % name)
+    processes.terminate([pid], signal.SIGKILL, group=service.group)
+    layout.say('killed %s (pid %d)' % (name, pid))
+
+
+def restart(name: str) -> None:
+    """Stop a service if it runs, start it again exactly as `up` did,
+    and wait until it serves again.
+    """
+    service, pid = _service(name)
+    install.require_root()
+    if pid is not None:
+        if not processes.terminate([pid], service.stop_signal,
+                                   group=service.group):
+            raise layout.Failed('%s (pid %d) did not stop' % (name, pid))
+    # Nova's service reports carry UTC times without a zone.
+    since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    started = time.monotonic()
+    service.spawn()
+    service.ready(starts.Cloud(starts.admin_password(), since))
+    layout.say('restarted %s (%s) in %.0f s' % (
+        name, 'was pid %d' % pid if pid else 'was not running',
+        time.monotonic() - started))
 
 
 # ---------------------------------------------------------------------------

@@ -134,10 +134,12 @@ def ours(pid: int) -> bool:
     return (str(layout.ROOT) + '/').encode() in cmdline
 
 
-def _signal(pid: int, signum: int) -> None:
-    """Signal ``pid``, or its whole process group if it leads one."""
+def _signal(pid: int, signum: int, group: bool = True) -> None:
+    """Signal ``pid``, or its whole process group if it leads one and
+    ``group`` is true.
+    """
     try:
-        if os.getpgid(pid) == pid:
+        if group and os.getpgid(pid) == pid:
             os.killpg(pid, signum)
         else:
             os.kill(pid, signum)
@@ -146,12 +148,13 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def terminate(pids: typing.Collection[int],
-              sig: int = signal.SIGTERM) -> bool:
-    """Stop processes together: ``sig`` to each, SIGKILL to those still
-    there after STOP_TIMEOUT. Whether all of them are gone.
+              sig: int = signal.SIGTERM, group: bool = True) -> bool:
+    """Stop processes together: ``sig`` to each (to its process group if
+    it leads one and ``group`` is true), SIGKILL to those still there
+    after STOP_TIMEOUT. Whether all of them are gone.
     """
     for pid in pids:
-        _signal(pid, sig)
+        _signal(pid, sig, group)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
         if not any(running(pid) for pid in pids):
@@ -159,7 +162,7 @@ def terminate(pids: typing.Collection[int],
         time.sleep(0.1)
     for pid in pids:
         if running(pid):
-            _signal(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL, group)
     time.sleep(0.5)
     return not any(running(pid) for pid in pids)
 

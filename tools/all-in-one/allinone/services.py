@@ -13,10 +13,12 @@
 """Each service of the cloud: how it is set up, started and known ready."""
 
 import concurrent.futures
+import datetime
 import pathlib
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import typing
 
@@ -40,7 +42,7 @@ AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres',
 # ---------------------------------------------------------------------------
 
 
-def start_postgresql() -> None:
+def init_postgresql() -> None:
     """A private cluster: sqlite gives "database is locked" once several
     Nova processes share it.
     """
@@ -54,17 +56,17 @@ def start_postgresql() -> None:
         str(PG_BIN / 'initdb'), '--pgdata', str(pgdata), '--username',
         'postgres', '--auth-local', 'peer', '--auth-host', 'scram-sha-256',
         '--no-sync', '--encoding', 'UTF8'])
+
+
+def start_postgresql() -> None:
     processes.spawn('postgresql', AS_POSTGRES + [
-        str(PG_BIN / 'postgres'), '-D', str(pgdata),
+        str(PG_BIN / 'postgres'), '-D', str(layout.DATA / 'postgresql'),
         '-c', 'listen_addresses=127.0.0.1',
         '-p', str(layout.PORTS['postgres']),
         '-k', str(postgresql_socket_dir()),
         # A throwaway cloud: durability buys nothing here.
         '-c', 'fsync=off', '-c', 'synchronous_commit=off',
         '-c', 'full_page_writes=off', '-c', 'max_connections=300'])
-    processes.wait_for('PostgreSQL on port %d' % layout.PORTS['postgres'],
-                       lambda: processes.port_open(layout.PORTS['postgres']),
-                       ['postgresql'], 60)
 
 
 def postgresql_socket_dir() -> pathlib.Path:
@@ -91,8 +93,7 @@ def create_databases(password: str) -> None:
 
 
 def start_rabbitmq() -> None:
-    base = layout.DATA / 'rabbitmq'
-    base.mkdir(parents=True)
+    (layout.DATA / 'rabbitmq').mkdir(parents=True, exist_ok=True)
     processes.spawn('rabbitmq', [RABBITMQ_SERVER], **rabbitmq_env())
 
 
@@ -238,12 +239,25 @@ def create_catalog(values: dict[str, typing.Any]) -> str:
     return admin
 
 
-def start_libvirtd(host: layout.ComputeHost) -> None:
-    """libvirtd + virtlogd of one compute host, in private mount and UTS
-    namespaces: their own /etc/libvirt, /run/libvirt, /var/lib/libvirt
-    and /var/cache/libvirt (directories of ``host.tree``), and their own
-    host name, which libvirt reports and Nova uses as the node name.
+def start_libvirt_daemon(host: layout.ComputeHost, daemon: str) -> None:
+    """virtlogd or libvirtd of one compute host, in the host's private
+    mount and UTS namespaces: their own /etc/libvirt, /run/libvirt,
+    /var/lib/libvirt and /var/cache/libvirt (directories of
+    ``host.tree``), and their own host name, which libvirt reports and
+    Nova uses as the node name.
+
+    The namespaces are the ones the host's other daemon or guests live
+    in when there are any (a restart joins them), new ones otherwise.
     """
+    pid_file = layout.RUN / ('%s-%s.pid' % (daemon, host.name))
+    command = '%s --daemon --config /etc/libvirt/%s.conf --pid-file %s' % (
+        daemon, daemon, pid_file)
+    holder = namespace_holder(host)
+    if holder is not None:
+        processes.run('%s-%s' % (daemon, host.name), [
+            'nsenter', '--target', str(holder), '--mount', '--uts',
+            'sh', '-c', command])
+        return
     # Its guests' QEMU logs go with the other logs.
     private = {host.tree / 'etc': '/etc/libvirt',
                host.tree / 'run': '/run/libvirt',
@@ -255,21 +269,40 @@ def start_libvirtd(host: layout.ComputeHost) -> None:
     values = {'host': host.name, 'logs': layout.LOGS}
     for conf in ('libvirtd.conf', 'virtlogd.conf', 'qemu.conf'):
         configs.render(conf, host.tree / 'etc' / conf, values)
-    libvirtd_pid = layout.RUN / ('libvirtd-%s.pid' % host.name)
-    virtlogd_pid = layout.RUN / ('virtlogd-%s.pid' % host.name)
     lines = ['set -e', 'hostname %s' % host.name]
     for source, target in private.items():
         lines += ['mkdir -p %s' % target,
                   'mount --bind %s %s' % (source, target)]
-    lines += [
-        'virtlogd --daemon --config /etc/libvirt/virtlogd.conf '
-        '--pid-file %s' % virtlogd_pid,
-        'libvirtd --daemon --config /etc/libvirt/libvirtd.conf '
-        '--pid-file %s' % libvirtd_pid,
-    ]
-    processes.run('libvirtd-%s' % host.name, [
+    processes.run('%s-%s' % (daemon, host.name), [
         'unshare', '--mount', '--uts', '--propagation', 'private',
-        'sh', '-c', '\n'.join(lines)])
+        'sh', '-c', '\n'.join(lines + [command])])
+
+
+def namespace_holder(host: layout.ComputeHost) -> int | None:
+    """A process in the compute host's private namespaces: one of its
+    libvirt daemons, else one of its QEMU guests (whose command line
+    names the host's instance directory). None when nothing holds them.
+    """
+    own = pathlib.Path('/proc/self/ns/mnt').readlink()
+    candidates = [processes.read_pid(layout.RUN / ('%s-%s.pid' % (
+        daemon, host.name))) for daemon in ('virtlogd', 'libvirtd')]
+    instances = ('%s/' % (layout.DATA / host.name)).encode()
+    for entry in pathlib.Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                if instances in (entry / 'cmdline').read_bytes():
+                    candidates.append(int(entry.name))
+            except OSError:
+                pass
+    for pid in candidates:
+        if pid is None or not processes.running(pid):
+            continue
+        try:
+            if pathlib.Path('/proc/%d/ns/mnt' % pid).readlink() != own:
+                return pid
+        except OSError:
+            pass
+    return None
 
 
 def libvirt_answers(host: layout.ComputeHost) -> bool:
@@ -322,12 +355,28 @@ def create_flavor(admin: str) -> str:
         admin)['flavor']['id'])
 
 
-def compute_ready(host: layout.ComputeHost, admin: str) -> bool:
+def service_reported(binary: str, host: str | None, admin: str,
+                     since: datetime.datetime | None) -> bool:
+    """Nova lists the service up (on ``host``, any host if None), and it
+    reported after ``since`` (UTC) if given: a restarted service's own
+    report, not the last one of the process it replaced.
+    """
+    query = '?binary=%s' % binary + ('&host=%s' % host if host else '')
+    for service in rest.api('GET', layout.URLS['nova'] + '/os-services'
+                            + query, token=admin)['services']:
+        if service['state'] != 'up':
+            continue
+        if since is None or (
+                service['updated_at'] and datetime.datetime.fromisoformat(
+                    service['updated_at']).replace(tzinfo=None) >= since):
+            return True
+    return False
+
+
+def compute_ready(host: layout.ComputeHost, admin: str,
+                  since: datetime.datetime | None = None) -> bool:
     """The host's service is up and placement has its PCPU inventory."""
-    computes = rest.api(
-        'GET', layout.URLS['nova'] + '/os-services?binary=nova-compute'
-        '&host=%s' % host.name, token=admin)['services']
-    if not any(compute['state'] == 'up' for compute in computes):
+    if not service_reported('nova-compute', host.name, admin, since):
         return False
     placement = layout.URLS['placement'] + '/resource_providers'
     version = {'OpenStack-API-Version': PLACEMENT_VERSION}
@@ -357,4 +406,9 @@ def write_tempest_workspace(values: dict[str, typing.Any],
         libvirt_uris=','.join('%s:%s' % (h.name, h.libvirt_uri)
                               for h in hosts),
         share_host=share.name,
-        share_host_cpu_shared_set=share.cpu_shared_set))
+        share_host_cpu_shared_set=share.cpu_shared_set,
+        # The fault tests kill and restart services with `aio.py`.
+        fault_command='%s %s' % (sys.executable, layout.HERE / 'aio.py'),
+        nova_manage_command=' '.join([
+            str(layout.VENV / 'bin' / 'nova-manage'),
+            *nova_controller_config()])))
