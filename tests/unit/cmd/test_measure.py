@@ -301,6 +301,52 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
             self.assertEqual(1, err.count('\n'), err)
             self.assertIn(words, err)
 
+    # -- audit --measure --------------------------------------------------
+
+    def test_audit_measure(self) -> None:
+        uri = self.useFixture(tld.TestDriverFixture([ISOLATED])).uri
+        host = ['-c', uri, '--proc-root', self.tree.proc_root,
+                '--sys-root', self.tree.sys_root]
+        # The isolated guest is clean either way.
+        status, out, err = self.cli('audit', *host, '--measure', '6',
+                                    '--format', 'json')
+        self.assertEqual((0, ''), (status, err))
+        result = json.loads(out)
+        self.assertEqual([], result['findings'])
+        self.assertEqual(6.0, result['measure']['seconds'])
+        self.assertEqual(['instance-0000000b'], [
+            g['domain'] for g in result['measure']['guests']])
+        # Without --measure nothing is measured.
+        status, out, _ = self.cli('audit', *host, '--format', 'json')
+        self.assertNotIn('measure', json.loads(out))
+
+    def test_audit_measure_counts_lost_time(self) -> None:
+        uri = self.useFixture(tld.TestDriverFixture([DEFAULT])).uri
+        status, out, err = self.cli(
+            'audit', '-c', uri, '--proc-root', self.tree.proc_root,
+            '--sys-root', self.tree.sys_root, '--measure', '6')
+        self.assertEqual((1, ''), (status, err))
+        # The audit says where the threads may run, the measurement what
+        # it cost.
+        self.assertIn('WARNING emulator-on-vcpu-pcpu: emulator threads', out)
+        self.assertIn('\nmeasured 6.0 s\n', out)
+        self.assertIn('  vCPU 1: emulator threads ran about 610 ms on pCPU '
+                      '3, the pCPU of vCPU 1', out)
+        # The threshold applies to the measurement's findings only.
+        status, out, _ = self.cli(
+            'audit', '-c', uri, '--proc-root', self.tree.proc_root,
+            '--sys-root', self.tree.sys_root, '--measure', '6',
+            '--threshold-ms', '1000', '--format', 'json')
+        self.assertEqual(([], 1), (json.loads(out)['measure']['findings'],
+                                   status))
+
+    def test_audit_measure_bad_seconds(self) -> None:
+        status, out, err = self.cli('audit', '--measure', '-3')
+        self.assertEqual((2, ''), (status, out))
+        self.assertEqual('nova-emulator-threads audit: Invalid input: '
+                         '--measure=-3.0: expected a number of seconds from '
+                         '0.1 to 3600\n', err)
+
     def test_not_a_host(self) -> None:
         uri = self.useFixture(tld.TestDriverFixture([DEFAULT])).uri
         status, out, err = self.cli('measure', '-c', uri, '--proc-root',
