@@ -219,6 +219,10 @@ class LibvirtDaemon(fixtures.Fixture):
                 continue
         return pids
 
+    def daemon_pids(self) -> list[int]:
+        """The pids of libvirtd and virtlogd."""
+        return self._pids('libvirtd.pid', 'virtlogd.pid')
+
     def _stop(self) -> None:
         qemu_dir = os.path.join(self.run_dir, 'qemu')
         qemu_pids = self._pids(*[
