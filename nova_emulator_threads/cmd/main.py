@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from nova_emulator_threads import exception
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ('plan', 'audit', 'pin', 'measure')
+SUBCOMMANDS = ('plan', 'audit', 'pin', 'measure', 'exporter')
 
 #: Exit status for errors (0 and 1 are the subcommands' own results).
 EXIT_ERROR = 2

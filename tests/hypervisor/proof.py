@@ -135,8 +135,10 @@ def _write(path: str, value: str) -> None:
 
 @contextlib.contextmanager
 def machine_partition_weight() -> Iterator[None]:
-    """Give libvirt's machine partition the largest CPU weight, then
-    put the old one back."""
+    """The largest CPU weight for libvirt's machine partition, for a while.
+
+    The old weight is put back afterwards.
+    """
     for path, value in (CGROUP_V1_SHARES, CGROUP_V2_WEIGHT):
         if os.path.exists(path):
             with open(path) as handle:
@@ -200,7 +202,8 @@ def run_pinning(daemon: libvirtd.LibvirtDaemon, directory: str, disk: str,
             for thread in usage.emulator_threads:
                 by_thread[thread.name] += thread.ran_s
             result.rounds.append(Round(
-                seconds=measured.seconds, ran_s=vcpu.ran_s, waited_s=vcpu.waited_s,
+                seconds=measured.seconds, ran_s=vcpu.ran_s,
+                waited_s=vcpu.waited_s,
                 emulator_on_pcpus_s=vcpu.emulator_on_pcpus_s,
                 emulator_cpu_s=usage.emulator_cpu_s,
                 stall_ms=(max(gaps) / mhz / 1000 if gaps and mhz else None),
@@ -235,27 +238,26 @@ def ratio(results: Sequence[Result], field: str = 'waited_s',
 
 
 def format_table(results: Sequence[Result]) -> str:
-    lines = ['%-8s %-5s %-9s %10s %10s %12s %10s %7s' % (
-        'pinning', 'vCPU', 'emulator', 'vCPU ran', 'vCPU wait',
-        'emulator on', 'largest', 'block'),
-             '%-8s %-5s %-9s %10s %10s %12s %10s %7s' % (
-        '', 'pCPU', 'pCPUs', 's', 's', 'vCPU pCPU s', 'stall ms',
-        'copies')]
+    row = '%-8s %-5s %-9s %8s %9s %10s %12s %9s %7s'
+    lines = [row % ('pinning', 'vCPU', 'emulator', 'interval', 'vCPU ran',
+                    'vCPU wait', 'emulator on', 'largest', 'block'),
+             row % ('', 'pCPU', 'pCPUs', 's', 's', 's', 'vCPU pCPU s',
+                    'stall ms', 'copies')]
     for result in results:
         stall = result.median('stall_ms')
-        lines.append('%-8s %-5s %-9s %10.3f %10.3f %12.3f %10s %7d' % (
+        lines.append('%-8s %-5s %-9s %8.2f %9.3f %10.3f %12.3f %9s %7d' % (
             result.pinning, ','.join(map(str, sorted(result.vcpu_pcpus))),
             ','.join(map(str, sorted(result.emulator_pcpus))),
+            result.median('seconds'),
             result.median('ran_s'), result.median('waited_s'),
             result.median('emulator_on_pcpus_s'),
             '-' if stall != stall else '%.1f' % stall,
             int(result.median('copies'))))
     rounds = [r for result in results for r in result.rounds]
     lines.append('')
-    lines.append('median of %d rounds of %.1f s each (as measured), under '
-                 "block copies of the guest's disk" % (
-                     len(rounds) // max(len(results), 1),
-                     statistics.median(r.seconds for r in rounds)))
+    lines.append('median of %d rounds per pinning, under block copies of '
+                 "the guest's disk; interval: between the two samples, by "
+                 '/proc/uptime' % (len(rounds) // max(len(results), 1)))
     for name, value in ratio(results).items():
         lines.append('vCPU wait, default / %s: %s' % (
             name, 'no wait at all under %s' % name if value == float('inf')
@@ -269,7 +271,8 @@ def format_table(results: Sequence[Result]) -> str:
         lines.append('emulator threads on the vCPU\'s pCPU under default, '
                      'per round: %s' % ', '.join(
                          '%s %.3f s' % pair for pair in sorted(
-                             total.items(), key=lambda p: -p[1])[:4]))
+                             total.items(), key=lambda p: -p[1])[:4]
+                         if pair[1] >= 0.0005))
     return '\n'.join(lines)
 
 
