@@ -14,12 +14,18 @@
 """The Prometheus collector on a recorded host whose counters move
 between scrapes."""
 
+import json
+import os
+import re
+
 from oslotest import base
 from prometheus_client import parser as prom_parser
 from prometheus_client import registry as prom_registry
 from prometheus_client import exposition
 
 from nova_emulator_threads.host import metrics
+from nova_emulator_threads.host import snapshot
+from nova_emulator_threads.host import sysfs
 from tests.unit.host import fakehost
 
 S = 1000000000
@@ -93,3 +99,27 @@ class CollectorTestCase(base.BaseTestCase):
         self.domains.clear()
         after = self.scrape()
         self.assertNotIn('instance-0000001d', str(after))
+
+
+class DashboardTestCase(base.BaseTestCase):
+    """The Grafana dashboard asks for the metrics the collector serves."""
+
+    def test_dashboard_metrics_exist(self) -> None:
+        path = os.path.join(os.path.dirname(__file__), '..', '..', '..',
+                            'etc', 'grafana', 'nova-emulator-threads.json')
+        with open(path) as handle:
+            dashboard = json.load(handle)
+        exprs = [target['expr'] for panel in dashboard['panels']
+                 for target in panel['targets']]
+        used = set(re.findall(r'nova_emulator_threads_\w+', ' '.join(exprs)))
+        collector = metrics.EmulatorThreadsCollector(
+            lambda: snapshot.HostSnapshot(
+                cpus=sysfs.HostCPUs(online=frozenset({0}),
+                                    isolated=frozenset()),
+                machine_cpuset=None, guests=()), '/proc')
+        served = set()
+        for family in collector.collect():
+            served |= {family.name + ('_total' if family.type == 'counter'
+                                      else '')}
+        self.assertEqual(5, len(used))
+        self.assertLessEqual(used, served)
