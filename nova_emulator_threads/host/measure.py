@@ -37,7 +37,9 @@ vCPU pins, one pCPU for a one-vCPU guest), one that may not run there
 counts zero, exactly (``isolate``, ``share``); only a thread whose
 affinity overlaps the vCPU's pCPUs in part is estimated, as the share
 the scheduler would give it if it spread the thread evenly. The verdicts
-say "about" for those.
+say "about" for those. Only pinned vCPUs (one pCPU each, as Nova pins
+dedicated vCPUs) make findings: a floating vCPU shares its pCPUs with its
+emulator threads by design, and gets the figures only.
 
 Threads and guests that come and go are handled: a thread in the second
 sample only counts from zero if it started during the interval (its start
@@ -82,13 +84,14 @@ class ThreadSample:
     """One thread of a guest, and what the scheduler accounted to it."""
 
     thread: audit.GuestThread
+    #: the thread's id (``thread.tid``, which /proc always gives).
+    tid: int
     sched: procfs.SchedStat
 
     @property
     def key(self) -> tuple[int, int]:
         """(tid, start time): one thread, even when its id is reused."""
-        assert self.thread.tid is not None  # noqa: S101 - sampled from /proc
-        return (self.thread.tid, self.sched.start_ticks)
+        return (self.tid, self.sched.start_ticks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +147,15 @@ class VCPUUsage:
     stealers: tuple[tuple[ThreadUsage, float], ...]
     #: one sentence for the operator.
     verdict: str
+
+    @property
+    def pinned(self) -> bool:
+        """Pinned to one pCPU, as Nova pins dedicated vCPUs.
+
+        A floating vCPU shares its pCPUs with its emulator threads by
+        design.
+        """
+        return len(self.pcpus) == 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +223,7 @@ def sample(host: snapshot.HostSnapshot,
                 sched = procfs.read_schedstat(
                     _task_dir(proc_root, guest, thread))
                 if sched is not None:
-                    threads.append(ThreadSample(thread, sched))
+                    threads.append(ThreadSample(thread, thread.tid, sched))
         guests.append(GuestSample(guest, tuple(threads)))
     return HostSample(uptime=uptime,
                       ticks_per_second=os.sysconf('SC_CLK_TCK'),
@@ -220,10 +232,9 @@ def sample(host: snapshot.HostSnapshot,
 
 def _usage(last: ThreadSample, first: ThreadSample | None) -> ThreadUsage:
     thread = last.thread
-    assert thread.tid is not None  # noqa: S101 - sampled from /proc
     ran = last.sched.ran_ns - (first.sched.ran_ns if first else 0)
     waited = last.sched.waited_ns - (first.sched.waited_ns if first else 0)
-    return ThreadUsage(tid=thread.tid, name=thread.name, kind=thread.kind,
+    return ThreadUsage(tid=last.tid, name=thread.name, kind=thread.kind,
                        index=thread.index, cpus=thread.cpus,
                        ran_s=max(ran, 0) / 1e9, waited_s=max(waited, 0) / 1e9,
                        started=first is None)
@@ -241,6 +252,13 @@ def _verdict(vcpu: int, pcpus: frozenset[int], ran: float, waited: float,
     where = findings.pcpus(pcpus)
     the = ('the pCPU of vCPU %d' % vcpu if len(pcpus) == 1
            else 'the pCPUs of vCPU %d' % vcpu)
+    if len(pcpus) > 1:
+        # A floating vCPU shares its pCPUs with its emulator threads by
+        # design (no dedicated CPU policy): figures, no alarm.
+        return ('vCPU %d floats over %s (not pinned) with its emulator '
+                'threads, which ran %s%s there; it waited %s runnable'
+                % (vcpu, where, '' if exact else 'about ', _ms(on),
+                   _ms(waited)))
     if on >= threshold:
         named = ', '.join('%s/%d %s' % (t.name, t.tid, _ms(s))
                           for t, s in stealers[:_MAX_NAMED])
@@ -336,7 +354,8 @@ def compare(first: HostSample, last: HostSample, seconds: float,
             first.uptime, last.ticks_per_second, last.isolated, threshold)
         guests.append(usage)
         for vcpu in usage.vcpus:
-            if vcpu.emulator_on_pcpus_s >= threshold:
+            if (vcpu.emulator_on_pcpus_s >= threshold and
+                    vcpu.pinned):
                 found.append(findings.Finding(
                     findings.WARNING, EMULATOR_TIME_ON_VCPU, usage.domain,
                     'vCPU %d: %s' % (vcpu.vcpu, vcpu.verdict),

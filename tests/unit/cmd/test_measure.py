@@ -197,6 +197,28 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
             "processes: see isolcpus and the host's CPU affinity)",
             result['guests'][0]['vcpus'][0]['verdict'])
 
+    def test_floating_guest_is_no_finding(self) -> None:
+        # A guest without dedicated CPUs: vCPU and emulator threads float
+        # over the same pCPUs by design.
+        floating = fakehost.domain_xml('instance-0000000f', UUID_C,
+                                       {0: '0-7'}, emulatorpin='0-7')
+        self.tree.add_process(3000, fakehost.qemu_argv(
+            'instance-0000000f', UUID_C),
+            [(3000, 'qemu-kvm', '0-7'), (3001, 'CPU 0/KVM', '0-7')])
+
+        def run() -> None:
+            self.tree.set_sched(3000, 3000, 800 * MS)
+            self.tree.set_sched(3000, 3001, 5 * S, 100 * MS)
+        self.during.append(run)
+        status, result, _ = self.measure(domains=(floating,))
+        self.assertEqual((0, []), (status, result['findings']))
+        (vcpu,) = result['guests'][0]['vcpus']
+        self.assertEqual((0.8, True), (vcpu['emulator_on_pcpus_s'],
+                                       vcpu['exact']))
+        self.assertEqual('vCPU 0 floats over pCPUs 0-7 (not pinned) with '
+                         'its emulator threads, which ran 800 ms there; it '
+                         'waited 100 ms runnable', vcpu['verdict'])
+
     def test_threads_come_and_go(self) -> None:
         start = int((fakehost.UPTIME + 3) * 100)
 
