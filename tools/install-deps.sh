@@ -17,7 +17,8 @@
 #                                      libvirt-python compiles against
 #                                      libvirt-dev, found through pkg-config
 #   tools/install-deps.sh hypervisor   a real libvirtd + QEMU/KVM for
-#                                      tests/hypervisor
+#                                      tests/hypervisor, and Prometheus,
+#                                      which scrapes the exporter there
 #   tools/install-deps.sh all-in-one   everything the all-in-one cloud
 #                                      runs (tools/all-in-one)
 #   tools/install-deps.sh --check P    only say what is missing (exit 1 if

@@ -31,6 +31,12 @@ only ever added)::
      "findings": [{"severity": "warning", "code": "...", "domain": ...,
                    "message": "...", "fixable_by_pin": true}]}
 
+With ``--measure SECONDS`` the audit also measures what the placement
+costs (``nova-emulator-threads measure`` over every guest): the table
+gets each guest's figures and verdicts, the JSON object a ``"measure"``
+key holding what ``measure --format json`` prints, and time lost by a
+vCPU to emulator threads counts as a finding for the exit status.
+
 The audit reads this host's ``/proc`` and ``/sys``, so ``--connect``
 must name a libvirt daemon of this host (its default, or a socket).
 """
@@ -40,9 +46,11 @@ import json
 import typing
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads.cmd import measure as measure_cmd
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
+from nova_emulator_threads.host import measure
 from nova_emulator_threads.host import snapshot
 from nova_emulator_threads.host import sysfs
 from nova_emulator_threads.objects import fields
@@ -95,6 +103,11 @@ def add_parser(subparsers: typing.Any) -> None:
     parser.add_argument('--format', choices=FORMATS, default='table',
                         help='table for people (default), json for '
                              'programs')
+    parser.add_argument(
+        '--measure', metavar='SECONDS', type=float, default=None,
+        help='also measure, over SECONDS, how much time each vCPU loses '
+             'to its emulator threads (see the measure command)')
+    measure_cmd.add_threshold_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -113,13 +126,38 @@ def run_audit(args: argparse.Namespace,
     return audit.audit(host, cpu_shared_set, affinity, cpu_nodes)
 
 
+def audit_and_measure(args: argparse.Namespace,
+                      conn: typing.Any | None = None,
+                      ) -> tuple[audit.AuditReport,
+                                 measure.Measurement | None, int]:
+    """The audit, the measurement ``--measure`` asks for, the status."""
+    seconds = (None if args.measure is None else
+               measure_cmd.seconds_value(args.measure, '--measure'))
+    threshold = measure_cmd.threshold_value(args)
+    if conn is None:
+        conn = libvirt_domains.open_connection(args.connect, read_only=True)
+    report = run_audit(args, conn)
+    measured = None
+    if seconds is not None:
+        measured = measure.measure_host(conn, seconds, (), args.proc_root,
+                                        args.sys_root, threshold)
+    found = report.findings or (measured and measured.findings)
+    return report, measured, EXIT_FINDINGS if found else EXIT_CLEAN
+
+
 def run(args: argparse.Namespace) -> int:
-    report = run_audit(args)
+    report, measured, status = audit_and_measure(args)
     if args.format == 'json':
-        print(json.dumps(to_json(report), indent=2, sort_keys=True))
+        result = to_json(report)
+        if measured is not None:
+            result['measure'] = measure_cmd.to_json(measured)
+        print(json.dumps(result, indent=2, sort_keys=True))
     else:
         print(format_table(report))
-    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+        if measured is not None:
+            print()
+            print(measure_cmd.format_table(measured))
+    return status
 
 
 # -- output ------------------------------------------------------------------

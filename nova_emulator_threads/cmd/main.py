@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from nova_emulator_threads import exception
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ('plan', 'audit', 'pin')
+SUBCOMMANDS = ('plan', 'audit', 'pin', 'measure', 'exporter')
 
 #: Exit status for errors (0 and 1 are the subcommands' own results).
 EXIT_ERROR = 2
@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog='nova-emulator-threads',
-        description='Plan, audit and pin the emulator threads of '
+        description='Plan, audit, pin and measure the emulator threads of '
                     'QEMU/KVM guests on OpenStack Nova compute hosts.')
     subparsers = parser.add_subparsers(
         dest='command', required=True, parser_class=_Parser)

@@ -28,6 +28,12 @@ cpuset). It also finds, in one pass over ``/proc``:
   kernels run them as threads of the QEMU process itself, so they also
   show up among its tasks, under the same name.
 
+It also reads what the scheduler accounted to each thread, for
+``measure``: ``/proc/<pid>/task/<tid>/schedstat`` (the nanoseconds the
+thread ran and the nanoseconds it waited runnable on a run queue) and the
+fields of ``.../stat`` that tell one thread from a later one that reuses
+its id (its start time) and where it last ran.
+
 Processes and threads come and go while we read: one that is gone by
 the time we get to it is left out, never reported as an error.
 """
@@ -56,6 +62,22 @@ class Thread:
     name: str
     #: ``Cpus_allowed_list`` of its status.
     cpus: frozenset[int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SchedStat:
+    """What the scheduler has accounted to one thread since it started."""
+
+    #: nanoseconds it ran on a CPU (``schedstat`` field 1).
+    ran_ns: int
+    #: nanoseconds it waited on a run queue, runnable but not running
+    #: (``schedstat`` field 2, the kernel's ``run_delay``).
+    waited_ns: int
+    #: when it started, in clock ticks after boot (``stat`` field 22).
+    #: With the thread id it names one thread: ids are reused.
+    start_ticks: int
+    #: the CPU it last ran on (``stat`` field 39, ``processor``).
+    last_cpu: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +135,55 @@ def read_thread(task_dir: str, tid: int) -> Thread | None:
     return Thread(tid=tid,
                   name=comm.decode('utf-8', 'replace').rstrip('\n'),
                   cpus=_cpus_allowed(status, status_path))
+
+
+def read_schedstat(task_dir: str) -> SchedStat | None:
+    """Read what the scheduler accounted to one thread.
+
+    :param task_dir: ``/proc/<pid>/task/<tid>`` (or ``/proc/<pid>``)
+    :returns: the figures, or None when the thread has exited meanwhile
+    :raises: HostInspectionFailed if a file is not in the kernel's format
+        (``schedstat`` needs ``CONFIG_SCHED_INFO``, which every
+        distribution kernel has)
+    """
+    schedstat_path = os.path.join(task_dir, 'schedstat')
+    schedstat = _read(schedstat_path)
+    stat_path = os.path.join(task_dir, 'stat')
+    stat = _read(stat_path)
+    if schedstat is None or stat is None:
+        return None
+    words = schedstat.split()
+    if len(words) < 2 or not all(w.isdigit() for w in words[:2]):
+        raise exception.HostInspectionFailed(
+            source=schedstat_path,
+            reason='%r is not "<ran ns> <waited ns> <timeslices>"'
+                   % schedstat.decode('ascii', 'replace').strip())
+    # The comm (field 2) is in parentheses and may hold spaces and
+    # parentheses itself: the fields after it follow the last ')'.
+    fields = stat[stat.rfind(b')') + 1:].split()
+    # fields[0] is field 3 (state): field n is fields[n - 3].
+    if len(fields) < 37 or not (fields[19].isdigit() and
+                                fields[36].isdigit()):
+        raise exception.HostInspectionFailed(
+            source=stat_path, reason='it has no start time and processor '
+                                     'fields (22 and 39)')
+    return SchedStat(ran_ns=int(words[0]), waited_ns=int(words[1]),
+                     start_ticks=int(fields[19]), last_cpu=int(fields[36]))
+
+
+def read_uptime(proc_root: str = '/proc') -> float:
+    """Seconds since boot (``/proc/uptime``): the clock of start times.
+
+    :raises: HostInspectionFailed if it cannot be read
+    """
+    path = os.path.join(proc_root, 'uptime')
+    text = _read(path)
+    try:
+        return float((text or b'').split()[0])
+    except (IndexError, ValueError):
+        raise exception.HostInspectionFailed(
+            source=path, reason='it does not start with the seconds since '
+                                'boot') from None
 
 
 def process_threads(pid: int, proc_root: str = '/proc',

@@ -251,6 +251,10 @@ class LibvirtDaemon(fixtures.Fixture):
             pass  # the connection died with the old daemon
         self.conn = self._connect()
 
+    def daemon_pids(self) -> list[int]:
+        """The pids of libvirtd and virtlogd."""
+        return self._pids('libvirtd.pid', 'virtlogd.pid')
+
     def _stop(self) -> None:
         qemu_dir = os.path.join(self.run_dir, 'qemu')
         qemu_pids = self._pids(*[

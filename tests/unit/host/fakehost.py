@@ -19,13 +19,14 @@ ids, pins and affinities as ``ps -T`` and ``taskset`` showed them there.
 
 The trees hold exactly the files the ``host`` modules read, with the
 kernel's formats: ``/proc/<pid>/{comm,cmdline,status}``,
-``/proc/<pid>/task/<tid>/{comm,status}``, ``/proc/cmdline``,
-``/sys/devices/system/cpu/{online,isolated}``,
+``/proc/<pid>/task/<tid>/{comm,status,schedstat,stat}``, ``/proc/cmdline``,
+``/proc/uptime``, ``/sys/devices/system/cpu/{online,isolated}``,
 ``/sys/devices/system/cpu/cpuN/topology/thread_siblings_list`` and the
 cgroup cpuset files of the machine partition.
 """
 
 import os
+import shutil
 
 import fixtures
 from lxml import etree
@@ -57,6 +58,23 @@ def _status(name: str, pid: int, tgid: int, cpus: frozenset[int]) -> str:
             % (name, tgid, pid, mask, cpuset.format_cpu_spec(cpus)))
 
 
+def _stat(tid: int, comm: str, start_ticks: int, last_cpu: int) -> str:
+    # Fields 3 to 52 of a 6.x kernel's stat line; only 22 (starttime) and
+    # 39 (processor) are read. A comm with spaces and a ')' checks that
+    # the fields are found after the last parenthesis.
+    fields = ['0'] * 50
+    fields[0] = 'S'
+    fields[22 - 3] = str(start_ticks)
+    fields[39 - 3] = str(last_cpu)
+    return '%d (%s) %s\n' % (tid, comm, ' '.join(fields))
+
+
+#: Start time of recorded threads: 1 s after boot, in 100 Hz ticks.
+START_TICKS = 100
+#: ``/proc/uptime`` of a recorded host until a test moves it on.
+UPTIME = 1000.0
+
+
 class HostTree(fixtures.Fixture):
     """A host's /proc and /sys, built file by file."""
 
@@ -67,6 +85,43 @@ class HostTree(fixtures.Fixture):
         os.makedirs(self.proc_root)
         os.makedirs(self.sys_root)
         self.set_cmdline('BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet')
+        self.set_uptime(UPTIME)
+        self._comms: dict[int, str] = {}
+
+    def set_uptime(self, seconds: float) -> None:
+        self.uptime = seconds
+        _write(os.path.join(self.proc_root, 'uptime'),
+               '%.2f %.2f\n' % (seconds, seconds * 1.5))
+
+    def _task_dirs(self, pid: int, tid: int) -> list[str]:
+        process = os.path.join(self.proc_root, str(pid))
+        task = os.path.join(process, 'task', str(tid))
+        return [task, process] if tid == pid else [task]
+
+    def set_sched(self, pid: int, tid: int, ran_ns: int, waited_ns: int = 0,
+                  start_ticks: int = START_TICKS, last_cpu: int = 0) -> None:
+        """What the scheduler accounted to a thread (schedstat, stat)."""
+        comm = self._comms[tid]
+        for task in self._task_dirs(pid, tid):
+            _write(os.path.join(task, 'schedstat'),
+                   '%d %d %d\n' % (ran_ns, waited_ns, ran_ns // 1000000))
+            _write(os.path.join(task, 'stat'),
+                   _stat(tid, comm, start_ticks, last_cpu))
+
+    def add_thread(self, pid: int, tid: int, comm: str, cpus: str,
+                   start_ticks: int = START_TICKS) -> None:
+        """A thread of an existing process (started ``start_ticks``)."""
+        task = os.path.join(self.proc_root, str(pid), 'task', str(tid))
+        _write(os.path.join(task, 'comm'), comm + '\n')
+        _write(os.path.join(task, 'status'), _status(
+            comm, tid, pid, cpuset.parse_cpu_spec(cpus)))
+        self._comms[tid] = comm
+        self.set_sched(pid, tid, 0, start_ticks=start_ticks)
+
+    def remove_thread(self, pid: int, tid: int) -> None:
+        """The thread exits (the whole process, for its main thread)."""
+        for task in self._task_dirs(pid, tid):
+            shutil.rmtree(task)
 
     def set_cmdline(self, cmdline: str) -> None:
         _write(os.path.join(self.proc_root, 'cmdline'), cmdline + '\n')
@@ -105,10 +160,7 @@ class HostTree(fixtures.Fixture):
         _write(os.path.join(process, 'status'), _status(
             main_comm, pid, pid, cpuset.parse_cpu_spec(main_cpus)))
         for tid, comm, cpus in threads:
-            task = os.path.join(process, 'task', str(tid))
-            _write(os.path.join(task, 'comm'), comm + '\n')
-            _write(os.path.join(task, 'status'), _status(
-                comm, tid, pid, cpuset.parse_cpu_spec(cpus)))
+            self.add_thread(pid, tid, comm, cpus)
 
     def add_kernel_thread(self, pid: int, comm: str, cpus: str) -> None:
         """A kernel thread: its own process, with an empty cmdline."""

@@ -343,3 +343,47 @@ class CPUBandwidthTestCase(base.TestCase):
         self.assertIsNone(self.read())
         self.proc_cgroup('1:cpu:/gone\n')
         self.assertIsNone(self.read())
+
+
+class SchedStatTestCase(base.TestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tree = self.useFixture(fakehost.HostTree())
+        self.tree.add_process(10, ['x'], [(10, 'a (b) c', '0'),
+                                          (11, 'CPU 0/KVM', '1')])
+        self.task = os.path.join(self.tree.proc_root, '10', 'task', '11')
+
+    def test_read(self) -> None:
+        self.tree.set_sched(10, 11, 5, 7, start_ticks=1234, last_cpu=1)
+        self.assertEqual(procfs.SchedStat(ran_ns=5, waited_ns=7,
+                                          start_ticks=1234, last_cpu=1),
+                         procfs.read_schedstat(self.task))
+        # A comm with spaces and parentheses: the fields after the last ')'.
+        self.tree.set_sched(10, 10, 1, 2, start_ticks=99)
+        self.assertEqual(99, procfs.read_schedstat(os.path.join(
+            self.tree.proc_root, '10')).start_ticks)
+
+    def test_gone(self) -> None:
+        self.tree.remove_thread(10, 11)
+        self.assertIsNone(procfs.read_schedstat(self.task))
+
+    def test_malformed(self) -> None:
+        for name, text, words in (
+                ('schedstat', 'x y z\n', "'x y z' is not"),
+                ('stat', '11 (CPU 0/KVM) S 1 2\n', 'no start time')):
+            with open(os.path.join(self.task, name), 'w') as handle:
+                handle.write(text)
+            exc = self.assertRaises(exception.HostInspectionFailed,
+                                    procfs.read_schedstat, self.task)
+            self.assertIn(os.path.join(self.task, name), str(exc))
+            self.assertIn(words, str(exc))
+            self.tree.set_sched(10, 11, 0)
+
+    def test_uptime(self) -> None:
+        self.tree.set_uptime(12.5)
+        self.assertEqual(12.5, procfs.read_uptime(self.tree.proc_root))
+        with open(os.path.join(self.tree.proc_root, 'uptime'), 'w') as h:
+            h.write('')
+        self.assertRaises(exception.HostInspectionFailed,
+                          procfs.read_uptime, self.tree.proc_root)
