@@ -196,8 +196,7 @@ bench: $(VENV_PREREQ)
 # The proof of doc/source/admin/proof.rst: a real KVM guest whose vCPU spins,
 # block copies of its disk, and `measure` under Nova's default, share and
 # isolate (tests/hypervisor/proof.py). Root, like the hypervisor tier.
-# PROOF_ARGS='--rounds 5 --seconds 6' are the defaults.
-PROOF_ARGS ?=
+# ARGS='--rounds 5 --seconds 6' are the defaults.
 proof: $(VENV_PREREQ)
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	    echo "proof: skipped: needs root to start libvirtd and QEMU" \
@@ -205,7 +204,7 @@ proof: $(VENV_PREREQ)
 	    exit 0; \
 	fi; \
 	bash tools/install-deps.sh hypervisor; \
-	$(BIN)/python -m tests.hypervisor.proof $(PROOF_ARGS)
+	$(BIN)/python -m tests.hypervisor.proof $(ARGS)
 
 genconfig: $(VENV_PREREQ)
 	$(BIN)/oslo-config-generator \
