@@ -32,14 +32,17 @@ only ever added)::
                    "message": "...", "fixable_by_pin": true}]}
 
 The audit reads this host's ``/proc`` and ``/sys``, so ``--connect``
-must name a libvirt daemon of this host (its default, or a socket).
+must name a libvirt daemon of this host (its default, or a socket); a
+URI with a host name is refused.
 """
 
 import argparse
-import json
 import typing
+import urllib.parse
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads import exception
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
@@ -47,7 +50,6 @@ from nova_emulator_threads.host import snapshot
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
-FORMATS = ('table', 'json')
 
 
 def add_host_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,24 +70,41 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
              "with emulator threads policy 'share' exactly")
 
 
+def check_local_uri(args: argparse.Namespace) -> None:
+    """Refuse a libvirt URI of another host.
+
+    The audit reads thread affinities from this host's ``/proc`` and
+    ``/sys``: with a remote daemon it would mix that host's guests with
+    this host's threads.
+    """
+    uri = args.connect
+    if uri and urllib.parse.urlsplit(uri).hostname:
+        raise exception.Invalid(
+            reason='--connect %r names host %r; the audit reads this '
+                   "host's /proc and /sys, so run it on that host with a "
+                   'local URI such as qemu:///system'
+                   % (uri, urllib.parse.urlsplit(uri).hostname))
+
+
 def shared_set(args: argparse.Namespace) -> frozenset[int] | None:
     if args.cpu_shared_set is None:
         return None
-    return cpuset.parse_cpu_spec(args.cpu_shared_set, key='--cpu-shared-set')
+    return cpuset.parse_cpu_set_option(args.cpu_shared_set,
+                                       key='--cpu-shared-set')
 
 
-def add_parser(subparsers: typing.Any) -> None:
+def add_parser(subparsers: typing.Any,
+               parents: typing.Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        'audit', help='report where the emulator threads of running '
-                      'guests run, and what is wrong with it',
+        'audit', parents=parents,
+        help='report where the emulator threads of running guests run, '
+             'and what is wrong with it',
         description='Audit every running guest of this host: vCPU pins, '
                     'emulator pin set, the affinity of every non-vCPU '
                     'thread, and findings. Exit status 0: clean, 1: '
                     'findings, 2: error.')
     add_host_arguments(parser)
-    parser.add_argument('--format', choices=FORMATS, default='table',
-                        help='table for people (default), json for '
-                             'programs')
+    output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
 
 
@@ -93,6 +112,7 @@ def run_audit(args: argparse.Namespace,
               conn: typing.Any | None = None) -> audit.AuditReport:
     """Read the host named by the arguments and audit it."""
     cpu_shared_set = shared_set(args)
+    check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
@@ -101,10 +121,7 @@ def run_audit(args: argparse.Namespace,
 
 def run(args: argparse.Namespace) -> int:
     report = run_audit(args)
-    if args.format == 'json':
-        print(json.dumps(to_json(report), indent=2, sort_keys=True))
-    else:
-        print(format_table(report))
+    output.emit(args, to_json(report), lambda _data: format_table(report))
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
 
 
