@@ -63,6 +63,24 @@ def parse_cpu_spec(spec: str, key: str = 'cpuset') -> frozenset[int]:
     return frozenset(nova_ordered_cpu_set(spec, key))
 
 
+def parse_cpu_set_option(spec: str, key: str) -> frozenset[int]:
+    """Parse a set that must name CPUs, as Nova's ``get_cpu_shared_set``.
+
+    Nova treats an empty option as unset but refuses a non-empty one
+    that parses to no CPU (``",,,"``, ``"^0"``): so does this. Callers
+    pass only values that were given.
+
+    :raises: InvalidCPUSpec naming ``key`` and ``spec``
+    """
+    cpus = parse_cpu_spec(spec, key)
+    if not cpus:
+        raise exception.InvalidCPUSpec(
+            key=key, value=spec, maximum=MAX_CPU_ID,
+            reason='it names no CPU (Nova refuses it: "No CPUs available '
+                   'after parsing")')
+    return cpus
+
+
 def nova_ordered_cpu_set(spec: str, key: str = 'cpuset') -> set[int]:
     """``parse_cpu_spec``, as a set built the way Nova builds it.
 

@@ -27,6 +27,11 @@ from nova_emulator_threads import exception
 #: The capabilities of the largest hosts and the biggest domain
 #: definitions are a few hundred KiB; anything far bigger is not one.
 MAX_XML_BYTES = 16 * 1024 * 1024
+#: At most this many tags (``<``). The capabilities of a 64-cell host with
+#: 1,024 CPUs and a large guest's domain have a few ten thousand; lxml
+#: spends about 40 bytes per tag parsing a document made of nothing but
+#: tags, which is what a 16 MiB document of junk elements costs.
+MAX_XML_TAGS = 200_000
 
 
 def _parser() -> etree.XMLParser:
@@ -62,6 +67,10 @@ def parse_untrusted(
     if len(data) > MAX_XML_BYTES:
         raise invalid('%d bytes is larger than the %d allowed'
                       % (len(data), MAX_XML_BYTES))
+    tags = data.count(b'<')
+    if tags > MAX_XML_TAGS:
+        raise invalid('%d tags is more than the %d allowed'
+                      % (tags, MAX_XML_TAGS))
     try:
         root = etree.fromstring(data, _parser())
     except (etree.XMLSyntaxError, ValueError) as exc:

@@ -38,15 +38,17 @@ key holding what ``measure --format json`` prints, and time lost by a
 vCPU to emulator threads counts as a finding for the exit status.
 
 The audit reads this host's ``/proc`` and ``/sys``, so ``--connect``
-must name a libvirt daemon of this host (its default, or a socket).
+must name a libvirt daemon of this host (its default, or a socket); a
+URI with a host name is refused.
 """
 
 import argparse
-import json
 import typing
 
-from nova_emulator_threads import cpuset
+from nova_emulator_threads.cmd import host_options
 from nova_emulator_threads.cmd import measure as measure_cmd
+from nova_emulator_threads.cmd import nova_conf
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
@@ -57,69 +59,45 @@ from nova_emulator_threads.objects import fields
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
-FORMATS = ('table', 'json')
 
 
-def add_host_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that say which host to read (shared with ``pin``)."""
-    parser.add_argument(
-        '--connect', '-c', metavar='URI', default=None,
-        help='libvirt URI of this host (default: libvirt\'s default, as '
-             'virsh), e.g. qemu:///system')
-    parser.add_argument(
-        '--proc-root', metavar='DIR', default='/proc',
-        help='where procfs is mounted (default: /proc)')
-    parser.add_argument(
-        '--sys-root', metavar='DIR', default='/sys',
-        help='where sysfs is mounted (default: /sys)')
-    parser.add_argument(
-        '--cpu-shared-set', metavar='RANGE', default=None,
-        help="the host's [compute] cpu_shared_set, to check Nova guests "
-             "with emulator threads policy 'share' exactly")
-
-
-def shared_set(args: argparse.Namespace) -> frozenset[int] | None:
-    if args.cpu_shared_set is None:
-        return None
-    return cpuset.parse_cpu_spec(args.cpu_shared_set, key='--cpu-shared-set')
-
-
-def add_parser(subparsers: typing.Any) -> None:
+def add_parser(subparsers: typing.Any,
+               parents: typing.Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        'audit', help='report where the emulator threads of running '
-                      'guests run, and what is wrong with it',
+        'audit', parents=parents,
+        help='report where the emulator threads of running guests run, '
+             'and what is wrong with it',
         description='Audit every running guest of this host: vCPU pins, '
                     'emulator pin set, the affinity of every non-vCPU '
                     'thread, and findings. Exit status 0: clean, 1: '
                     'findings, 2: error.')
-    add_host_arguments(parser)
+    host_options.add_host_arguments(parser)
     parser.add_argument(
         '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
-        default=fields.SharedPoolAffinity.ANY,
-        help="the host's [emulator_threads] shared_pool_affinity (default "
-             "any, as Nova): with numa and --cpu-shared-set, a 'share' "
-             "guest's emulator threads must be on the shared CPUs of its "
-             "NUMA nodes")
-    parser.add_argument('--format', choices=FORMATS, default='table',
-                        help='table for people (default), json for '
-                             'programs')
+        default=None,
+        help="the host's [emulator_threads] shared_pool_affinity (default: "
+             "from --config-file, else any, as Nova): with numa and "
+             "--cpu-shared-set, a 'share' guest's emulator threads must be "
+             "on the shared CPUs of its NUMA nodes")
     parser.add_argument(
         '--measure', metavar='SECONDS', type=float, default=None,
         help='also measure, over SECONDS, how much time each vCPU loses '
              'to its emulator threads (see the measure command)')
     measure_cmd.add_threshold_argument(parser)
+    output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
 
 
 def run_audit(args: argparse.Namespace,
               conn: typing.Any | None = None) -> audit.AuditReport:
     """Read the host named by the arguments and audit it."""
-    cpu_shared_set = shared_set(args)
+    cpu_shared_set = host_options.shared_set(args)
+    host_options.check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
-    affinity = getattr(args, 'shared_pool_affinity',
-                       fields.SharedPoolAffinity.ANY)
+    affinity = nova_conf.emulator_threads_option(args,
+                                                 'shared_pool_affinity')
     cpu_nodes = None
     if affinity == fields.SharedPoolAffinity.NUMA:
         cpu_nodes = sysfs.read_cpu_nodes(args.sys_root)
@@ -134,6 +112,8 @@ def audit_and_measure(args: argparse.Namespace,
     seconds = (None if args.measure is None else
                measure_cmd.seconds_value(args.measure, '--measure'))
     threshold = measure_cmd.threshold_value(args)
+    # Before connecting: a remote URI is refused, not tried.
+    host_options.check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     report = run_audit(args, conn)
@@ -147,16 +127,17 @@ def audit_and_measure(args: argparse.Namespace,
 
 def run(args: argparse.Namespace) -> int:
     report, measured, status = audit_and_measure(args)
-    if args.format == 'json':
-        result = to_json(report)
+    data = to_json(report)
+    if measured is not None:
+        data['measure'] = measure_cmd.to_json(measured)
+
+    def table(_data: typing.Any) -> str:
+        text = format_table(report)
         if measured is not None:
-            result['measure'] = measure_cmd.to_json(measured)
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(format_table(report))
-        if measured is not None:
-            print()
-            print(measure_cmd.format_table(measured))
+            text += '\n\n' + measure_cmd.format_table(measured)
+        return text
+
+    output.emit(args, data, table)
     return status
 
 

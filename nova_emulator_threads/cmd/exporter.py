@@ -31,21 +31,23 @@ import prometheus_client
 from prometheus_client import registry as prom_registry
 
 from nova_emulator_threads import exception
-from nova_emulator_threads.cmd import audit as audit_cmd
+from nova_emulator_threads.cmd import host_options
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import metrics
 from nova_emulator_threads.host import snapshot
 
 
-def add_parser(subparsers: typing.Any) -> None:
+def add_parser(subparsers: typing.Any,
+               parents: typing.Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        'exporter', help='serve what measure and audit find as '
-                         'Prometheus metrics',
+        'exporter', parents=parents,
+        help='serve what measure and audit find as Prometheus metrics',
         description='Serve Prometheus metrics at http://ADDRESS:PORT/'
                     "metrics: each vCPU's run and wait time, the emulator "
                     "threads' CPU time, on the vCPU's pCPUs and in all, "
                     "and the audit's findings. Runs until stopped.")
-    audit_cmd.add_host_arguments(parser)
+    host_options.add_host_arguments(parser)
     parser.add_argument(
         '--listen', metavar='ADDRESS:PORT', required=True,
         help='where to serve /metrics, e.g. 127.0.0.1:9733')
@@ -71,7 +73,8 @@ def start(args: argparse.Namespace, conn: typing.Any | None = None,
     :returns: the HTTP server (``shutdown()`` stops it) and the collector
     """
     address, port = listen_address(args.listen)
-    cpu_shared_set = audit_cmd.shared_set(args)
+    cpu_shared_set = host_options.shared_set(args)
+    host_options.check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     collector = metrics.EmulatorThreadsCollector(
@@ -100,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         stopped.set()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print('nova-emulator-threads exporter: serving http://%s/metrics'
-          % args.listen, flush=True)
+    output.write('nova-emulator-threads exporter: serving '
+                 'http://%s/metrics\n' % args.listen)
+    output.flush()
     stopped.wait()
     server.shutdown()
     return 0

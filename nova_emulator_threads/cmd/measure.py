@@ -39,18 +39,18 @@ interface: keys are only ever added)::
 """
 
 import argparse
-import json
 import math
 import typing
 
 from nova_emulator_threads import exception
+from nova_emulator_threads.cmd import host_options
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
 from nova_emulator_threads.host import measure
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
-FORMATS = ('table', 'json')
 DEFAULT_SECONDS = 6.0
 #: The longest interval: a measurement is a look, the exporter watches.
 MAX_SECONDS = 3600.0
@@ -83,33 +83,24 @@ def threshold_value(args: argparse.Namespace) -> float:
     return float(value) / 1000
 
 
-def add_parser(subparsers: typing.Any) -> None:
+def add_parser(subparsers: typing.Any,
+               parents: typing.Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        'measure', help='measure how much time the vCPUs of running '
-                        'guests lose to their own emulator threads',
+        'measure', parents=parents,
+        help='measure how much time the vCPUs of running guests lose to '
+             'their own emulator threads',
         description='Sample every running guest (or the guests named) '
                     'twice, SECONDS apart: per vCPU, the time it ran, the '
                     'time it waited runnable, and the CPU time the '
                     "guest's emulator threads (QEMU main loop, I/O "
                     'threads, workers, vhost) spent on its pCPUs. Exit '
                     'status 0: none, 1: some, 2: error.')
-    parser.add_argument(
-        '--connect', '-c', metavar='URI', default=None,
-        help='libvirt URI of this host (default: libvirt\'s default, as '
-             'virsh), e.g. qemu:///system')
-    parser.add_argument(
-        '--proc-root', metavar='DIR', default='/proc',
-        help='where procfs is mounted (default: /proc)')
-    parser.add_argument(
-        '--sys-root', metavar='DIR', default='/sys',
-        help='where sysfs is mounted (default: /sys)')
+    host_options.add_host_arguments(parser, cpu_shared_set=False)
     parser.add_argument(
         '--seconds', metavar='N', type=float, default=DEFAULT_SECONDS,
         help='how long to measure (default: %(default)s)')
     add_threshold_argument(parser)
-    parser.add_argument('--format', choices=FORMATS, default='table',
-                        help='table for people (default), json for '
-                             'programs')
+    output.add_arguments(parser, short_column=False)
     parser.add_argument('domains', metavar='DOMAIN', nargs='*',
                         help='guests to measure, by name or UUID '
                              '(default: every running guest)')
@@ -122,6 +113,7 @@ def take_measurement(args: argparse.Namespace,
     """Measure what the arguments say; the result and the exit status."""
     seconds = seconds_value(args.seconds)
     threshold = threshold_value(args)
+    host_options.check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     result = measure.measure_host(conn, seconds, args.domains,
@@ -131,10 +123,7 @@ def take_measurement(args: argparse.Namespace,
 
 def run(args: argparse.Namespace) -> int:
     result, status = take_measurement(args)
-    if args.format == 'json':
-        print(json.dumps(to_json(result), indent=2, sort_keys=True))
-    else:
-        print(format_table(result))
+    output.emit(args, to_json(result), lambda _data: format_table(result))
     return status
 
 

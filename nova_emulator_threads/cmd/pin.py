@@ -42,6 +42,8 @@ import typing
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import audit as audit_cmd
+from nova_emulator_threads.cmd import host_options
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
 from nova_emulator_threads.host import libvirt_domains
@@ -54,9 +56,10 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
 
-def add_parser(subparsers: typing.Any) -> None:
+def add_parser(subparsers: typing.Any,
+               parents: typing.Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        'pin', help="move a guest's emulator and I/O threads",
+        'pin', parents=parents, help="move a guest's emulator and I/O threads",
         description='Pin the emulator and I/O threads of DOMAIN to CPUSET, '
                     'or (--apply-audit) of every guest the audit reports '
                     'to a set that clears the findings.')
@@ -65,9 +68,13 @@ def add_parser(subparsers: typing.Any) -> None:
     parser.add_argument('cpuset', metavar='CPUSET', nargs='?',
                         help="host CPUs, in Nova's range syntax ('0-1,^1')")
     parser.add_argument('--live', action='store_true',
-                        help='change the running guest')
+                        help='change the running guest (with neither '
+                             '--live nor --config: both, where the guest '
+                             'has both)')
     parser.add_argument('--config', action='store_true',
-                        help='change the persistent definition')
+                        help='change the persistent definition (with '
+                             'neither --live nor --config: both, where the '
+                             'guest has both)')
     parser.add_argument('--allow-vcpu-overlap', action='store_true',
                         help="allow pCPUs of the guest's own pinned vCPUs "
                              "(e.g. vCPU 0's, for DPDK guests)")
@@ -75,7 +82,8 @@ def add_parser(subparsers: typing.Any) -> None:
                         help='fix what the audit reports, guest by guest')
     parser.add_argument('--dry-run', action='store_true',
                         help='with --apply-audit: say what would be done')
-    audit_cmd.add_host_arguments(parser)
+    host_options.add_host_arguments(parser)
+    output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
 
 
@@ -111,14 +119,18 @@ def _width(conn: typing.Any, cpus: frozenset[int], name: str,
     return width
 
 
+def _say(line: str) -> None:
+    output.write(line + '\n')
+
+
 def _print_result(result: pinning.PinResult) -> None:
     for step in result.steps:
-        print('  ' + step.describe())
+        _say('  ' + step.describe())
 
 
 def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
     spec = args.cpuset
-    cpus = cpuset.parse_cpu_spec(spec, key='CPUSET')
+    cpus = cpuset.parse_cpu_set_option(spec, key='CPUSET')
     dom = libvirt_domains.lookup_domain(conn, args.domain)
     domain = libvirt_domains.read_domain(dom)
     if domain is None:
@@ -139,8 +151,8 @@ def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
               'last' % domain.name, file=sys.stderr)
     result = pinning.pin_emulator(dom, cpus, live=live, config=config,
                                   width=width)
-    print('%s: emulator and I/O threads -> %s' % (domain.name,
-                                                  findings.fmt(cpus)))
+    _say('%s: emulator and I/O threads -> %s' % (domain.name,
+                                                 findings.fmt(cpus)))
     _print_result(result)
     if not result.ok:
         raise exception.PinFailed(domain=domain.name,
@@ -154,7 +166,7 @@ def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
 
 
 def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
-    cpu_shared_set = audit_cmd.shared_set(args)
+    cpu_shared_set = host_options.shared_set(args)
     report = audit_cmd.run_audit(args, conn)
     failed = []
     for guest in report.guests:
@@ -164,10 +176,10 @@ def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
             continue
         advice = remedy.recommend(report, name, cpu_shared_set)
         if advice.cpus is None:
-            print('%s: not changed: %s' % (name, advice.reason))
+            _say('%s: not changed: %s' % (name, advice.reason))
             continue
         domain = guest.guest.domain
-        print('%s: emulator and I/O threads -> %s (%s)%s' % (
+        _say('%s: emulator and I/O threads -> %s (%s)%s' % (
             name, findings.fmt(advice.cpus), advice.reason,
             ' [dry run]' if args.dry_run else ''))
         if args.dry_run:
@@ -177,24 +189,24 @@ def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
             width = _width(conn, advice.cpus, name,
                            findings.fmt(advice.cpus))
         except exception.EmulatorThreadsException as exc:
-            print('  failed: %s' % exc)
+            _say('  failed: %s' % exc)
             failed.append(name)
             continue
         result = pinning.pin_emulator(dom, advice.cpus, live=domain.active,
                                       config=domain.persistent, width=width)
         _print_result(result)
         if not result.ok:
-            print('  failed: %s' % result.summary())
+            _say('  failed: %s' % result.summary())
             failed.append(name)
     if args.dry_run:
         return EXIT_FINDINGS if report.findings else EXIT_OK
     after = audit_cmd.run_audit(args, conn)
-    print('audit after the changes: %s' % (
+    _say('audit after the changes: %s' % (
         '%d findings' % len(after.findings) if after.findings
         else 'no findings'))
     for finding in after.findings:
-        print('  %s %s %s: %s' % (finding.domain, finding.severity.upper(),
-                                  finding.code, finding.message))
+        _say('  %s %s %s: %s' % (finding.domain, finding.severity.upper(),
+                                 finding.code, finding.message))
     if failed:
         raise exception.PinFailed(domain=', '.join(failed),
                                   reason='see the steps above')
@@ -202,6 +214,10 @@ def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format != 'table' or args.columns:
+        raise exception.Invalid(
+            reason='pin reports what it does step by step, as text; '
+                   '-f/--format and -c/--column are for plan and audit')
     if args.apply_audit:
         if args.domain or args.cpuset or args.live or args.config:
             raise exception.Invalid(
@@ -212,6 +228,11 @@ def run(args: argparse.Namespace) -> int:
             reason='pin needs DOMAIN and CPUSET, or --apply-audit')
     elif args.dry_run:
         raise exception.Invalid(reason='--dry-run goes with --apply-audit')
+    else:
+        # Bad input is refused before anything connects to libvirt.
+        cpuset.parse_cpu_set_option(args.cpuset, key='CPUSET')
+    host_options.check_local_uri(args)
+    host_options.shared_set(args)
     conn = libvirt_domains.open_connection(args.connect, read_only=False)
     try:
         if args.apply_audit:

@@ -26,7 +26,8 @@ The JSON output is an interface (see the README): one object per plan.
 
 import argparse
 import dataclasses
-import json
+import os
+import sys
 import typing
 from collections.abc import Mapping, Sequence
 
@@ -34,7 +35,10 @@ from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
+from nova_emulator_threads import extra_spec_keys
 from nova_emulator_threads import overhead
+from nova_emulator_threads.cmd import nova_conf
+from nova_emulator_threads.cmd import output
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import hardware
@@ -129,6 +133,10 @@ def plan(
         'emulator_pcpu_siblings': emulator_pcpu_siblings,
         'emulator_pcpu_sibling_of': [],
         'warnings': [],
+        # Nova 34 gives every guest this many I/O threads
+        # (``<iothreads>``); the ``<iothreadpin>`` of ``cputune_xml``
+        # refers to them, so a domain built from it needs the element too.
+        'iothreads': cputune.GUEST_IOTHREADS,
     }
     if inst is None:
         # No NUMA topology: nothing is pinned; vCPUs and emulator threads
@@ -153,6 +161,10 @@ def plan(
             host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings))
         return result
     _emulator_siblings(result, host, fitted)
+    unpinned = hardware.unpinned_dedicated_vcpus(fitted)
+    if unpinned:
+        result.update(fits=False,
+                      reason=_unpinned_verdict(host, fitted, unpinned))
     result['cells'] = [
         {'guest_cell': index, 'host_cell': cell.id,
          'cpu_pinning': {str(vcpu): pcpu for vcpu, pcpu in
@@ -162,9 +174,16 @@ def plan(
     cap = (bandwidth.emulator_bandwidth(
         request.emulator_threads_policy, pool.vcpus,
         pool.cpu_allocation_ratio) if pool.quota else None)
-    tune = cputune.cputune_from_topology(
-        fitted, frozenset(host.cpu_shared_set), host=host,
-        shared_pool_affinity=pool.affinity, emulator_bandwidth=cap)
+    try:
+        tune = cputune.cputune_from_topology(
+            fitted, frozenset(host.cpu_shared_set), host=host,
+            shared_pool_affinity=pool.affinity, emulator_bandwidth=cap)
+    except exception.InvalidInstanceTopology:
+        if not unpinned:
+            raise
+        # The unpinned vCPUs have no shared CPU to float on: the verdict
+        # already says that the boot fails.
+        return result
     result['emulatorpin'] = sorted(tune.emulatorpin or ())
     result['cputune_xml'] = cputune.to_string(
         cputune.format_cputune(tune)).strip()
@@ -191,6 +210,37 @@ def _emulator_siblings(result: Plan, host: topology.HostTopology,
         for item in found]
 
 
+def _unpinned_verdict(host: topology.HostTopology,
+                      fitted: topology.InstanceTopology,
+                      unpinned: Mapping[int, frozenset[int]]) -> str:
+    """What Nova 34 does with a topology its fitter left partly unpinned."""
+    cells = {cell.id: cell for cell in host.cells}
+    parts = []
+    homeless = []
+    for index, vcpus in sorted(unpinned.items()):
+        host_cell = cells[fitted.cells[index].id]
+        shared = frozenset(host_cell.cpuset)
+        parts.append('dedicated vCPUs %s of guest cell %d go to host cell %d '
+                     'without pCPUs and %s' % (
+                         cpuset.format_cpu_spec(vcpus), index, host_cell.id,
+                         'float over its shared CPUs %s'
+                         % cpuset.format_cpu_spec(shared) if shared else
+                         'have no shared CPU there to float on'))
+        if not shared:
+            homeless.append(host_cell.id)
+    outcome = (
+        'the compute host then cannot build the guest (an empty vCPU pin '
+        'set) and the boot fails' if homeless else
+        'Nova 34 boots the guest that way, placement still charges those '
+        'vCPUs as PCPU, and the host does not mark any pCPU as theirs')
+    return ('Nova 34 places this flavor but not as asked: %s; %s. This is a '
+            'Nova bug: numa_fit_instance_to_host keys its fit cache on '
+            'guest cell ids it rewrites while it walks the host cells, so a '
+            'guest cell reuses a fit another cell made (the flavor fits '
+            'with its guest cells in another order, or on a host with more '
+            'room per cell)' % ('; '.join(parts), outcome))
+
+
 def _unpinned_cpus(host: topology.HostTopology) -> frozenset[int]:
     cpus: frozenset[int] = frozenset()
     for cell in host.cells:
@@ -201,14 +251,17 @@ def _unpinned_cpus(host: topology.HostTopology) -> frozenset[int]:
 # -- the command -------------------------------------------------------------
 
 
-def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
+def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]',
+               parents: Sequence[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         'plan', help='show where vCPUs and emulator threads would go',
-        description=__doc__.split('\n\n')[1])
+        parents=parents, description=__doc__.split('\n\n')[1])
     parser.add_argument(
         '--host', metavar='CAPS.xml',
-        help='the host\'s "virsh capabilities" output (default: the '
-             'bundled two-socket example host)')
+        help='the host\'s "virsh capabilities" output, - for stdin '
+             '(default: the bundled two-socket example host, with '
+             'cpu_dedicated_set %s and cpu_shared_set %s unless either is '
+             'given)' % (EXAMPLE_DEDICATED_SET, EXAMPLE_SHARED_SET))
     parser.add_argument('--cpu-dedicated-set', metavar='R',
                         help="[compute] cpu_dedicated_set, e.g. '2-15'")
     parser.add_argument('--cpu-shared-set', metavar='R',
@@ -223,20 +276,19 @@ def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]') -> None:
     parser.add_argument('--extra-spec', action='append', default=[],
                         metavar='KEY=VALUE',
                         help='a flavor extra spec; repeat for several')
-    parser.add_argument('--format', choices=('table', 'json'),
-                        default='table', help='output format')
     parser.add_argument(
         '--emulator-pcpu-siblings', choices=fields.EmulatorPCPUSiblings.ALL,
-        default=fields.EmulatorPCPUSiblings.ALLOW,
+        default=None,
         help="[emulator_threads] emulator_pcpu_siblings: may the isolate "
              "emulator pCPU be an SMT sibling of a vCPU's pCPU (allow, "
-             "Nova's choice) or not (avoid)")
+             "Nova's choice and the default) or not (avoid)")
     parser.add_argument('--density', action='store_true',
                         help='pack identical guests of the flavor (--vcpus, '
                              'default 1) until the next does not fit, and '
                              'count them per emulator threads policy; '
                              '--extra-spec adds to every policy\'s flavor')
     add_shared_pool_arguments(parser)
+    output.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -244,18 +296,20 @@ def add_shared_pool_arguments(parser: argparse.ArgumentParser) -> None:
     """``[emulator_threads] shared_pool_*`` of the planned host."""
     parser.add_argument(
         '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
-        default=fields.SharedPoolAffinity.ANY,
+        default=None,
         help="[emulator_threads] shared_pool_affinity: where 'share' "
-             "guests' emulator threads run in cpu_shared_set (default any, "
-             "as Nova)")
+             "guests' emulator threads run in cpu_shared_set (default: "
+             "from --config-file, else any, as Nova)")
     parser.add_argument(
-        '--shared-pool-vcpus', type=int, metavar='N', default=0,
+        '--shared-pool-vcpus', type=int, metavar='N', default=None,
         help="[emulator_threads] shared_pool_vcpus: VCPU of the shared "
-             "pool each 'share' guest claims (default 0, as Nova)")
+             "pool each 'share' guest claims (default: from --config-file, "
+             "else 0, as Nova)")
     parser.add_argument(
-        '--shared-pool-quota', action='store_true',
+        '--shared-pool-quota', action='store_true', default=None,
         help="[emulator_threads] shared_pool_quota: cap 'share' guests' "
-             "emulator threads at what they claim")
+             "emulator threads at what they claim (default: from "
+             "--config-file, else off, as Nova)")
     parser.add_argument(
         '--cpu-allocation-ratio', type=float, metavar='R', default=4.0,
         help='[DEFAULT] cpu_allocation_ratio of the shared pool (default '
@@ -263,19 +317,24 @@ def add_shared_pool_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shared_pool_options(args: argparse.Namespace) -> SharedPool:
-    """The shared pool options from the command line, checked."""
-    if args.shared_pool_vcpus < 0:
+    """The shared pool options from the command line (or the files),
+    checked.
+    """
+    vcpus = nova_conf.emulator_threads_option(args, 'shared_pool_vcpus')
+    if vcpus < 0:
         raise exception.Invalid(
             reason='--shared-pool-vcpus=%d is not allowed; expected an '
-                   'integer of at least 0' % args.shared_pool_vcpus)
+                   'integer of at least 0' % vcpus)
     if not args.cpu_allocation_ratio > 0:
         raise exception.Invalid(
             reason='--cpu-allocation-ratio=%r is not allowed; expected a '
                    'number above 0' % args.cpu_allocation_ratio)
-    return SharedPool(affinity=args.shared_pool_affinity,
-                      vcpus=args.shared_pool_vcpus,
-                      quota=args.shared_pool_quota,
-                      cpu_allocation_ratio=args.cpu_allocation_ratio)
+    return SharedPool(
+        affinity=nova_conf.emulator_threads_option(
+            args, 'shared_pool_affinity'),
+        vcpus=vcpus,
+        quota=nova_conf.emulator_threads_option(args, 'shared_pool_quota'),
+        cpu_allocation_ratio=args.cpu_allocation_ratio)
 
 
 def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
@@ -287,6 +346,7 @@ def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
             raise exception.Invalid(
                 reason='--extra-spec %r is not KEY=VALUE, e.g. '
                        'hw:cpu_emulator_threads=isolate' % pair)
+        extra_spec_keys.check_known(key, value)
         if key in specs and specs[key] != value:
             raise exception.Invalid(
                 reason='--extra-spec %s is given twice, as %r and %r; a '
@@ -296,37 +356,60 @@ def _extra_specs(pairs: Sequence[str]) -> dict[str, str]:
     return specs
 
 
-def _load_host(args: argparse.Namespace) -> topology.HostTopology:
-    xml: str | bytes
+def _read_caps(args: argparse.Namespace) -> tuple[str | bytes, str]:
+    """The capabilities XML ``--host`` names (``-``: stdin), and a name."""
     if args.host is None:
-        xml = data.example_host_xml()
-        source = 'bundled example host'
-        dedicated = (EXAMPLE_DEDICATED_SET if args.cpu_dedicated_set is None
-                     else args.cpu_dedicated_set)
-        shared = (EXAMPLE_SHARED_SET if args.cpu_shared_set is None
-                  else args.cpu_shared_set)
-    else:
-        source = '--host %r' % args.host
+        return data.example_host_xml(), 'bundled example host'
+    if args.host == '-':
+        source, stream = 'on stdin', sys.stdin.buffer
+        return _read_limited(stream, source), source
+    source = '--host %r' % args.host
+    try:
+        with open(args.host, 'rb') as f:
+            return _read_limited(f, source), source
+    except OSError as exc:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason=exc.strerror or str(exc)) from None
+
+
+def _read_limited(stream: typing.BinaryIO, source: str) -> bytes:
+    text = stream.read(capabilities.MAX_CAPS_BYTES + 1)
+    if len(text) > capabilities.MAX_CAPS_BYTES:
         try:
-            with open(args.host, 'rb') as f:
-                xml = f.read(capabilities.MAX_CAPS_BYTES + 1)
-        except OSError as exc:
-            raise exception.InvalidHostCapabilities(
-                source=source, reason=exc.strerror or str(exc)) from None
-        dedicated = args.cpu_dedicated_set or ''
-        shared = args.cpu_shared_set or ''
+            size = '%d bytes' % os.fstat(stream.fileno()).st_size
+        except (OSError, ValueError):
+            size = 'more than %d bytes' % capabilities.MAX_CAPS_BYTES
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='%s is larger than the %d allowed' % (
+                size, capabilities.MAX_CAPS_BYTES))
+    return text
+
+
+def _load_host(args: argparse.Namespace, caps: tuple[str | bytes, str],
+               cpu_shared_set: str | None = None) -> topology.HostTopology:
+    xml, source = caps
+    dedicated = args.cpu_dedicated_set
+    shared = args.cpu_shared_set if cpu_shared_set is None else cpu_shared_set
+    if args.host is None and dedicated is None and shared is None:
+        # The bundled host comes with its own configuration; once either
+        # set is given (flag or nova.conf), the other is unset, as in
+        # nova.conf.
+        dedicated, shared = EXAMPLE_DEDICATED_SET, EXAMPLE_SHARED_SET
     return capabilities.host_topology_from_caps(
-        xml, cpu_dedicated_set=dedicated, cpu_shared_set=shared,
+        xml, cpu_dedicated_set=dedicated or '', cpu_shared_set=shared or '',
         pinned=args.pinned, source=source)
 
 
 def run(args: argparse.Namespace) -> int:
-    host = _load_host(args)
     specs = _extra_specs(args.extra_spec)
     pool = shared_pool_options(args)
+    caps = _read_caps(args)
+    host = _load_host(args, caps)
     if args.density:
-        return _run_density(args, host, specs)
-    siblings = args.emulator_pcpu_siblings
+        return _run_density(args, caps, host, specs)
+    # The flag wins over [emulator_threads] of --config-file.
+    siblings = nova_conf.emulator_threads_option(
+        args, 'emulator_pcpu_siblings')
     if args.vcpus is None and not specs and args.memory_mb is None:
         plans = [(name, plan(host, vcpus, memory, flavor_specs, pool=pool,
                              emulator_pcpu_siblings=siblings))
@@ -341,20 +424,18 @@ def run(args: argparse.Namespace) -> int:
                                                                   value))
         plans = [('flavor', plan(host, vcpus, memory, specs, pool=pool,
                                  emulator_pcpu_siblings=siblings))]
-    if args.format == 'json':
-        if len(plans) == 1:
-            print(json.dumps(plans[0][1], indent=2, sort_keys=True))
-        else:
-            print(json.dumps({'plans': [dict(result, flavor=name)
-                                        for name, result in plans]},
-                             indent=2, sort_keys=True))
+    data: Plan
+    if len(plans) == 1:
+        data = plans[0][1]
     else:
-        print(format_table(host, plans))
-    return 0
+        data = {'plans': [dict(result, flavor=name)
+                          for name, result in plans]}
+    output.emit(args, data, lambda _data: format_table(host, plans))
+    return 0 if all(result['fits'] for _name, result in plans) else 1
 
 
-def _run_density(args: argparse.Namespace, host: topology.HostTopology,
-                 specs: dict[str, str]) -> int:
+def _run_density(args: argparse.Namespace, caps: tuple[str | bytes, str],
+                 host: topology.HostTopology, specs: dict[str, str]) -> int:
     vcpus = 1 if args.vcpus is None else args.vcpus
     memory = 2048 if args.memory_mb is None else args.memory_mb
     for key, value in (('--vcpus', vcpus), ('--memory-mb', memory)):
@@ -362,18 +443,14 @@ def _run_density(args: argparse.Namespace, host: topology.HostTopology,
             raise exception.Invalid(
                 reason='%s=%d: must be a positive integer' % (key, value))
     # The "share without cpu_shared_set" policy needs the host without it.
-    without = _load_host(argparse.Namespace(**dict(vars(args),
-                                                   cpu_shared_set='')))
+    without = _load_host(args, caps, cpu_shared_set='')
     pool = shared_pool_options(args)
     rows = density_report(host, without, vcpus, memory, specs,
                           shared_pool_vcpus=pool.vcpus,
                           cpu_allocation_ratio=pool.cpu_allocation_ratio)
-    if args.format == 'json':
-        print(json.dumps({'density': [density_json(row) for row in rows]},
-                         indent=2, sort_keys=True))
-    else:
-        print('host: %s' % _host_summary(host))
-        print(format_density_table(rows))
+    output.emit(args, {'density': [density_json(row) for row in rows]},
+                lambda _data: 'host: %s\n%s' % (_host_summary(host),
+                                                 format_density_table(rows)))
     return 0
 
 

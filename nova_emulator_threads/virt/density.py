@@ -109,6 +109,9 @@ class Policy:
     min_vcpus: int = 1
     #: ``[emulator_threads] emulator_pcpu_siblings`` of the host.
     emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW
+    #: Whether the policy means nothing without a ``cpu_shared_set`` (the
+    #: others run on the host as configured, with or without one).
+    needs_shared_set: bool = False
 
 
 POLICIES = (
@@ -121,7 +124,8 @@ POLICIES = (
     Policy('share + cpu_shared_set',
            {cpu_request.CPU_POLICY_KEY: 'dedicated',
             cpu_request.EMULATOR_THREADS_KEY: 'share'},
-           True, 'cpu_shared_set %(shared)s, shared by all guests'),
+           True, 'cpu_shared_set %(shared)s, shared by all guests',
+           needs_shared_set=True),
     Policy('isolate',
            {cpu_request.CPU_POLICY_KEY: 'dedicated',
             cpu_request.EMULATOR_THREADS_KEY: 'isolate'},
@@ -260,7 +264,7 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
     row = DensityRow(item.name, specs, shared, vcpus, None, None,
                      item.emulator_threads % {
                          'shared': cpuset.format_cpu_spec(shared)})
-    if item.shared_set and not shared:
+    if item.needs_shared_set and not shared:
         return dataclasses.replace(row, note='the host has no cpu_shared_set')
     try:
         inst = hardware.instance_topology_from_flavor(vcpus, memory_mb, specs)

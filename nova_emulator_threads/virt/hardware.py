@@ -55,6 +55,7 @@ __all__ = [
     'host_topology_from_caps',
     'instance_topology_from_flavor',
     'instance_topology_from_request',
+    'unpinned_dedicated_vcpus',
 ]
 
 DEDICATED = fields.CPUAllocationPolicy.DEDICATED
@@ -387,7 +388,7 @@ def _fit_cell(
     if state.pagesize:
         pagesize = _choose_pagesize(host_cell, state.pagesize, memory_kb)
         if not pagesize:
-            return _NO_PAGESIZE, (state.pagesize,)
+            return _NO_PAGESIZE, (state.pagesize, memory_kb)
         state.pagesize = pagesize
     elif info.small_pages is not None:
         # The smallest pages: free ones for a pinned guest, any otherwise.
@@ -411,7 +412,8 @@ def _fit_cell(
         return _NO_CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
     if pinned:
         if required > info.free_count:
-            return _NO_PCPUS_FREE, (required, info.free_count)
+            return _NO_PCPUS_FREE, (required, info.free_count,
+                                    len(host_cell.pcpuset))
         avoid = avoid_vcpu_cores and bool(need.reserved)
         packed = packing.pack_cell(host_cell, info, need.vcpus,
                                    cell.cpu_thread_policy, need.reserved,
@@ -570,6 +572,32 @@ def _unclaimable(
     return None
 
 
+def unpinned_dedicated_vcpus(
+    fitted: InstanceTopology,
+) -> dict[int, frozenset[int]]:
+    """The dedicated vCPUs a fitted topology left without a pCPU.
+
+    NOTE(nova): Nova's fitter keys its fit cache on (host cell id,
+    instance cell id) and rewrites instance cell ids as it walks. With
+    explicit ``hw:numa_cpus.N`` on a host whose cells have little room, a
+    guest cell can hit the cache entry another guest cell left, take that
+    host cell without being packed, and come back with no
+    ``cpu_pinning``. Nova boots such a guest: its claim pins nothing for
+    the cell, the driver floats the cell's vCPUs over the host cell's
+    shared CPUs, and placement still charges them as PCPU. We return the
+    same topology (the scheduler and the compute host must agree with
+    Nova); callers that show a plan say what this means.
+
+    :returns: guest cell index -> its dedicated vCPUs without a pin
+    """
+    unpinned: dict[int, frozenset[int]] = {}
+    for index, cell in enumerate(fitted.cells):
+        missing = cell.pcpuset - frozenset(cell.cpu_pinning or ())
+        if missing:
+            unpinned[index] = missing
+    return unpinned
+
+
 def _fit(
     host: HostTopology,
     host_info: packing.HostInfo,
@@ -716,37 +744,90 @@ def explain_no_fit(
         failures.append(refused)
     if not failures:
         return ('no assignment of guest cells to distinct host cells fits')
+    cells = {cell.id: cell for cell in host.cells}
     reasons: list[str] = []
     for guest_cell, host_cell, code, numbers in failures:
-        reason = _describe(code, numbers, guest_cell, host_cell,
-                           emulator_reservation(inst, guest_cell))
+        if code == _NO_PAGESIZE:
+            reason = _describe_pages(numbers, guest_cell, cells[host_cell])
+        elif code == _NO_PACKING:
+            reason = _describe_packing(numbers[0], inst.cells[guest_cell],
+                                       guest_cell, cells[host_cell])
+        else:
+            reason = _describe(code, numbers, guest_cell, host_cell,
+                               emulator_reservation(inst, guest_cell))
         if reason not in reasons:
             reasons.append(reason)
+    if len(reasons) > MAX_REASONS:
+        # A host with many cells gives one reason per cell tried: say how
+        # many, the first few, and the last, which is what decided when
+        # Nova's own answer is refused (``_unclaimable``).
+        shown = reasons[:MAX_REASONS - 1] + reasons[-1:]
+        return ('none of the %d host cells tried fits (%d reasons), among '
+                'them: %s' % (len({failure[1] for failure in failures}),
+                              len(reasons), '; '.join(shown)))
     return '; '.join(reasons)
+
+
+#: ``explain_no_fit`` lists at most this many reasons.
+MAX_REASONS = 3
+
+
+def _describe_pages(numbers: tuple[int, ...], guest_cell: int,
+                    host_cell: HostCell) -> str:
+    requested, memory_kb = numbers
+    where = 'on host cell %d for guest cell %d' % (host_cell.id, guest_cell)
+    sizes = {pages.size_kb: pages for pages in host_cell.mempages}
+    if requested > 0 and requested not in sizes:
+        return ('host cell %d has no %d KiB pages (hw:mem_page_size; it has '
+                '%s) for guest cell %d' % (
+                    host_cell.id, requested,
+                    ', '.join('%d KiB' % size for size in sorted(sizes)) or
+                    'none', guest_cell))
+    free = ', '.join('%d MiB free in %d KiB pages' % (
+        sizes[size].free_kb // 1024, size) for size in sorted(sizes)
+        if requested <= 0 or size == requested)
+    return ('not enough free pages of the requested size (%s) %s (needs %d '
+            'MiB; %s)' % (_pagesize_name(requested), where,
+                          memory_kb // 1024, free or 'no pages'))
+
+
+def _describe_packing(required: int, cell: InstanceCell, guest_cell: int,
+                      host_cell: HostCell) -> str:
+    where = 'on host cell %d for guest cell %d' % (host_cell.id, guest_cell)
+    free = frozenset(host_cell.pcpuset) - frozenset(host_cell.pinned_cpus)
+    whole = sum(1 for core in host_cell.siblings
+                if core and frozenset(core) <= free)
+    policy = cell.cpu_thread_policy
+    if policy == THREAD_ISOLATE:
+        return ('cpu_thread_policy=isolate gives every pCPU a core of its '
+                'own, all threads free: %d cores needed %s, %d such cores '
+                'free' % (required, where, whole))
+    if policy == fields.CPUThreadAllocationPolicy.REQUIRE:
+        return ('cpu_thread_policy=require puts the vCPUs on thread '
+                'siblings of cores whose threads are free, and the %d free '
+                'pCPUs %s (%d whole free cores) cannot take %d that way'
+                % (len(free), where, whole, required))
+    return ('the free pCPUs %s cannot take %d pCPUs under cpu_thread_policy='
+            '%s' % (where, required, policy or 'prefer'))
 
 
 def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
               host_cell: int, reserved: int) -> str:
     where = 'on host cell %d for guest cell %d' % (host_cell, guest_cell)
     incl = (' incl. %d for emulator threads' % reserved) if reserved else ''
-    if code == _NO_PAGESIZE:
-        return ('no free pages of the requested size (%s) %s'
-                % (_pagesize_name(numbers[0]), where))
     if code == _NO_MEMORY:
         return ('not enough free memory %s (needs %d MiB, has %d MiB)'
                 % (where, numbers[0], numbers[1]))
     if code == _NO_PCPUS_TOTAL:
-        return ('not enough dedicated pCPUs %s (needs %d%s, has %d)'
+        return ('not enough dedicated pCPUs %s (needs %d%s; the cell has %d '
+                'in [compute] cpu_dedicated_set)'
                 % (where, numbers[0], incl, numbers[1]))
     if code == _NO_CPUS_TOTAL:
         return ('not enough shared CPUs %s (needs %d, has %d)'
                 % (where, numbers[0], numbers[1]))
     if code == _NO_PCPUS_FREE:
-        return ('not enough free pCPUs %s (needs %d%s, has %d)'
-                % (where, numbers[0], incl, numbers[1]))
-    if code == _NO_PACKING:
-        return ('the free pCPUs %s cannot satisfy the CPU thread policy '
-                '(needs %d%s)' % (where, numbers[0], incl))
+        return ('not enough free pCPUs %s (needs %d%s; %d of its %d are '
+                'free)' % (where, numbers[0], incl, numbers[1], numbers[2]))
     if code == _NO_PINNED_CORE:
         return ("%spCPU %d %s shares a core with pinned pCPU %d, which "
                 'cpu_thread_policy=isolate forbids (Nova would pick it and '

@@ -115,6 +115,12 @@ def host_topology_from_caps(
     """
     dedicated = _nova_cpu_set(cpu_dedicated_set, DEDICATED_SET_KEY)
     shared = _nova_cpu_set(cpu_shared_set, SHARED_SET_KEY)
+    for key, option, named in ((DEDICATED_SET_KEY, cpu_dedicated_set,
+                                dedicated),
+                               (SHARED_SET_KEY, cpu_shared_set, shared)):
+        if option and not named:
+            # Nova: an empty option is unset; one naming no CPU is refused.
+            cpuset.parse_cpu_set_option(option, key)
     already_pinned = _nova_cpu_set(pinned, PINNED_KEY)
     root = parse_xml(caps_xml, source)
     xml_cells = _cells(root, source)

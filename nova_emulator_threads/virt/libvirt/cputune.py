@@ -137,7 +137,12 @@ def vcpupin_cpusets(
                        'are not in the cell (%s)'
                        % (index, _fmt(stray), _fmt(cell.total_cpus)))
         unpinned_dedicated = cell.pcpuset - frozenset(cell_pins)
-        if unpinned_dedicated:
+        # NOTE(nova): Nova's fitter can return a guest cell of a pinned
+        # flavor without pins (``unpinned_dedicated_vcpus``); Nova's claim
+        # then pins nothing for it and ``_get_pin_cpuset`` floats its
+        # vCPUs over the host cell's shared CPUs, as below. Without the
+        # host, a cell without pins can only be an unfitted topology.
+        if unpinned_dedicated and host is None:
             raise exception.InvalidInstanceTopology(
                 reason='dedicated vCPUs %s of guest cell %d have no pCPU in '
                        'cpu_pinning; fit the topology to a host first'

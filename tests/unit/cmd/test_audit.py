@@ -111,7 +111,38 @@ class CommandTestCase(base.TestCase):
             self.assertEqual(1, err.count('\n'), err)
             self.assertIn(words, err)
 
+    def test_audit_refuses_a_remote_uri(self) -> None:
+        status, out, err = self.cli('audit', '-c', 'qemu+ssh://cn7/system')
+        self.assertEqual((2, ''), (status, out))
+        self.assertEqual(
+            "nova-emulator-threads audit: Invalid input: --connect "
+            "'qemu+ssh://cn7/system' names host 'cn7'; the audit reads this "
+            "host's /proc and /sys, so run it on that host with a local URI "
+            "such as qemu:///system\n", err)
+
+    def test_audit_yaml_columns(self) -> None:
+        uri = self.node(CLEAN)
+        status, out, _ = self.cli('audit', *self.host_args(uri), '-f',
+                                  'value', '--column', 'findings')
+        self.assertEqual((0, '[]\n'), (status, out))
+
     # -- pin ------------------------------------------------------------------
+
+    def test_pin_checks_cpuset_before_connecting(self) -> None:
+        # The URI names no daemon: the CPU set must be refused first.
+        for cpus in (',,,', '^0', '3-1'):
+            status, out, err = self.cli(
+                'pin', 'bad', cpus, '--connect', 'qemu:///nonexistent')
+            self.assertEqual((2, ''), (status, out))
+            self.assertIn("CPUSET=%r" % cpus, err)
+            self.assertNotIn('nonexistent', err)
+
+    def test_pin_help_says_both_by_default(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertRaises(SystemExit, main.main, ['pin', '--help'])
+        help_text = ' '.join(out.getvalue().split())
+        self.assertIn('with neither --live nor --config: both', help_text)
 
     def test_pin(self) -> None:
         uri = self.node(BAD, CLEAN)

@@ -27,9 +27,9 @@ from oslotest import base
 
 from nova_emulator_threads.cmd import main
 from tests.unit.host import fakehost
-from tests.unit.host import test_libvirt_domains as tld
+from tests.unit.host import testdriver
 
-GUEST = fakehost.domain_xml('instance-0000000a', tld.UUID_A, {0: '2'},
+GUEST = fakehost.domain_xml('instance-0000000a', testdriver.UUID_A, {0: '2'},
                             emulatorpin='2-3')
 
 
@@ -47,9 +47,9 @@ class ExporterTestCase(base.BaseTestCase):
         self.tree = self.useFixture(fakehost.HostTree())
         self.tree.set_cpus('0-7')
         self.tree.add_process(1000, fakehost.qemu_argv(
-            'instance-0000000a', tld.UUID_A),
+            'instance-0000000a', testdriver.UUID_A),
             [(1000, 'qemu-kvm', '2-3'), (1001, 'CPU 0/KVM', '2')])
-        self.uri = self.useFixture(tld.TestDriverFixture([GUEST])).uri
+        self.uri = self.useFixture(testdriver.TestDriverFixture([GUEST])).uri
 
     def argv(self, *extra: str) -> list[str]:
         return ['exporter', '-c', self.uri, '--proc-root',
@@ -78,10 +78,11 @@ class ExporterTestCase(base.BaseTestCase):
         self.assertIn(
             'nova_emulator_threads_emulator_on_vcpu_pcpus_seconds_total{'
             'domain="instance-0000000a",uuid="%s",vcpu="0"} 0.05'
-            % tld.UUID_A, text)
+            % testdriver.UUID_A, text)
         self.assertIn(
             'nova_emulator_threads_findings{check="emulator-on-vcpu-pcpu",'
-            'domain="instance-0000000a",uuid="%s"} 1.0' % tld.UUID_A, text)
+            'domain="instance-0000000a",uuid="%s"} 1.0' % testdriver.UUID_A,
+            text)
         process.send_signal(signal.SIGTERM)
         self.assertEqual(0, process.wait(30), process.stderr.read())
 

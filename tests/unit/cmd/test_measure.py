@@ -27,7 +27,7 @@ from oslotest import base
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import measure as measure_cmd
 from tests.unit.host import fakehost
-from tests.unit.host import test_libvirt_domains as tld
+from tests.unit.host import testdriver
 
 UUID_C = 'cccccccc-2222-3333-4444-555555555555'
 S = 1000000000  # ns per second
@@ -36,7 +36,8 @@ MS = 1000000
 #: Nova's default for a dedicated guest: vCPUs on pCPUs 2 and 3, the
 #: emulator threads over both, the I/O thread on 3.
 DEFAULT = fakehost.domain_xml(
-    'instance-0000000a', tld.UUID_A, {0: '2', 1: '3'}, emulatorpin='2-3',
+    'instance-0000000a', testdriver.UUID_A, {0: '2', 1: '3'},
+    emulatorpin='2-3',
     iothreadpins={1: '3'},
     nova={'name': 'vm-a', 'flavor': 'f', 'vcpus': 2, 'memory': 512,
           'extra_specs': {'hw:cpu_policy': 'dedicated'}})
@@ -46,8 +47,8 @@ THREADS_A = [(1000, 'qemu-kvm', '2-3'), (1001, 'qemu-kvm', '2-3'),
              (1004, 'CPU 1/KVM', '3'), (1005, 'kvm-nx-lpage-re', '2-3')]
 VHOST_A = 1100
 #: isolate: the vCPU on pCPU 5, the emulator threads on pCPU 4.
-ISOLATED = fakehost.domain_xml('instance-0000000b', tld.UUID_B, {0: '5'},
-                               emulatorpin='4')
+ISOLATED = fakehost.domain_xml('instance-0000000b', testdriver.UUID_B,
+                               {0: '5'}, emulatorpin='4')
 PID_B = 2000
 THREADS_B = [(2000, 'qemu-kvm', '4'), (2001, 'CPU 0/KVM', '5')]
 #: What each thread had run (ns) and waited when the command started.
@@ -76,10 +77,10 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.tree.set_cpus('0-7')
         self.tree.set_machine_cpuset('0-7', version=self.cgroup)
         self.tree.add_process(PID_A, fakehost.qemu_argv(
-            'instance-0000000a', tld.UUID_A), THREADS_A)
+            'instance-0000000a', testdriver.UUID_A), THREADS_A)
         self.tree.add_kernel_thread(VHOST_A, 'vhost-%d' % PID_A, '2-3')
         self.tree.add_process(PID_B, fakehost.qemu_argv(
-            'instance-0000000b', tld.UUID_B), THREADS_B)
+            'instance-0000000b', testdriver.UUID_B), THREADS_B)
         for tid, (ran, waited) in BEFORE.items():
             self.tree.set_sched(OWNER[tid], tid, ran, waited)
         self.during: list[Callable[[], None]] = [self.six_seconds]
@@ -109,7 +110,7 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
     def measure(self, *argv: str, domains: tuple[str, ...] = (DEFAULT,
                                                               ISOLATED),
                 ) -> tuple[int, dict, str]:
-        uri = self.useFixture(tld.TestDriverFixture(list(domains))).uri
+        uri = self.useFixture(testdriver.TestDriverFixture(list(domains))).uri
         status, out, err = self.cli(
             'measure', '--connect', uri, '--proc-root', self.tree.proc_root,
             '--sys-root', self.tree.sys_root, '--format', 'json', *argv)
@@ -121,8 +122,9 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertEqual(6.0, self.waited)
         self.assertEqual(6.0, result['seconds'])
         a, b = result['guests']
-        self.assertEqual(('instance-0000000a', tld.UUID_A, PID_A, 'vm-a'),
-                         (a['domain'], a['uuid'], a['pid'], a['instance']))
+        self.assertEqual(
+            ('instance-0000000a', testdriver.UUID_A, PID_A, 'vm-a'),
+            (a['domain'], a['uuid'], a['pid'], a['instance']))
         # vCPU 0 on pCPU 2: half of the main thread's 0.4 s and of the RCU
         # thread's 0.02 s (both may run on 2-3) and half of the vhost
         # thread's 0.2 s; the I/O thread is on pCPU 3 and KVM's own
@@ -173,9 +175,10 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertEqual([], result['findings'])
 
     def test_named_by_uuid(self) -> None:
-        status, result, _ = self.measure(tld.UUID_A.upper())
+        status, result, _ = self.measure(testdriver.UUID_A.upper())
         self.assertEqual(1, status)
-        self.assertEqual([tld.UUID_A], [g['uuid'] for g in result['guests']])
+        self.assertEqual([testdriver.UUID_A],
+                         [g['uuid'] for g in result['guests']])
 
     def test_threshold(self) -> None:
         status, result, _ = self.measure('--threshold-ms', '700')
@@ -253,7 +256,8 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
                                vcpu1['emulator_on_pcpus_s'])
 
     def test_guests_stop_and_start(self) -> None:
-        fixture = self.useFixture(tld.TestDriverFixture([DEFAULT, ISOLATED]))
+        fixture = self.useFixture(
+            testdriver.TestDriverFixture([DEFAULT, ISOLATED]))
         started = fakehost.domain_xml('instance-0000000c', UUID_C,
                                       {0: '6'}, emulatorpin='6')
         start = int((fakehost.UPTIME + 2) * 100)
@@ -289,7 +293,8 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
                       'pCPU of vCPU 0, which waited 600 ms runnable', table)
 
     def test_table(self) -> None:
-        uri = self.useFixture(tld.TestDriverFixture([DEFAULT, ISOLATED])).uri
+        uri = self.useFixture(
+            testdriver.TestDriverFixture([DEFAULT, ISOLATED])).uri
         status, out, err = self.cli(
             'measure', '-c', uri, '--proc-root', self.tree.proc_root,
             '--sys-root', self.tree.sys_root)
@@ -302,12 +307,12 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
             '  1     3            5.400     0.500         0.610\n'
             '  TID      THREAD           KIND      CPUS         RAN s\n'
             '  1000     qemu-kvm         emulator  2-3          0.400\n'
-            % tld.UUID_A), out)
+            % testdriver.UUID_A), out)
         self.assertTrue(out.endswith(
             '\n2 guests, 2 vCPUs lost time to emulator threads\n'), out)
 
     def test_bad_input_is_one_line(self) -> None:
-        uri = self.useFixture(tld.TestDriverFixture([DEFAULT])).uri
+        uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
         host = ['-c', uri, '--proc-root', self.tree.proc_root,
                 '--sys-root', self.tree.sys_root]
         for argv, words in (
@@ -326,7 +331,7 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
     # -- audit --measure --------------------------------------------------
 
     def test_audit_measure(self) -> None:
-        uri = self.useFixture(tld.TestDriverFixture([ISOLATED])).uri
+        uri = self.useFixture(testdriver.TestDriverFixture([ISOLATED])).uri
         host = ['-c', uri, '--proc-root', self.tree.proc_root,
                 '--sys-root', self.tree.sys_root]
         # The isolated guest is clean either way.
@@ -343,7 +348,7 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertNotIn('measure', json.loads(out))
 
     def test_audit_measure_counts_lost_time(self) -> None:
-        uri = self.useFixture(tld.TestDriverFixture([DEFAULT])).uri
+        uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
         status, out, err = self.cli(
             'audit', '-c', uri, '--proc-root', self.tree.proc_root,
             '--sys-root', self.tree.sys_root, '--measure', '6')
@@ -370,7 +375,7 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
                          '0.1 to 3600\n', err)
 
     def test_not_a_host(self) -> None:
-        uri = self.useFixture(tld.TestDriverFixture([DEFAULT])).uri
+        uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
         status, out, err = self.cli('measure', '-c', uri, '--proc-root',
                                     '/nonexistent', '--sys-root',
                                     self.tree.sys_root)

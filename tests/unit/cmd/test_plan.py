@@ -93,7 +93,7 @@ class TestPlanCommand(base.TestCase):
             {'fits', 'reason', 'emulator_threads_policy', 'cells',
              'emulatorpin', 'overhead', 'placement', 'cputune_xml',
              'emulator_pcpu_siblings', 'emulator_pcpu_sibling_of',
-             'warnings'},
+             'warnings', 'iothreads'},
             set(out))
         self.assertEqual('allow', out['emulator_pcpu_siblings'])
         # No SMT on this host: no sibling, no warning.
@@ -106,6 +106,9 @@ class TestPlanCommand(base.TestCase):
         self.assertEqual([3], out['emulatorpin'])
         self.assertEqual({'PCPU': 3}, out['placement'])
         self.assertIn('<emulatorpin cpuset="3"/>', out['cputune_xml'])
+        # The <iothreadpin> refers to the guest's one I/O thread.
+        self.assertEqual(1, out['iothreads'])
+        self.assertIn('iothread="1"', out['cputune_xml'])
         self.assertTrue(out['fits'])
         self.assertIsNone(out['reason'])
 
@@ -116,12 +119,14 @@ class TestPlanCommand(base.TestCase):
                      '--pinned', '0', '--vcpus', '3', '--format', 'json',
                      '--extra-spec', 'hw:cpu_policy=dedicated',
                      '--extra-spec', 'hw:emulator_threads_policy=isolate')
-        self.assertEqual(0, result.returncode, result.stderr)
+        # Exit status 1: the command worked, the flavor does not fit.
+        self.assertEqual(1, result.returncode, result.stderr)
         out = json.loads(result.stdout)
         self.assertFalse(out['fits'])
         self.assertEqual(
             'not enough free pCPUs on host cell 0 for guest cell 0 (needs 4 '
-            'incl. 1 for emulator threads, has 3)', out['reason'])
+            'incl. 1 for emulator threads; 3 of its 4 are free)',
+            out['reason'])
 
     def test_unknown_policy_value(self) -> None:
         self.assertOneLineError(
@@ -222,11 +227,28 @@ class TestPlanEmulatorPCPUSiblings(base.TestCase):
         code, out, _err = self.plan(
             *self.ISOLATE_1, '--format', 'json', '--cpu-dedicated-set',
             '1,21', '--emulator-pcpu-siblings', 'avoid')
-        self.assertEqual(0, code)
+        # Exit status 1: the command worked, the flavor does not fit.
+        self.assertEqual(1, code)
         result = json.loads(out)
         self.assertFalse(result['fits'])
         self.assertIn('emulator_pcpu_siblings = avoid forbids',
                       result['reason'])
+
+    def test_avoid_read_from_config_file(self) -> None:
+        conf = self.useFixture(fixtures.TempDir()).join('nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[compute]\ncpu_dedicated_set = 1,21\n'
+                    '[emulator_threads]\nemulator_pcpu_siblings = avoid\n')
+        code, out, _err = self.plan(*self.ISOLATE_1, '--format', 'json',
+                                    '--config-file', conf)
+        self.assertEqual(1, code)
+        result = json.loads(out)
+        self.assertEqual('avoid', result['emulator_pcpu_siblings'])
+        # The flag wins over the file.
+        code, out, _err = self.plan(*self.ISOLATE_1, '--format', 'json',
+                                    '--config-file', conf,
+                                    '--emulator-pcpu-siblings', 'allow')
+        self.assertEqual('allow', json.loads(out)['emulator_pcpu_siblings'])
 
     def test_bad_value_is_one_line(self) -> None:
         result = run('plan', '--emulator-pcpu-siblings', 'never')
@@ -316,7 +338,7 @@ class TestSharedPoolPlan(base.TestCase):
         status, out, err = self.main(
             '--cpu-dedicated-set', '0-7', '--vcpus', '2', '--format',
             'json', *self.SHARE, '--shared-pool-vcpus', '1')
-        self.assertEqual(0, status, err)
+        self.assertEqual(1, status, err)
         result = json.loads(out)
         self.assertFalse(result['fits'])
         self.assertIn('no shared CPUs, so no VCPU inventory',

@@ -105,9 +105,10 @@ class TestFit(base.TestCase):
         self.assertIsNone(hardware.fit_instance_to_host(h, inst))
         self.assertEqual(
             'not enough free pCPUs on host cell 0 for guest cell 0 (needs 5 '
-            'incl. 1 for emulator threads, has 4); not enough free pCPUs on '
-            'host cell 1 for guest cell 0 (needs 5 incl. 1 for emulator '
-            'threads, has 4)', hardware.explain_no_fit(h, inst))
+            'incl. 1 for emulator threads; 4 of its 5 are free); not enough '
+            'free pCPUs on host cell 1 for guest cell 0 (needs 5 incl. 1 for '
+            'emulator threads; 4 of its 5 are free)',
+            hardware.explain_no_fit(h, inst))
         self.assertIsNotNone(hardware.fit_instance_to_host(
             h, hardware.instance_topology_from_flavor(4, 512, DEDICATED)))
 
@@ -129,8 +130,28 @@ class TestFit(base.TestCase):
         h = host(cells=1, cores=4, threads=1)
         inst = hardware.instance_topology_from_flavor(2, 512, dict(
             DEDICATED, **{'hw:cpu_thread_policy': 'require'}))
-        self.assertIn('cannot satisfy the CPU thread policy',
+        self.assertIn('cpu_thread_policy=require puts the vCPUs on thread '
+                      'siblings of cores whose threads are free',
                       hardware.explain_no_fit(h, inst))
+
+    def test_explain_pages_needed_and_free(self) -> None:
+        # 1024 pages of 2 MiB free: 2048 MiB, and the guest wants 2050.
+        xml = cases.caps_xml(1, 4, 1, True, [8192], [[0, 1024]])
+        h = hardware.host_topology_from_caps(xml, '', '', '')
+        inst = hardware.instance_topology_from_flavor(
+            1, 2050, dict(DEDICATED, **{'hw:mem_page_size': '2048'}))
+        self.assertIn('(needs 2050 MiB; 2048 MiB free in 2048 KiB pages)',
+                      hardware.explain_no_fit(h, inst))
+
+    def test_explain_many_cells_summarised(self) -> None:
+        h = host(cells=64, cores=2, pinned='')
+        inst = hardware.instance_topology_from_flavor(4, 512, ISOLATE)
+        reason = hardware.explain_no_fit(h, inst)
+        self.assertTrue(reason.startswith(
+            'none of the 64 host cells tried fits (64 reasons), among '
+            'them: not enough dedicated pCPUs on host cell 0'), reason)
+        self.assertIn('on host cell 63 for guest cell 0', reason)
+        self.assertLess(len(reason), 600)
 
 
 class TestUsage(base.TestCase):
