@@ -18,6 +18,7 @@ template renders, and renders the settings the extension needs.
 """
 
 import configparser
+import hashlib
 import os
 import pathlib
 import struct
@@ -42,6 +43,23 @@ class AllInOneConfigTestCase(base.BaseTestCase):
         super().setUp()
         self.out = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
         self.values = configs.settings()
+
+    def test_postgresql_lives_where_postgres_can_reach_it(self):
+        # The tree may be mode 0700 (a mktemp -d clone, root's home):
+        # PostgreSQL's data and socket are outside it, in the postgres
+        # user's home, one directory per tree.
+        self.assertEqual(pathlib.Path('/var/lib/postgresql'),
+                         layout.POSTGRESQL.parent)
+        self.assertNotIn(layout.ROOT, layout.POSTGRESQL.parents)
+        self.assertEqual(layout.POSTGRESQL,
+                         services.postgresql_data_dir().parent)
+        self.assertEqual(layout.POSTGRESQL,
+                         services.postgresql_socket_dir().parent)
+        # Named after the tree: another clone gets another directory.
+        self.assertEqual(
+            'nova-emulator-threads-aio-%s' % hashlib.sha256(
+                str(layout.ROOT).encode()).hexdigest()[:12],
+            layout.POSTGRESQL.name)
 
     def render(self, template, **extra):
         target = self.out / template

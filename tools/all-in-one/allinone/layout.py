@@ -15,6 +15,7 @@ compute hosts.
 """
 
 import dataclasses
+import hashlib
 import os
 import pathlib
 
@@ -28,6 +29,15 @@ ETC = ROOT / 'etc'
 LOGS = ROOT / 'logs'
 RUN = ROOT / 'run'
 DATA = ROOT / 'data'
+#: PostgreSQL runs as the postgres user, which must reach its data and
+#: socket directories: the tree may be where it cannot (a clone in root's
+#: home, or in a ``mktemp -d`` directory, is mode 0700). So they live in
+#: the postgres user's home (Debian's package makes it, and only postgres
+#: and root may write there), in a directory named after the tree so that
+#: two trees never share one; ``up`` empties it as it empties DATA.
+POSTGRESQL = pathlib.Path('/var/lib/postgresql') / (
+    'nova-emulator-threads-aio-%s'
+    % hashlib.sha256(str(ROOT).encode()).hexdigest()[:12])
 TEMPEST = ROOT / 'tempest'
 
 PORTS = {

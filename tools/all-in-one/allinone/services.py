@@ -46,9 +46,11 @@ def init_postgresql() -> None:
     """A private cluster: sqlite gives "database is locked" once several
     Nova processes share it.
     """
-    pgdata = layout.DATA / 'postgresql'
+    pgdata = postgresql_data_dir()
+    shutil.rmtree(layout.POSTGRESQL, ignore_errors=True)
+    layout.POSTGRESQL.mkdir(mode=0o755, parents=True)
     for path in (pgdata, postgresql_socket_dir()):
-        path.mkdir(parents=True)
+        path.mkdir(mode=0o700)
         shutil.chown(path, 'postgres', 'postgres')
     # The superuser only through the Unix socket, as the postgres user;
     # the services log in over TCP with the password `up` made.
@@ -60,7 +62,7 @@ def init_postgresql() -> None:
 
 def start_postgresql() -> None:
     processes.spawn('postgresql', AS_POSTGRES + [
-        str(PG_BIN / 'postgres'), '-D', str(layout.DATA / 'postgresql'),
+        str(PG_BIN / 'postgres'), '-D', str(postgresql_data_dir()),
         '-c', 'listen_addresses=127.0.0.1',
         '-p', str(layout.PORTS['postgres']),
         '-k', str(postgresql_socket_dir()),
@@ -69,8 +71,12 @@ def start_postgresql() -> None:
         '-c', 'full_page_writes=off', '-c', 'max_connections=300'])
 
 
+def postgresql_data_dir() -> pathlib.Path:
+    return layout.POSTGRESQL / 'data'
+
+
 def postgresql_socket_dir() -> pathlib.Path:
-    return layout.DATA / 'postgresql-run'
+    return layout.POSTGRESQL / 'run'
 
 
 def create_databases(password: str) -> None:
