@@ -453,6 +453,23 @@ def _pinned_vcpus(
 # -- the request -------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Setting:
+    """A policy the request takes, and where it came from (for errors)."""
+
+    #: the policy, e.g. 'dedicated'
+    value: str | None
+    #: the extra spec or image property that set it
+    key: str
+    #: what that key held (a policy name, an amount, a trait value)
+    raw: object
+
+    @classmethod
+    def of(cls, value: str | None, key: str) -> '_Setting':
+        """A policy a key named as it is."""
+        return cls(value, key, value)
+
+
 def parse_request(
     vcpus: int,
     memory_mb: int,
@@ -473,33 +490,73 @@ def parse_request(
         value and what is allowed
     :returns: the request
     """
+    vcpus, memory_mb = _flavor_size(vcpus, memory_mb)
+    specs: Mapping[str, object] = dict(extra_specs or {})
+    props: Mapping[str, object] = dict(image_props or {})
+    _check_key_names(specs, props)
+
+    policy = _Setting.of(*_cpu_policy(specs, props))
+    thread = _Setting.of(*_cpu_thread_policy(specs, props))
+    emulator_policy, emulator_key = _emulator_threads(specs)
+    dedicated = _dedicated_mask(specs, vcpus)
+    realtime = _realtime(specs, props, vcpus, emulator_policy)
+    res = _cpu_resources(specs)
+    _apply_cpu_resources(policy, res, vcpus, emulator_policy, emulator_key)
+    _apply_hyperthreading_trait(thread, specs, props)
+    _check_thread_policy(thread, policy)
+    check_emulator_threads_cpu_policy(
+        emulator_policy, policy.value, emulator_key, policy.key, policy.raw)
+    pinned = _pinned_vcpus(vcpus, policy.value, policy.key, policy.raw,
+                           dedicated, specs.get(CPU_DEDICATED_MASK_KEY),
+                           realtime)
+
+    nodes, nodes_key = cpu_request_numa.numa_nodes(specs, props)
+    pagesize = cpu_request_numa.page_size(specs, props)
+    maps = cpu_request_numa.numa_maps(specs, props)
+    request = CPURequest(
+        vcpus=vcpus, memory_mb=memory_mb, cpu_policy=policy.value,
+        cpu_thread_policy=thread.value,
+        emulator_threads_policy=emulator_policy,
+        dedicated_cpus=pinned,
+        realtime_cpus=realtime.cpus or frozenset(),
+        numa_nodes=nodes, pagesize=pagesize,
+        vcpu_resources=res.vcpu, pcpu_resources=res.pcpu)
+    # As in Nova, a guest without a NUMA topology ignores the per-node
+    # mappings (parsed above all the same).
+    if not request.needs_numa_topology:
+        return request
+    numa_cpus, numa_mem = cpu_request_numa.numa_layout(
+        maps, vcpus, memory_mb, nodes or 1, nodes_key)
+    return dataclasses.replace(request, numa_cpus=numa_cpus,
+                               numa_mem=numa_mem)
+
+
+def _flavor_size(vcpus: int, memory_mb: int) -> tuple[int, int]:
+    """The flavor's vCPUs and memory, checked."""
     vcpus = values.parse_int('vcpus', vcpus, 1)
     if vcpus > MAX_VCPUS:
         raise values.invalid('vcpus', vcpus, 'must be at most %d'
                              % MAX_VCPUS)
-    memory_mb = values.parse_int('memory_mb', memory_mb, 1)
-    specs: Mapping[str, object] = dict(extra_specs or {})
-    props: Mapping[str, object] = dict(image_props or {})
+    return vcpus, values.parse_int('memory_mb', memory_mb, 1)
+
+
+def _check_key_names(specs: Mapping[str, object],
+                     props: Mapping[str, object]) -> None:
     for source, mapping in (('extra spec', specs), ('image property', props)):
         for name in mapping:
             if not isinstance(name, str):
                 raise values.invalid('%s name' % source, name,
                                      'must be a string')
 
-    cpu_policy, policy_key = _cpu_policy(specs, props)
-    policy_raw: object = cpu_policy
-    thread_policy, thread_key = _cpu_thread_policy(specs, props)
-    thread_raw: object = thread_policy
-    emulator_policy, emulator_key = _emulator_threads(specs)
-    dedicated = _dedicated_mask(specs, vcpus)
-    realtime = _realtime(specs, props, vcpus, emulator_policy)
 
-    # Explicit VCPU/PCPU resources stand in for hw:cpu_policy.
-    res = _cpu_resources(specs)
+def _apply_cpu_resources(policy: _Setting, res: _Resources,
+                         vcpus: int, emulator_policy: str | None,
+                         emulator_key: str) -> None:
+    """Explicit ``resources:VCPU``/``PCPU`` stand in for hw:cpu_policy."""
     for res_key, amount in ((res.vcpu_key, res.vcpu),
                             (res.pcpu_key, res.pcpu)):
-        if cpu_policy is not None and amount:
-            raise values.conflict(res_key, amount, policy_key, cpu_policy,
+        if policy.value is not None and amount:
+            raise values.conflict(res_key, amount, policy.key, policy.value,
                                   'set the CPU policy with one or the other')
     if res.vcpu and res.pcpu:
         raise values.conflict(res.vcpu_key, res.vcpu, res.pcpu_key, res.pcpu,
@@ -514,51 +571,37 @@ def parse_request(
             raise values.invalid(
                 res.pcpu_key, res.pcpu, "must be the flavor's %d vCPUs%s"
                 % (vcpus, why))
-        cpu_policy, policy_key, policy_raw = _DEDICATED, res.pcpu_key, res.pcpu
+        policy.value, policy.key, policy.raw = (_DEDICATED, res.pcpu_key,
+                                                res.pcpu)
     if res.vcpu:
-        cpu_policy, policy_key, policy_raw = _SHARED, res.vcpu_key, res.vcpu
+        policy.value, policy.key, policy.raw = _SHARED, res.vcpu_key, res.vcpu
 
+
+def _apply_hyperthreading_trait(thread: _Setting,
+                                specs: Mapping[str, object],
+                                props: Mapping[str, object]) -> None:
+    """``trait:HW_CPU_HYPERTHREADING`` stands in for the thread policy."""
     trait, trait_key = _hyperthreading_trait(specs, props)
-    if trait is not None:
-        if thread_policy is not None:
-            raise values.conflict(
-                trait_key, trait, thread_key, thread_policy,
-                'set the CPU thread policy with one or the other')
-        thread_policy = {
-            TRAIT_FORBIDDEN: fields.CPUThreadAllocationPolicy.ISOLATE,
-            TRAIT_REQUIRED: fields.CPUThreadAllocationPolicy.REQUIRE,
-        }[trait]
-        thread_key, thread_raw = trait_key, trait
+    if trait is None:
+        return
+    if thread.value is not None:
+        raise values.conflict(
+            trait_key, trait, thread.key, thread.value,
+            'set the CPU thread policy with one or the other')
+    thread.value = {
+        TRAIT_FORBIDDEN: fields.CPUThreadAllocationPolicy.ISOLATE,
+        TRAIT_REQUIRED: fields.CPUThreadAllocationPolicy.REQUIRE,
+    }[trait]
+    thread.key, thread.raw = trait_key, trait
 
-    if (thread_policy is not None
-            and cpu_policy not in fields.PINNED_CPU_POLICIES):
-        allowed = 'a CPU thread policy ' + _PINNED
-        if cpu_policy is None:
-            raise values.invalid(thread_key, thread_raw, allowed)
-        raise values.conflict(thread_key, thread_raw, policy_key, policy_raw,
-                              allowed)
-    check_emulator_threads_cpu_policy(
-        emulator_policy, cpu_policy, emulator_key, policy_key, policy_raw)
-    pinned = _pinned_vcpus(vcpus, cpu_policy, policy_key, policy_raw,
-                           dedicated, specs.get(CPU_DEDICATED_MASK_KEY),
-                           realtime)
 
-    nodes, nodes_key = cpu_request_numa.numa_nodes(specs, props)
-    pagesize = cpu_request_numa.page_size(specs, props)
-    maps = cpu_request_numa.numa_maps(specs, props)
-    request = CPURequest(
-        vcpus=vcpus, memory_mb=memory_mb, cpu_policy=cpu_policy,
-        cpu_thread_policy=thread_policy,
-        emulator_threads_policy=emulator_policy,
-        dedicated_cpus=pinned,
-        realtime_cpus=realtime.cpus or frozenset(),
-        numa_nodes=nodes, pagesize=pagesize,
-        vcpu_resources=res.vcpu, pcpu_resources=res.pcpu)
-    # As in Nova, a guest without a NUMA topology ignores the per-node
-    # mappings (parsed above all the same).
-    if not request.needs_numa_topology:
-        return request
-    numa_cpus, numa_mem = cpu_request_numa.numa_layout(
-        maps, vcpus, memory_mb, nodes or 1, nodes_key)
-    return dataclasses.replace(request, numa_cpus=numa_cpus,
-                               numa_mem=numa_mem)
+def _check_thread_policy(thread: _Setting, policy: _Setting) -> None:
+    """A CPU thread policy needs pinned vCPUs."""
+    if (thread.value is None
+            or policy.value in fields.PINNED_CPU_POLICIES):
+        return
+    allowed = 'a CPU thread policy ' + _PINNED
+    if policy.value is None:
+        raise values.invalid(thread.key, thread.raw, allowed)
+    raise values.conflict(thread.key, thread.raw, policy.key, policy.raw,
+                          allowed)
