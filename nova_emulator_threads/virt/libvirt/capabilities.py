@@ -97,6 +97,13 @@ def _cells(root: etree._Element, source: str) -> list[etree._Element]:
     return cells
 
 
+#: A cell as read from the XML: id, memory in KiB, its pages, and its
+#: CPUs as (id, siblings, socket).
+_ParsedCPU = tuple[int, set[int], int | None]
+_ParsedCell = tuple[int, int, tuple[topology.MemPages, ...],
+                    list[_ParsedCPU]]
+
+
 def host_topology_from_caps(
     caps_xml: str | bytes,
     cpu_dedicated_set: str = '',
@@ -123,59 +130,80 @@ def host_topology_from_caps(
             cpuset.parse_cpu_set_option(option, key)
     already_pinned = _nova_cpu_set(pinned, PINNED_KEY)
     root = parse_xml(caps_xml, source)
-    xml_cells = _cells(root, source)
-
-    parsed: list[tuple[int, int, tuple[topology.MemPages, ...],
-                       list[tuple[int, set[int], int | None]]]] = []
+    parsed: list[_ParsedCell] = []
     online: set[int] = set()
     cell_ids: set[int] = set()
-    for xml_cell in xml_cells:
-        cell_id = _int_attr(xml_cell, 'id', source)
-        memory_el = xml_cell.find('memory')
-        memory_kib = (_int_attr(memory_el, '#text', source)
-                      if memory_el is not None else 0)
-        pages = tuple(
-            topology.MemPages(size_kb=_int_attr(p, 'size', source),
-                              total=_int_attr(p, '#text', source))
-            for p in xml_cell.findall('pages'))
-        if any(page.size_kb == 0 for page in pages):
-            # A zero page size would divide by zero when fitting.
-            raise exception.InvalidHostCapabilities(
-                source=source, reason='cell %d has <pages size="0">, '
-                'expected a page size in KiB' % cell_id)
-        if cell_id in cell_ids:
-            raise exception.InvalidHostCapabilities(
-                source=source, reason='cell id %d is listed twice'
-                % cell_id)
-        cell_ids.add(cell_id)
-        cpus: list[tuple[int, set[int], int | None]] = []
-        for xml_cpu in xml_cell.findall('cpus/cpu'):
-            cpu_id = _int_attr(xml_cpu, 'id', source)
-            if cpu_id > cpuset.MAX_CPU_ID:
-                raise exception.InvalidHostCapabilities(
-                    source=source, reason='CPU id %d is above the maximum '
-                    '%d' % (cpu_id, cpuset.MAX_CPU_ID))
-            if cpu_id in online:
-                # One CPU in two cells could be pinned from both.
-                raise exception.InvalidHostCapabilities(
-                    source=source, reason='CPU id %d is listed twice'
-                    % cpu_id)
-            spec = xml_cpu.get('siblings')
-            # Older libvirt omits 'siblings': the CPU is its own core.
-            cpu_siblings = (_nova_cpu_set(spec, 'siblings', source)
-                            if spec is not None else {cpu_id})
-            socket_id = xml_cpu.get('socket_id')
-            cpus.append((cpu_id, cpu_siblings,
-                         int(socket_id) if socket_id and
-                         _is_number(socket_id) else None))
-            online.add(cpu_id)
-        parsed.append((cell_id, memory_kib, pages, cpus))
-
+    for xml_cell in _cells(root, source):
+        parsed.append(_parse_cell(xml_cell, source, cell_ids, online))
     _check_sets(dedicated, shared, already_pinned, online)
-    # The libvirt driver's rules: with neither option set every online CPU
-    # serves both pinned and unpinned guests (legacy mode); with only
-    # cpu_dedicated_set there are no CPUs for unpinned guests. Online CPUs
-    # are added in id order, as the driver reads libvirt's CPU map.
+    avail_shared, avail_dedicated = _available_cpus(dedicated, shared,
+                                                    online)
+    cells = tuple(_host_cell(cell, avail_shared, avail_dedicated,
+                             already_pinned) for cell in parsed)
+    return topology.HostTopology(cells=cells,
+                                 cpu_shared_set=frozenset(shared))
+
+
+def _parse_cell(xml_cell: typing.Any, source: str, cell_ids: set[int],
+                online: set[int]) -> _ParsedCell:
+    """One ``<cell>``, checked; its id joins ``cell_ids``, its CPUs
+    ``online``.
+    """
+    cell_id = _int_attr(xml_cell, 'id', source)
+    memory_el = xml_cell.find('memory')
+    memory_kib = (_int_attr(memory_el, '#text', source)
+                  if memory_el is not None else 0)
+    pages = tuple(
+        topology.MemPages(size_kb=_int_attr(p, 'size', source),
+                          total=_int_attr(p, '#text', source))
+        for p in xml_cell.findall('pages'))
+    if any(page.size_kb == 0 for page in pages):
+        # A zero page size would divide by zero when fitting.
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='cell %d has <pages size="0">, '
+            'expected a page size in KiB' % cell_id)
+    if cell_id in cell_ids:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='cell id %d is listed twice'
+            % cell_id)
+    cell_ids.add(cell_id)
+    cpus = [_parse_cpu(xml_cpu, source, online)
+            for xml_cpu in xml_cell.findall('cpus/cpu')]
+    return cell_id, memory_kib, pages, cpus
+
+
+def _parse_cpu(xml_cpu: typing.Any, source: str,
+               online: set[int]) -> _ParsedCPU:
+    """One ``<cpu>``, checked; its id joins ``online``."""
+    cpu_id = _int_attr(xml_cpu, 'id', source)
+    if cpu_id > cpuset.MAX_CPU_ID:
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='CPU id %d is above the maximum '
+            '%d' % (cpu_id, cpuset.MAX_CPU_ID))
+    if cpu_id in online:
+        # One CPU in two cells could be pinned from both.
+        raise exception.InvalidHostCapabilities(
+            source=source, reason='CPU id %d is listed twice'
+            % cpu_id)
+    spec = xml_cpu.get('siblings')
+    # Older libvirt omits 'siblings': the CPU is its own core.
+    cpu_siblings = (_nova_cpu_set(spec, 'siblings', source)
+                    if spec is not None else {cpu_id})
+    socket_id = xml_cpu.get('socket_id')
+    online.add(cpu_id)
+    return (cpu_id, cpu_siblings,
+            int(socket_id) if socket_id and _is_number(socket_id) else None)
+
+
+def _available_cpus(dedicated: set[int], shared: set[int],
+                    online: set[int]) -> tuple[set[int], set[int]]:
+    """The CPUs for unpinned and for pinned guests, by the driver's rules.
+
+    With neither option set every online CPU serves both pinned and
+    unpinned guests (legacy mode); with only cpu_dedicated_set there are no
+    CPUs for unpinned guests. Online CPUs are added in id order, as the
+    driver reads libvirt's CPU map.
+    """
     online_cpus = set()
     for cpu_id in sorted(online):
         online_cpus.add(cpu_id)
@@ -186,29 +214,32 @@ def host_topology_from_caps(
     else:
         avail_shared = online_cpus
     avail_dedicated = dedicated or (set() if shared else avail_shared)
+    return avail_shared, avail_dedicated
 
-    cells = []
-    for cell_id, memory_kib, pages, cpus in parsed:
-        cpu_ids = {cpu_id for cpu_id, _s, _k in cpus}
-        sockets = {socket for _c, _s, socket in cpus}
-        # NOTE(nova): the driver's own expression, kept verbatim because
-        # the order of this list is part of the answer.
-        sibling_sets = sorted(set(x) for x in set(
-            tuple(sibs) or () for _c, sibs, _k in cpus))
-        usable = cpu_ids & (avail_shared | avail_dedicated)
-        sibling_sets = [sib & usable for sib in sibling_sets]
-        pcpuset = _ovo_set(cpu_ids & avail_dedicated)
-        cells.append(topology.HostCell(
-            id=cell_id,
-            cpuset=_ovo_set(cpu_ids & avail_shared),
-            pcpuset=pcpuset,
-            memory=memory_kib // 1024,
-            siblings=tuple(_ovo_set(sib) for sib in sibling_sets if sib),
-            mempages=pages,
-            pinned_cpus=_ovo_set(already_pinned & pcpuset),
-            socket=sockets.pop() if len(sockets) == 1 else None))
-    return topology.HostTopology(cells=tuple(cells),
-                                 cpu_shared_set=frozenset(shared))
+
+def _host_cell(cell: _ParsedCell, avail_shared: set[int],
+               avail_dedicated: set[int],
+               already_pinned: set[int]) -> topology.HostCell:
+    """The engine's cell, as Nova's driver reports it."""
+    cell_id, memory_kib, pages, cpus = cell
+    cpu_ids = {cpu_id for cpu_id, _s, _k in cpus}
+    sockets = {socket for _c, _s, socket in cpus}
+    # NOTE(nova): the driver's own expression, kept verbatim because
+    # the order of this list is part of the answer.
+    sibling_sets = sorted(set(x) for x in set(
+        tuple(sibs) or () for _c, sibs, _k in cpus))
+    usable = cpu_ids & (avail_shared | avail_dedicated)
+    sibling_sets = [sib & usable for sib in sibling_sets]
+    pcpuset = _ovo_set(cpu_ids & avail_dedicated)
+    return topology.HostCell(
+        id=cell_id,
+        cpuset=_ovo_set(cpu_ids & avail_shared),
+        pcpuset=pcpuset,
+        memory=memory_kib // 1024,
+        siblings=tuple(_ovo_set(sib) for sib in sibling_sets if sib),
+        mempages=pages,
+        pinned_cpus=_ovo_set(already_pinned & pcpuset),
+        socket=sockets.pop() if len(sockets) == 1 else None)
 
 
 def _ovo_set(values: typing.Iterable[int]) -> frozenset[int]:
