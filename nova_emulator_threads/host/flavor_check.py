@@ -223,6 +223,27 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
     if not nova.pinned:
         return []
     pins = dict(domain.vcpu_pins)
+    found = _vcpu_findings(request, domain, pins)
+    if found:
+        return found
+    if request.emulator_threads_policy == _ISOLATE:
+        found = _isolate_findings(domain, pins)
+    else:
+        found = _floating_emulator_findings(
+            request, domain, pins, online, cpu_shared_set,
+            shared_pool_affinity, cpu_nodes)
+        if any(f.code == findings.NOVA_UNCHECKED for f in found):
+            return found
+    return found + _iothread_findings(domain)
+
+
+def _vcpu_findings(request: cpu_request.CPURequest,
+                   domain: libvirt_domains.Domain,
+                   pins: Mapping[int, frozenset[int]],
+                   ) -> list[findings.Finding]:
+    """What keeps the emulator threads from being checked: a resize in
+    progress, or dedicated vCPUs that are not pinned.
+    """
     if request.vcpus != len(pins):
         return [findings.Finding(
             findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
@@ -240,73 +261,91 @@ def check(nova: NovaPolicy, domain: libvirt_domains.Domain,
                '; '.join('vCPU %d: %s' % (v, findings.fmt(pins.get(v)))
                          for v in floating)),
             fixable=False)]
+    return []
 
+
+def _isolate_findings(domain: libvirt_domains.Domain,
+                      pins: Mapping[int, frozenset[int]],
+                      ) -> list[findings.Finding]:
+    """isolate: one pCPU for the emulator threads, running no vCPU."""
     emulator = domain.emulator_pins
     vcpu_pcpus: frozenset[int] = frozenset().union(*pins.values())
-    found = []
-    policy_name = request.emulator_threads_policy
-    if policy_name == _ISOLATE:
-        expected = emulator
-        if len(emulator) != 1 or emulator & vcpu_pcpus:
-            found.append(_finding(
-                findings.ERROR, domain,
-                "emulator threads policy 'isolate' gives the emulator "
-                "threads one pCPU that runs no vCPU of the guest, but "
-                "they may run on %s; a hard reboot makes Nova write its "
-                "placement again" % findings.fmt(emulator)))
-    else:
-        shared = (cpu_shared_set & online if cpu_shared_set is not None
-                  else frozenset())
-        try:
-            expected = _nova_emulator_set(request, pins, shared)
-        except exception.Invalid as exc:
-            return [findings.Finding(
-                findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
-                'cannot tell where Nova places the emulator threads: %s'
-                % exc)]
-        numa_local = False
-        if (policy_name == _SHARE and shared and cpu_nodes is not None and
-                shared_pool_affinity == fields.SharedPoolAffinity.NUMA):
-            numa_local = True
-            local = _numa_local_emulator_set(request, pins, shared,
-                                             cpu_nodes)
-            if local is not None:
-                expected = local
-        unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
-        if unknown_shared_set and not emulator & vcpu_pcpus:
-            # Off the guest's vCPUs: [compute] cpu_shared_set, presumably.
-            expected = emulator
-        if emulator != expected:
-            if policy_name == _SHARE:
-                message = ("emulator threads policy 'share' puts the "
-                           "emulator threads on %s, but they may run on %s"
-                           % (('the [compute] cpu_shared_set CPUs of the '
-                               "guest's NUMA nodes (%s; [emulator_threads] "
-                               'shared_pool_affinity = numa)'
-                               if numa_local else
-                               '[compute] cpu_shared_set (%s)')
-                              % findings.fmt(expected)
-                              if cpu_shared_set is not None else
-                              'the pCPUs of the vCPUs (%s) or on [compute] '
-                              'cpu_shared_set' % findings.fmt(expected),
-                              findings.fmt(emulator)))
-                severity = findings.ERROR
-            else:
-                message = (
-                    'the flavor sets no emulator threads policy, so '
-                    'Nova floats the emulator threads over the vCPUs '
-                    '(%s), but they may run on %s: Nova puts them back '
-                    'at the next hard reboot, resize or migration; '
-                    'set hw:cpu_emulator_threads on the flavor to '
-                    'keep them apart' %
-                    (findings.fmt(expected), findings.fmt(emulator)))
-                severity = findings.WARNING
-            found.append(_finding(severity, domain, message))
+    if len(emulator) == 1 and not emulator & vcpu_pcpus:
+        return []
+    return [_finding(
+        findings.ERROR, domain,
+        "emulator threads policy 'isolate' gives the emulator "
+        "threads one pCPU that runs no vCPU of the guest, but "
+        "they may run on %s; a hard reboot makes Nova write its "
+        "placement again" % findings.fmt(emulator))]
 
-    # Nova pins I/O threads to the emulator set; a wrong emulator set is
-    # reported above, so they are compared with the live one.
+
+def _floating_emulator_findings(
+    request: cpu_request.CPURequest, domain: libvirt_domains.Domain,
+    pins: dict[int, frozenset[int]], online: frozenset[int],
+    cpu_shared_set: frozenset[int] | None, shared_pool_affinity: str,
+    cpu_nodes: Mapping[int, int] | None,
+) -> list[findings.Finding]:
+    """share, or no policy: the emulator threads where Nova puts them."""
+    emulator = domain.emulator_pins
+    vcpu_pcpus: frozenset[int] = frozenset().union(*pins.values())
+    policy_name = request.emulator_threads_policy
+    shared = (cpu_shared_set & online if cpu_shared_set is not None
+              else frozenset())
+    try:
+        expected = _nova_emulator_set(request, pins, shared)
+    except exception.Invalid as exc:
+        return [findings.Finding(
+            findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
+            'cannot tell where Nova places the emulator threads: %s'
+            % exc)]
+    numa_local = False
+    if (policy_name == _SHARE and shared and cpu_nodes is not None and
+            shared_pool_affinity == fields.SharedPoolAffinity.NUMA):
+        numa_local = True
+        local = _numa_local_emulator_set(request, pins, shared,
+                                         cpu_nodes)
+        if local is not None:
+            expected = local
+    unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
+    if unknown_shared_set and not emulator & vcpu_pcpus:
+        # Off the guest's vCPUs: [compute] cpu_shared_set, presumably.
+        expected = emulator
+    if emulator == expected:
+        return []
+    if policy_name != _SHARE:
+        return [_finding(findings.WARNING, domain, (
+            'the flavor sets no emulator threads policy, so '
+            'Nova floats the emulator threads over the vCPUs '
+            '(%s), but they may run on %s: Nova puts them back '
+            'at the next hard reboot, resize or migration; '
+            'set hw:cpu_emulator_threads on the flavor to '
+            'keep them apart' %
+            (findings.fmt(expected), findings.fmt(emulator))))]
+    if cpu_shared_set is None:
+        where = ('the pCPUs of the vCPUs (%s) or on [compute] '
+                 'cpu_shared_set' % findings.fmt(expected))
+    elif numa_local:
+        where = ("the [compute] cpu_shared_set CPUs of the guest's NUMA "
+                 'nodes (%s; [emulator_threads] shared_pool_affinity = '
+                 'numa)' % findings.fmt(expected))
+    else:
+        where = '[compute] cpu_shared_set (%s)' % findings.fmt(expected)
+    return [_finding(findings.ERROR, domain, (
+        "emulator threads policy 'share' puts the emulator threads on %s, "
+        'but they may run on %s' % (where, findings.fmt(emulator))))]
+
+
+def _iothread_findings(domain: libvirt_domains.Domain,
+                       ) -> list[findings.Finding]:
+    """Nova pins I/O threads to the emulator set.
+
+    A wrong emulator set is reported on its own, so they are compared with
+    the live one.
+    """
+    found = []
     for iothread, pcpus in sorted(cputune.iothreadpin_cpusets(
-            emulator).items()):
+            domain.emulator_pins).items()):
         actual = domain.iothread_pins.get(iothread)
         if actual is not None and actual != pcpus:
             found.append(_finding(
