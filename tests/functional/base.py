@@ -24,6 +24,7 @@ usages, the host's NUMA pinning and the guest's domain XML.
 Run with stestr and Nova's functional environment (tox -e functional).
 """
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -269,3 +270,34 @@ class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
         self.assertEqual(vcpus,
                          self.allocation(server['id'], hostname)['PCPU'])
         self.assertEqual(vcpu_pcpus, self.pinned(hostname))
+
+    def boot_settled(self, flavor_id: str) -> dict[str, Any]:
+        """Boot; wait for ACTIVE or ERROR, whichever it becomes."""
+        body = self._build_server(flavor_id=flavor_id, networks='none')
+        server = self.api.post_server({'server': body})
+        for _attempt in range(20):
+            server = self.api.get_server(server['id'])
+            if server['status'] == 'ACTIVE' or (
+                    server['status'] == 'ERROR' and 'fault' in server):
+                return server
+            time.sleep(0.5)
+        self.fail('server %s did not settle: %s' % (server['id'], server))
+
+    def filter_flavors(self) -> list[str]:
+        """Flavors that exercise every branch of the NUMA filters."""
+        ded = {'hw__cpu_policy': 'dedicated'}
+        return [
+            self.flavor(vcpus=2, hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=3, hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__numa_nodes='2',
+                        hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__cpu_emulator_threads='share', **ded),
+            self.flavor(vcpus=1, hw__cpu_thread_policy='isolate',
+                        hw__cpu_emulator_threads='isolate', **ded),
+            self.flavor(vcpus=2, hw__cpu_thread_policy='require',
+                        hw__emulator_threads_policy='isolate', **ded),
+            self.flavor(vcpus=3, hw__cpu_policy='mixed',
+                        hw__cpu_dedicated_mask='^0',
+                        hw__cpu_emulator_threads='isolate'),
+            self.flavor(vcpus=2, hw__numa_nodes='2'),
+        ]

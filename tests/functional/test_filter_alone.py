@@ -22,7 +22,6 @@ policies boot one after the other, so later requests meet partly pinned
 hosts, and the guests land where Nova's filter would have let them.
 """
 
-import time
 from typing import Any
 
 import fixtures
@@ -92,35 +91,8 @@ class FilterAloneTest(base.EmulatorThreadsTestBase):
             return passed
         return get_filtered_hosts
 
-    def boot_settled(self, flavor_id: str) -> dict[str, Any]:
-        """Boot; wait for ACTIVE or ERROR, whichever it becomes."""
-        body = self._build_server(flavor_id=flavor_id, networks='none')
-        server = self.api.post_server({'server': body})
-        for _attempt in range(20):
-            server = self.api.get_server(server['id'])
-            if server['status'] == 'ACTIVE' or (
-                    server['status'] == 'ERROR' and 'fault' in server):
-                return server
-            time.sleep(0.5)
-        self.fail('server %s did not settle: %s' % (server['id'], server))
-
     def test_same_hosts_candidates_and_limits_as_nova(self) -> None:
-        ded = {'hw__cpu_policy': 'dedicated'}
-        flavors = [
-            self.flavor(vcpus=2, hw__cpu_emulator_threads='isolate', **ded),
-            self.flavor(vcpus=3, hw__cpu_emulator_threads='isolate', **ded),
-            self.flavor(vcpus=2, hw__numa_nodes='2',
-                        hw__cpu_emulator_threads='isolate', **ded),
-            self.flavor(vcpus=2, hw__cpu_emulator_threads='share', **ded),
-            self.flavor(vcpus=1, hw__cpu_thread_policy='isolate',
-                        hw__cpu_emulator_threads='isolate', **ded),
-            self.flavor(vcpus=2, hw__cpu_thread_policy='require',
-                        hw__emulator_threads_policy='isolate', **ded),
-            self.flavor(vcpus=3, hw__cpu_policy='mixed',
-                        hw__cpu_dedicated_mask='^0',
-                        hw__cpu_emulator_threads='isolate'),
-            self.flavor(vcpus=2, hw__numa_nodes='2'),
-        ]
+        flavors = self.filter_flavors()
         outcomes = []
         for _round in range(3):
             for flavor in flavors:

@@ -30,16 +30,14 @@ import fixtures
 from lxml import etree
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from tests.functional import test_boot
+from tests.functional import base
 
-SHARE = test_boot.SHARE
-ISOLATE = test_boot.ISOLATE
 #: Every vCPU realtime: allowed only with an emulator threads policy.
-REALTIME_SHARE = dict(SHARE, hw__cpu_realtime='yes')
+REALTIME_SHARE = dict(base.SHARE, hw__cpu_realtime='yes')
 NO_VALID_HOST = 'No valid host was found'
 
 
-class SharedPoolTestBase(test_boot.EmulatorThreadsBootTestBase):
+class SharedPoolTestBase(base.EmulatorThreadsTestBase):
 
     def emulator_options(self, **options: Any) -> None:
         self.flags(group='emulator_threads', **options)
@@ -67,7 +65,7 @@ class NUMAAffinityTest(SharedPoolTestBase):
     def test_one_cell_guest_pinned_to_its_cells_shared_cpu(self) -> None:
         # Cells of CPUs 0-3 and 4-7; 0 and 4 are shared.
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        flavor = self.flavor(vcpus=2, **SHARE)
+        flavor = self.flavor(vcpus=2, **base.SHARE)
         # The first fills most of one cell, the second goes to the other.
         for server in (self.boot(flavor), self.boot(flavor)):
             (cell,) = self.instance_numa(server).cells
@@ -83,13 +81,14 @@ class NUMAAffinityTest(SharedPoolTestBase):
 
     def test_two_cell_guest_pinned_to_both(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        server = self.boot(self.flavor(vcpus=4, hw__numa_nodes='2', **SHARE))
+        server = self.boot(self.flavor(vcpus=4, hw__numa_nodes='2',
+                                       **base.SHARE))
         self.assert_shared(server, host, vcpus=4, emulatorpin={0, 4})
 
     def test_cell_without_shared_cpus_falls_back_to_whole_set(self) -> None:
         # Only cell 0 has a shared CPU.
         host = self.start_host('host1', dedicated='1-3,4-7', shared='0')
-        flavor = self.flavor(vcpus=3, **SHARE)
+        flavor = self.flavor(vcpus=3, **base.SHARE)
         first = self.boot(flavor)
         second = self.boot(flavor)
         cells = {s['id']: self.instance_numa(s).cells[0].id
@@ -113,7 +112,7 @@ class NUMAAffinityTest(SharedPoolTestBase):
 
     def test_isolate_is_unchanged(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        server = self.boot(self.flavor(vcpus=2, **ISOLATE))
+        server = self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.assert_isolated(server, host, vcpus=2)
 
 
@@ -128,7 +127,7 @@ class AccountedPoolTest(SharedPoolTestBase):
 
     def test_allocations(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        server = self.boot(self.flavor(vcpus=2, **SHARE))
+        server = self.boot(self.flavor(vcpus=2, **base.SHARE))
         self.assert_shared(server, host, vcpus=2, emulatorpin={0, 4})
         self.assertEqual({'DISK_GB': 1, 'MEMORY_MB': 1024, 'PCPU': 2,
                           'VCPU': 1}, self.allocation(server['id'], host))
@@ -136,7 +135,7 @@ class AccountedPoolTest(SharedPoolTestBase):
 
     def test_isolate_and_no_policy_take_nothing_from_the_pool(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        self.boot(self.flavor(vcpus=2, **ISOLATE))
+        self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.boot(self.flavor(vcpus=1, hw__cpu_policy='dedicated'))
         self.assertEqual(0, self.pool_usage(host))
         self.assertEqual(4, self.usages(host)['PCPU'])
@@ -151,12 +150,12 @@ class AccountedPoolTest(SharedPoolTestBase):
                           'VCPU': 2}, self.allocation(server['id'], host))
         self.assertEqual(2, self.pool_usage(host))
         # The pool is full.
-        self.assert_no_valid_host(self.boot(self.flavor(vcpus=1, **SHARE),
+        self.assert_no_valid_host(self.boot(self.flavor(vcpus=1, **base.SHARE),
                                             expected_state='ERROR'))
 
     def test_full_pool_no_valid_host_then_refill(self) -> None:
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
-        flavor = self.flavor(vcpus=1, **SHARE)
+        flavor = self.flavor(vcpus=1, **base.SHARE)
         first = self.boot(flavor)
         second = self.boot(flavor)
         self.assertEqual(2, self.pool_usage(host))
@@ -177,7 +176,7 @@ class AccountedPoolTest(SharedPoolTestBase):
     def test_host_without_shared_pool_is_never_chosen(self) -> None:
         # No cpu_shared_set: no VCPU inventory, no allocation candidate.
         host = self.start_host('host1', dedicated='0-7')
-        server = self.boot(self.flavor(vcpus=1, **SHARE),
+        server = self.boot(self.flavor(vcpus=1, **base.SHARE),
                            expected_state='ERROR')
         self.assert_no_valid_host(server)
         self.assertEqual(0, self.usages(host)['PCPU'])
@@ -190,7 +189,7 @@ class AccountedPoolMoveTest(SharedPoolTestBase):
         super().setUp()
         self.emulator_options(shared_pool_vcpus=1)
         self.start_two_hosts_for_moves()
-        self.share = self.flavor(vcpus=2, **SHARE)
+        self.share = self.flavor(vcpus=2, **base.SHARE)
 
     def migration_allocation(self, server: dict[str, Any],
                              source: str) -> dict[str, int]:
@@ -225,7 +224,7 @@ class AccountedPoolMoveTest(SharedPoolTestBase):
         self.assertEqual(1, self.pool_usage('host2'))
 
     def test_resize_share_to_isolate_and_back(self) -> None:
-        isolate = self.flavor(vcpus=2, **ISOLATE)
+        isolate = self.flavor(vcpus=2, **base.ISOLATE)
         server = self.boot(self.share, host='host1')
 
         server = self._resize_server(server, isolate)
@@ -247,7 +246,7 @@ class AccountedPoolMoveTest(SharedPoolTestBase):
         self.assertEqual(0, self.pool_usage('host2'))
 
     def test_resize_reverted(self) -> None:
-        bigger = self.flavor(vcpus=3, **SHARE)
+        bigger = self.flavor(vcpus=3, **base.SHARE)
         server = self.boot(self.share, host='host1')
         server = self._resize_server(server, bigger)
         self.assertEqual(1, self.pool_usage('host2'))
@@ -288,18 +287,18 @@ class QuotaTest(SharedPoolTestBase):
                 root.findtext('./cputune/emulator_quota'))
 
     def test_share_guest_is_capped_at_what_it_was_accounted(self) -> None:
-        server = self.boot(self.flavor(vcpus=2, **SHARE))
+        server = self.boot(self.flavor(vcpus=2, **base.SHARE))
         # 1 VCPU of a pool at ratio 4: a quarter of a pCPU.
         self.assertEqual(('100000', '25000'), self.bandwidth(server))
         self.assert_shared(server, self.host, vcpus=2, emulatorpin={0, 4})
 
     def test_isolate_guest_is_not_capped(self) -> None:
-        server = self.boot(self.flavor(vcpus=2, **ISOLATE))
+        server = self.boot(self.flavor(vcpus=2, **base.ISOLATE))
         self.assertEqual((None, None), self.bandwidth(server))
 
     def test_no_cap_without_accounting(self) -> None:
         self.emulator_options(shared_pool_vcpus=0)
-        server = self.boot(self.flavor(vcpus=2, **SHARE))
+        server = self.boot(self.flavor(vcpus=2, **base.SHARE))
         self.assertEqual((None, None), self.bandwidth(server))
 
 

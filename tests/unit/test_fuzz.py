@@ -60,7 +60,7 @@ from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
-from tests.unit.cmd import test_plan
+from tests.unit.cmd import command
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference
 
@@ -472,8 +472,8 @@ class TestCommandLine(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.assertTrue(os.access(test_plan.COMMAND, os.X_OK),
-                        '%s is not installed' % test_plan.COMMAND)
+        self.assertTrue(os.access(command.COMMAND, os.X_OK),
+                        '%s is not installed' % command.COMMAND)
         self.directory = self.useFixture(fixtures.TempDir()).path
 
     def host_file(self, name: str, content: bytes) -> str:
@@ -537,7 +537,7 @@ class TestCommandLine(base.TestCase):
         # All at once: each is a process start, most of its time.
         procs = {
             name: subprocess.Popen(
-                [test_plan.COMMAND, 'plan', *argv], stdout=subprocess.PIPE,
+                [command.COMMAND, 'plan', *argv], stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True)
             for name, (argv, _fragments) in runs.items()}
         for name, proc in procs.items():

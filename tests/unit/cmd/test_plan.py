@@ -16,8 +16,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 import typing
 
 import fixtures
@@ -27,15 +25,8 @@ from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.unit import base
+from tests.unit.cmd import command
 from tests.unit.virt import cases
-
-COMMAND = os.path.join(os.path.dirname(sys.executable),
-                       'nova-emulator-threads')
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([COMMAND, *args], capture_output=True, text=True,
-                          timeout=120, check=False)
 
 
 class TestPlanCommand(base.TestCase):
@@ -44,8 +35,8 @@ class TestPlanCommand(base.TestCase):
         super().setUp()
         # The command must be installed (tox and 'make test' install the
         # package); a missing command is a failure, not a skip.
-        self.assertTrue(os.access(COMMAND, os.X_OK),
-                        '%s is not installed' % COMMAND)
+        self.assertTrue(os.access(command.COMMAND, os.X_OK),
+                        '%s is not installed' % command.COMMAND)
 
     def assertOneLineError(self, result, *fragments: str) -> None:
         self.assertEqual(2, result.returncode, result.stderr)
@@ -57,14 +48,14 @@ class TestPlanCommand(base.TestCase):
             self.assertIn(fragment, lines[0])
 
     def test_demo_table(self) -> None:
-        result = run('plan')
+        result = command.run('plan')
         self.assertEqual(0, result.returncode, result.stderr)
         header = result.stdout.splitlines()[1].split()
         self.assertEqual([name for name, *_ in plan.EXAMPLE_FLAVORS], header)
         self.assertIn('PCPU=5', result.stdout)  # isolate: 4 vCPUs + 1
 
     def test_demo_json(self) -> None:
-        result = run('plan', '--format', 'json')
+        result = command.run('plan', '--format', 'json')
         self.assertEqual(0, result.returncode, result.stderr)
         plans = {p['flavor']: p for p in json.loads(result.stdout)['plans']}
         isolate = plans['isolate']
@@ -82,11 +73,12 @@ class TestPlanCommand(base.TestCase):
     def test_json_contract_for_one_flavor(self) -> None:
         path = self.useFixture(_CapsFile(cases.caps_xml(
             1, 4, 1, True, [4096], None))).path
-        result = run('plan', '--host', path, '--cpu-dedicated-set', '1-3',
-                     '--cpu-shared-set', '0', '--vcpus', '2',
-                     '--extra-spec', 'hw:cpu_policy=dedicated',
-                     '--extra-spec', 'hw:cpu_emulator_threads=isolate',
-                     '--format', 'json')
+        result = command.run(
+            'plan', '--host', path, '--cpu-dedicated-set', '1-3',
+            '--cpu-shared-set', '0', '--vcpus', '2',
+            '--extra-spec', 'hw:cpu_policy=dedicated',
+            '--extra-spec', 'hw:cpu_emulator_threads=isolate',
+            '--format', 'json')
         self.assertEqual(0, result.returncode, result.stderr)
         out = json.loads(result.stdout)
         self.assertEqual(
@@ -115,10 +107,11 @@ class TestPlanCommand(base.TestCase):
     def test_no_fit_says_why(self) -> None:
         path = self.useFixture(_CapsFile(cases.caps_xml(
             1, 4, 1, True, [4096], None))).path
-        result = run('plan', '--host', path, '--cpu-dedicated-set', '0-3',
-                     '--pinned', '0', '--vcpus', '3', '--format', 'json',
-                     '--extra-spec', 'hw:cpu_policy=dedicated',
-                     '--extra-spec', 'hw:emulator_threads_policy=isolate')
+        result = command.run(
+            'plan', '--host', path, '--cpu-dedicated-set', '0-3',
+            '--pinned', '0', '--vcpus', '3', '--format', 'json',
+            '--extra-spec', 'hw:cpu_policy=dedicated',
+            '--extra-spec', 'hw:emulator_threads_policy=isolate')
         # Exit status 1: the command worked, the flavor does not fit.
         self.assertEqual(1, result.returncode, result.stderr)
         out = json.loads(result.stdout)
@@ -130,44 +123,46 @@ class TestPlanCommand(base.TestCase):
 
     def test_unknown_policy_value(self) -> None:
         self.assertOneLineError(
-            run('plan', '--vcpus', '2', '--extra-spec',
-                'hw:cpu_policy=dedicated', '--extra-spec',
-                'hw:cpu_emulator_threads=isolated'),
+            command.run('plan', '--vcpus', '2', '--extra-spec',
+                        'hw:cpu_policy=dedicated', '--extra-spec',
+                        'hw:cpu_emulator_threads=isolated'),
             'hw:cpu_emulator_threads', "'isolated'", 'share', 'isolate')
 
     def test_isolate_without_dedicated(self) -> None:
         self.assertOneLineError(
-            run('plan', '--vcpus', '2', '--extra-spec',
-                'hw:cpu_emulator_threads=isolate'),
+            command.run('plan', '--vcpus', '2', '--extra-spec',
+                        'hw:cpu_emulator_threads=isolate'),
             'hw:cpu_emulator_threads', 'hw:cpu_policy')
 
     def test_conflicting_alias(self) -> None:
         self.assertOneLineError(
-            run('plan', '--vcpus', '2', '--extra-spec',
-                'hw:cpu_policy=dedicated', '--extra-spec',
-                'hw:cpu_emulator_threads=isolate', '--extra-spec',
-                'hw:emulator_threads_policy=share'),
+            command.run('plan', '--vcpus', '2', '--extra-spec',
+                        'hw:cpu_policy=dedicated', '--extra-spec',
+                        'hw:cpu_emulator_threads=isolate', '--extra-spec',
+                        'hw:emulator_threads_policy=share'),
             'hw:cpu_emulator_threads', 'hw:emulator_threads_policy')
 
     def test_malformed_cpu_range(self) -> None:
         self.assertOneLineError(
-            run('plan', '--cpu-dedicated-set', '1-x'),
+            command.run('plan', '--cpu-dedicated-set', '1-x'),
             '[compute] cpu_dedicated_set', "'1-x'")
 
     def test_unreadable_host_xml(self) -> None:
-        self.assertOneLineError(run('plan', '--host', '/nonexistent.xml'),
-                                '/nonexistent.xml', 'No such file')
+        self.assertOneLineError(
+            command.run('plan', '--host', '/nonexistent.xml'),
+            '/nonexistent.xml', 'No such file')
         path = self.useFixture(_CapsFile('<capabilities>')).path
-        self.assertOneLineError(run('plan', '--host', path),
+        self.assertOneLineError(command.run('plan', '--host', path),
                                 path, 'not well-formed XML')
 
     def test_bad_extra_spec_syntax(self) -> None:
-        self.assertOneLineError(run('plan', '--extra-spec', 'novalue'),
+        self.assertOneLineError(command.run('plan', '--extra-spec', 'novalue'),
                                 'novalue', 'KEY=VALUE')
 
     def test_bad_option_value(self) -> None:
-        self.assertOneLineError(run('plan', '--vcpus', 'two'), '--vcpus')
-        self.assertOneLineError(run('plan', '--vcpus', '0'), '--vcpus')
+        self.assertOneLineError(command.run('plan', '--vcpus', 'two'),
+                                '--vcpus')
+        self.assertOneLineError(command.run('plan', '--vcpus', '0'), '--vcpus')
 
 
 class TestPlanEmulatorPCPUSiblings(base.TestCase):
@@ -251,7 +246,7 @@ class TestPlanEmulatorPCPUSiblings(base.TestCase):
         self.assertEqual('allow', json.loads(out)['emulator_pcpu_siblings'])
 
     def test_bad_value_is_one_line(self) -> None:
-        result = run('plan', '--emulator-pcpu-siblings', 'never')
+        result = command.run('plan', '--emulator-pcpu-siblings', 'never')
         self.assertEqual(2, result.returncode)
         self.assertEqual('', result.stdout)
         lines = result.stderr.strip().splitlines()

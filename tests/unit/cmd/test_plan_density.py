@@ -17,7 +17,7 @@ import os
 
 from nova_emulator_threads import data
 from tests.unit import base
-from tests.unit.cmd import test_plan
+from tests.unit.cmd import command
 
 FOUR_CORE = ('--host', data.example_host_path('four-core-housekeeping'),
              '--cpu-dedicated-set', '1-3', '--cpu-shared-set', '0')
@@ -27,11 +27,11 @@ class TestPlanDensity(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.assertTrue(os.access(test_plan.COMMAND, os.X_OK),
-                        '%s is not installed' % test_plan.COMMAND)
+        self.assertTrue(os.access(command.COMMAND, os.X_OK),
+                        '%s is not installed' % command.COMMAND)
 
     def test_realtime_housekeeping_host_json(self) -> None:
-        result = test_plan.run('plan', '--density', *FOUR_CORE,
+        result = command.run('plan', '--density', *FOUR_CORE,
                                '--memory-mb', '1024', '--extra-spec',
                                'hw:cpu_realtime=yes', '--format', 'json')
         self.assertEqual(0, result.returncode, result.stderr)
@@ -51,7 +51,7 @@ class TestPlanDensity(base.TestCase):
                          rows['no policy']['extra_specs'])
 
     def test_table(self) -> None:
-        result = test_plan.run('plan', '--density', '--vcpus', '4',
+        result = command.run('plan', '--density', '--vcpus', '4',
                                '--memory-mb', '1024')
         self.assertEqual(0, result.returncode, result.stderr)
         lines = result.stdout.splitlines()
@@ -66,7 +66,7 @@ class TestPlanDensity(base.TestCase):
                           '0'], isolate[1].split()[:7])
 
     def test_siblings_json(self) -> None:
-        result = test_plan.run('plan', '--density', '--vcpus', '1',
+        result = command.run('plan', '--density', '--vcpus', '1',
                                '--format', 'json')
         self.assertEqual(0, result.returncode, result.stderr)
         rows = {row['policy']: row
@@ -78,7 +78,7 @@ class TestPlanDensity(base.TestCase):
             rows['isolate, siblings avoided']['emulator_on_vcpu_sibling']))
 
     def test_policy_key_is_one_line_error(self) -> None:
-        result = test_plan.run('plan', '--density', '--extra-spec',
+        result = command.run('plan', '--density', '--extra-spec',
                                'hw:cpu_emulator_threads=isolate')
         self.assertEqual(2, result.returncode)
         self.assertEqual('', result.stdout)
@@ -88,7 +88,7 @@ class TestPlanDensity(base.TestCase):
         self.assertIn('once per policy', lines[0])
 
     def test_bad_vcpus(self) -> None:
-        result = test_plan.run('plan', '--density', '--vcpus', '0')
+        result = command.run('plan', '--density', '--vcpus', '0')
         self.assertEqual(2, result.returncode)
         self.assertIn('--vcpus=0', result.stderr)
         self.assertNotIn('Traceback', result.stderr)

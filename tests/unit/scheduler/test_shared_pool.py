@@ -21,14 +21,14 @@ from nova import objects
 from nova_emulator_threads.scheduler import shared_pool
 from tests.unit import base
 from tests.unit import nova_patch_fixture
-from tests.unit.scheduler import test_filters
+from tests.unit.scheduler import fakes
 
 SHARE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'share'}
 
 
 def host(shared: set[int]) -> Any:
     """One cell: CPUs 0-3, ``shared`` of them in cpu_shared_set."""
-    return test_filters.host_state(objects.NUMATopology(cells=[
+    return fakes.host_state(objects.NUMATopology(cells=[
         objects.NUMACell(
             id=0, cpuset=shared, pcpuset=set(range(4)) - shared,
             memory=2048, cpu_usage=0, memory_usage=0, pinned_cpus=set(),
@@ -46,7 +46,7 @@ class RejectionTestCase(base.TestCase):
 
     def rejection(self, shared: set[int], **specs: str) -> str | None:
         return shared_pool.rejection(
-            host(shared), test_filters.request_spec(2, 1024, dict(
+            host(shared), fakes.request_spec(2, 1024, dict(
                 SHARE, **specs)))
 
     def test_all_realtime_share_without_pool(self) -> None:
