@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt import no_fit
 from nova_emulator_threads.virt import packing
 
 # The public API (``hardware.host_topology_from_caps``, with
@@ -74,19 +75,6 @@ class Limits:
     ram_allocation_ratio: float
 
 
-# Why a guest cell does not fit a host cell. Hot paths return these codes
-# with their numbers; only ``explain_no_fit`` turns them into sentences.
-_NO_PAGESIZE = 'pagesize'
-_NO_MEMORY = 'memory'
-_NO_PCPUS_TOTAL = 'pcpus_total'
-_NO_CPUS_TOTAL = 'cpus_total'
-_NO_PCPUS_FREE = 'pcpus_free'
-_NO_PACKING = 'packing'
-_NO_CPU_LIMIT = 'cpu_limit'
-_NO_RAM_LIMIT = 'ram_limit'
-_NO_PINNED_CORE = 'pinned_core'
-_NO_FOREIGN_PINS = 'foreign_pins'
-_NO_EMULATOR_CORE = 'emulator_core'
 ALLOW_SIBLINGS = fields.EmulatorPCPUSiblings.ALLOW
 
 
@@ -388,31 +376,31 @@ def _fit_cell(
     if state.pagesize:
         pagesize = _choose_pagesize(host_cell, state.pagesize, memory_kb)
         if not pagesize:
-            return _NO_PAGESIZE, (state.pagesize, memory_kb)
+            return no_fit.PAGESIZE, (state.pagesize, memory_kb)
         state.pagesize = pagesize
     elif info.small_pages is not None:
         # The smallest pages: free ones for a pinned guest, any otherwise.
         if (memory_kb > (info.small_free_kb if pinned else
                          info.small_total_kb) or
                 memory_kb % info.small_pages.size_kb):
-            return _NO_MEMORY, (cell.memory, host_cell.memory -
+            return no_fit.MEMORY, (cell.memory, host_cell.memory -
                                 host_cell.memory_usage)
     elif pinned:
         if host_cell.memory - host_cell.memory_usage < cell.memory:
-            return _NO_MEMORY, (cell.memory, host_cell.memory -
+            return no_fit.MEMORY, (cell.memory, host_cell.memory -
                                 host_cell.memory_usage)
     elif host_cell.memory < cell.memory:
-        return _NO_MEMORY, (cell.memory, host_cell.memory)
+        return no_fit.MEMORY, (cell.memory, host_cell.memory)
 
     required = need.required
     if pinned and required > len(host_cell.pcpuset):
-        return _NO_PCPUS_TOTAL, (required, len(host_cell.pcpuset))
+        return no_fit.PCPUS_TOTAL, (required, len(host_cell.pcpuset))
     unpinned = need.unpinned
     if unpinned and len(cell.cpuset) > len(host_cell.cpuset):
-        return _NO_CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
+        return no_fit.CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
     if pinned:
         if required > info.free_count:
-            return _NO_PCPUS_FREE, (required, info.free_count,
+            return no_fit.PCPUS_FREE, (required, info.free_count,
                                     len(host_cell.pcpuset))
         avoid = avoid_vcpu_cores and bool(need.reserved)
         packed = packing.pack_cell(host_cell, info, need.vcpus,
@@ -422,8 +410,8 @@ def _fit_cell(
             if avoid:
                 sibling = _emulator_sibling(host_cell, info, need)
                 if sibling is not None:
-                    return _NO_EMULATOR_CORE, sibling
-            return _NO_PACKING, (required,)
+                    return no_fit.EMULATOR_CORE, sibling
+            return no_fit.PACKING, (required,)
         pinning, reserved = packed
         if state.pinning is None:
             state.pinning = pinning
@@ -438,11 +426,11 @@ def _fit_cell(
         cpu_usage = host_cell.cpu_usage + len(cell.cpuset)
         cpu_limit = len(host_cell.cpuset) * limits.cpu_allocation_ratio
         if cpu_usage > cpu_limit:
-            return _NO_CPU_LIMIT, (cpu_usage, int(cpu_limit))
+            return no_fit.CPU_LIMIT, (cpu_usage, int(cpu_limit))
         ram_usage = host_cell.memory_usage + cell.memory
         ram_limit = host_cell.memory * limits.ram_allocation_ratio
         if ram_usage > ram_limit:
-            return _NO_RAM_LIMIT, (ram_usage, int(ram_limit))
+            return no_fit.RAM_LIMIT, (ram_usage, int(ram_limit))
     state.id = host_cell.id
     return None
 
@@ -557,18 +545,18 @@ def _unclaimable(
         cpus |= inst_cell.cpuset_reserved or frozenset()
         foreign = cpus - host_cell.pcpuset
         if foreign:
-            return (index, host_cell.id, _NO_FOREIGN_PINS, (min(foreign),))
+            return (index, host_cell.id, no_fit.FOREIGN_PINS, (min(foreign),))
         if inst_cell.cpu_thread_policy == THREAD_ISOLATE:
             for sib in host_cell.siblings:
                 pinned = sib & host_cell.pinned_cpus
                 if pinned and sib & cpus:
                     cpu = min(sib & cpus)
-                    return (index, host_cell.id, _NO_PINNED_CORE,
+                    return (index, host_cell.id, no_fit.PINNED_CORE,
                             (cpu, min(pinned), cpu in (
                                 inst_cell.cpuset_reserved or ())))
         elif cpus & host_cell.pinned_cpus:
             cpu = min(cpus & host_cell.pinned_cpus)
-            return (index, host_cell.id, _NO_PINNED_CORE, (cpu, cpu, False))
+            return (index, host_cell.id, no_fit.PINNED_CORE, (cpu, cpu, False))
     return None
 
 
@@ -742,116 +730,6 @@ def explain_no_fit(
         if refused is None:
             return 'it fits'
         failures.append(refused)
-    if not failures:
-        return ('no assignment of guest cells to distinct host cells fits')
-    cells = {cell.id: cell for cell in host.cells}
-    reasons: list[str] = []
-    for guest_cell, host_cell, code, numbers in failures:
-        if code == _NO_PAGESIZE:
-            reason = _describe_pages(numbers, guest_cell, cells[host_cell])
-        elif code == _NO_PACKING:
-            reason = _describe_packing(numbers[0], inst.cells[guest_cell],
-                                       guest_cell, cells[host_cell])
-        else:
-            reason = _describe(code, numbers, guest_cell, host_cell,
-                               emulator_reservation(inst, guest_cell))
-        if reason not in reasons:
-            reasons.append(reason)
-    if len(reasons) > MAX_REASONS:
-        # A host with many cells gives one reason per cell tried: say how
-        # many, the first few, and the last, which is what decided when
-        # Nova's own answer is refused (``_unclaimable``).
-        shown = reasons[:MAX_REASONS - 1] + reasons[-1:]
-        return ('none of the %d host cells tried fits (%d reasons), among '
-                'them: %s' % (len({failure[1] for failure in failures}),
-                              len(reasons), '; '.join(shown)))
-    return '; '.join(reasons)
-
-
-#: ``explain_no_fit`` lists at most this many reasons.
-MAX_REASONS = 3
-
-
-def _describe_pages(numbers: tuple[int, ...], guest_cell: int,
-                    host_cell: HostCell) -> str:
-    requested, memory_kb = numbers
-    where = 'on host cell %d for guest cell %d' % (host_cell.id, guest_cell)
-    sizes = {pages.size_kb: pages for pages in host_cell.mempages}
-    if requested > 0 and requested not in sizes:
-        return ('host cell %d has no %d KiB pages (hw:mem_page_size; it has '
-                '%s) for guest cell %d' % (
-                    host_cell.id, requested,
-                    ', '.join('%d KiB' % size for size in sorted(sizes)) or
-                    'none', guest_cell))
-    free = ', '.join('%d MiB free in %d KiB pages' % (
-        sizes[size].free_kb // 1024, size) for size in sorted(sizes)
-        if requested <= 0 or size == requested)
-    return ('not enough free pages of the requested size (%s) %s (needs %d '
-            'MiB; %s)' % (_pagesize_name(requested), where,
-                          memory_kb // 1024, free or 'no pages'))
-
-
-def _describe_packing(required: int, cell: InstanceCell, guest_cell: int,
-                      host_cell: HostCell) -> str:
-    where = 'on host cell %d for guest cell %d' % (host_cell.id, guest_cell)
-    free = frozenset(host_cell.pcpuset) - frozenset(host_cell.pinned_cpus)
-    whole = sum(1 for core in host_cell.siblings
-                if core and frozenset(core) <= free)
-    policy = cell.cpu_thread_policy
-    if policy == THREAD_ISOLATE:
-        return ('cpu_thread_policy=isolate gives every pCPU a core of its '
-                'own, all threads free: %d cores needed %s, %d such cores '
-                'free' % (required, where, whole))
-    if policy == fields.CPUThreadAllocationPolicy.REQUIRE:
-        return ('cpu_thread_policy=require puts the vCPUs on thread '
-                'siblings of cores whose threads are free, and the %d free '
-                'pCPUs %s (%d whole free cores) cannot take %d that way'
-                % (len(free), where, whole, required))
-    return ('the free pCPUs %s cannot take %d pCPUs under cpu_thread_policy='
-            '%s' % (where, required, policy or 'prefer'))
-
-
-def _describe(code: str, numbers: tuple[int, ...], guest_cell: int,
-              host_cell: int, reserved: int) -> str:
-    where = 'on host cell %d for guest cell %d' % (host_cell, guest_cell)
-    incl = (' incl. %d for emulator threads' % reserved) if reserved else ''
-    if code == _NO_MEMORY:
-        return ('not enough free memory %s (needs %d MiB, has %d MiB)'
-                % (where, numbers[0], numbers[1]))
-    if code == _NO_PCPUS_TOTAL:
-        return ('not enough dedicated pCPUs %s (needs %d%s; the cell has %d '
-                'in [compute] cpu_dedicated_set)'
-                % (where, numbers[0], incl, numbers[1]))
-    if code == _NO_CPUS_TOTAL:
-        return ('not enough shared CPUs %s (needs %d, has %d)'
-                % (where, numbers[0], numbers[1]))
-    if code == _NO_PCPUS_FREE:
-        return ('not enough free pCPUs %s (needs %d%s; %d of its %d are '
-                'free)' % (where, numbers[0], incl, numbers[1], numbers[2]))
-    if code == _NO_PINNED_CORE:
-        return ("%spCPU %d %s shares a core with pinned pCPU %d, which "
-                'cpu_thread_policy=isolate forbids (Nova would pick it and '
-                'then fail its claim)' % (
-                    "the emulator threads' " if numbers[2] else '',
-                    numbers[0], where, numbers[1]))
-    if code == _NO_FOREIGN_PINS:
-        return ('Nova would reuse pins of guest cell %d from another host '
-                'cell (pCPU %d is not in host cell %d) and then fail its '
-                'claim' % (guest_cell, numbers[0], host_cell))
-    if code == _NO_EMULATOR_CORE:
-        return ('no free pCPU %s is on a core without one of the guest\'s '
-                'vCPUs: Nova would take pCPU %d for the emulator threads, '
-                'an SMT sibling of pCPU %d (vCPU %d), which '
-                '[emulator_threads] emulator_pcpu_siblings = avoid forbids'
-                % (where, numbers[0], numbers[1], numbers[2]))
-    if code == _NO_CPU_LIMIT:
-        return ('CPU allocation limit reached %s (usage would be %d, limit '
-                '%d)' % (where, numbers[0], numbers[1]))
-    return ('RAM allocation limit reached %s (usage would be %d MiB, limit '
-            '%d MiB)' % (where, numbers[0], numbers[1]))
-
-
-def _pagesize_name(pagesize: int) -> str:
-    names = {fields.MEMPAGES_SMALL: 'small', fields.MEMPAGES_LARGE:
-             'large', fields.MEMPAGES_ANY: 'any'}
-    return names.get(pagesize, '%d KiB' % pagesize)
+    reserved = [emulator_reservation(inst, index)
+                for index in range(len(inst.cells))]
+    return no_fit.sentence(failures, host, inst, reserved)
