@@ -301,3 +301,21 @@ class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
                         hw__cpu_emulator_threads='isolate'),
             self.flavor(vcpus=2, hw__numa_nodes='2'),
         ]
+
+    def start_filter_hosts(self) -> None:
+        """Four hosts of eight CPUs in different shapes, one configuration:
+        CPUs 0 and 4 shared, the other six dedicated.
+        """
+        # Enough servers to fill every host, whatever the default quota.
+        self.flags(cores=-1, ram=-1, instances=-1, group='quota')
+        config = {'dedicated': '1-3,5-7', 'shared': '0,4'}
+        # Two cells of four CPUs: three dedicated pCPUs per cell.
+        self.start_host('wide', cells=2, cores=4, **config)
+        # Four cells of two CPUs: one or two dedicated pCPUs per cell, so
+        # placement has room for a 2-vCPU isolate guest (3 PCPU) and no
+        # cell has.
+        self.start_host('split', cells=4, cores=2, **config)
+        # One cell: all six dedicated pCPUs together.
+        self.start_host('single', cells=1, cores=8, **config)
+        # SMT: two cells of two cores of two threads.
+        self.start_host('smt', cells=2, cores=2, threads=2, **config)

@@ -47,12 +47,7 @@ class FilterAloneTest(base.EmulatorThreadsTestBase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.flags(cores=-1, ram=-1, instances=-1, group='quota')
-        config = {'dedicated': '1-3,5-7', 'shared': '0,4'}
-        self.start_host('wide', cells=2, cores=4, **config)
-        self.start_host('split', cells=4, cores=2, **config)
-        self.start_host('single', cells=1, cores=8, **config)
-        self.start_host('smt', cells=2, cores=2, threads=2, **config)
+        self.start_filter_hosts()
         self.requests: list[dict[str, Any]] = []
         self.useFixture(fixtures.MonkeyPatch(
             'nova.scheduler.host_manager.HostManager.get_filtered_hosts',

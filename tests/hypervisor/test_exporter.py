@@ -26,7 +26,6 @@ import os
 import socket
 import subprocess
 import time
-import unittest
 import urllib.parse
 import urllib.request
 
@@ -35,6 +34,7 @@ import testtools
 
 from nova_emulator_threads.cmd import exporter
 from nova_emulator_threads.cmd import main
+from tests.hypervisor import base
 from tests.hypervisor import libvirtd
 from tests.hypervisor import proof
 from tests.hypervisor import spinguest
@@ -112,28 +112,13 @@ class Prometheus(fixtures.Fixture):
         return result
 
 
-class ExporterTestCase(testtools.TestCase):
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        try:
-            libvirtd.ensure_installed()
-        except libvirtd.Unavailable as exc:
-            raise unittest.SkipTest(str(exc)) from None
-        cls.daemon = libvirtd.LibvirtDaemon()
-        cls.daemon.setUp()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.daemon.cleanUp()
-        super().tearDownClass()
+class ExporterTestCase(base.HypervisorTestCase):
 
     def test_prometheus_scrapes_emulator_time(self) -> None:
         directory = self.useFixture(fixtures.TempDir()).path
         disk = spinguest.build_disk(directory, mib=64)
         _, specs, dedicated, shared = proof.PINNINGS[0]
-        tune = proof.plan(self.daemon.conn.getCapabilities(), specs,
+        tune = proof.plan(self.caps, specs,
                           dedicated, shared)
         guest = self.useFixture(spinguest.SpinGuest(
             self.daemon, 'scraped', tune, disk, iothreads=1))

@@ -19,16 +19,12 @@ so that CI stays green on a busy machine while a placement that does not
 help fails.
 """
 
-import contextlib
-import io
 import json
-import unittest
 
 import fixtures
 import testtools
 
-from nova_emulator_threads.cmd import main
-from tests.hypervisor import libvirtd
+from tests.hypervisor import base
 from tests.hypervisor import proof
 from tests.hypervisor import spinguest
 
@@ -36,40 +32,12 @@ from tests.hypervisor import spinguest
 CI_RATIO = 5.0
 
 
-class ProofTestCase(testtools.TestCase):
-
-    daemon: libvirtd.LibvirtDaemon
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        try:
-            libvirtd.ensure_installed()
-        except libvirtd.Unavailable as exc:
-            raise unittest.SkipTest(str(exc)) from None
-        cls.daemon = libvirtd.LibvirtDaemon()
-        cls.daemon.setUp()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.daemon.cleanUp()
-        super().tearDownClass()
-
-    def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main([*argv[:1], '--connect', self.daemon.uri,
-                                *argv[1:]])
-        self.addDetail('%s-%d' % (argv[0], len(self.getDetails())),
-                       testtools.content.text_content(
-                           'argv: %s\nstatus: %d\nstdout:\n%s\nstderr:\n%s'
-                           % (argv, status, out.getvalue(), err.getvalue())))
-        return status, out.getvalue(), err.getvalue()
+class ProofTestCase(base.HypervisorTestCase):
 
     def test_measure_a_spinning_guest(self) -> None:
         directory = self.useFixture(fixtures.TempDir()).path
         disk = spinguest.build_disk(directory, mib=1)
-        caps = self.daemon.conn.getCapabilities()
+        caps = self.caps
         _, specs, dedicated, shared = proof.PINNINGS[0]
         tune = proof.plan(caps, specs, dedicated, shared)
         guest = self.useFixture(spinguest.SpinGuest(
