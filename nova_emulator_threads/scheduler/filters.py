@@ -78,17 +78,6 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Host:
-    """The engine's view of one host topology object, and what Nova's
-    filter reads of it.
-    """
-
-    topology: topology.HostTopology
-    #: Nova's ``NUMATopology.has_threads``.
-    has_threads: bool
-
-
 # The view of each NUMATopology object read, for as long as it lives.
 #
 # nova-scheduler keeps its host states from one request to the next and
@@ -96,19 +85,22 @@ class _Host:
 # changes: a compute node update, or a claim by the scheduler. So each
 # topology object is read once, and its entry goes when the object does:
 # no entry outlives its host state or a topology the host state dropped.
-# The engine's own memos (virt.packing) go with the view in the same way.
-# virt.memo says why it is safe with threads.
-_HOSTS: memo.IdentityMemo[_Host] = memo.IdentityMemo()
+# What the engine derives from a view (virt.packing) is kept on the view,
+# so it goes with it. virt.memo says why it is safe with threads.
+_HOSTS: memo.IdentityMemo[topology.HostTopology] = memo.IdentityMemo()
 
 
-def _host(numa: Any) -> _Host:
+def _host(numa: Any) -> topology.HostTopology:
     host = _HOSTS.get(numa)
     if host is None:
-        view = nova_objects.host_view_of_object(numa)
-        host = _Host(view, any(len(sib) > 1 for cell in view.cells
-                               for sib in cell.siblings))
+        host = nova_objects.host_view_of_object(numa)
         _HOSTS.put(numa, host)
     return host
+
+
+def _has_threads(host: topology.HostTopology) -> bool:
+    """Nova's ``NUMATopology.has_threads``."""
+    return any(len(sib) > 1 for cell in host.cells for sib in cell.siblings)
 
 
 def _delegated_because(spec_obj: Any) -> str | None:
@@ -268,7 +260,7 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
             host = _host(numa)
         except exception.EmulatorThreadsException as exc:
             return self._delegate(host_state, request, str(exc))
-        if request.needs_threads and not host.has_threads:
+        if request.needs_threads and not _has_threads(host):
             LOG.debug("%(host_state)s fails CPU policy requirements. Host "
                       "does not have hyperthreading or hyperthreading is "
                       "disabled, but 'require' threads policy was "
@@ -278,13 +270,13 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
         if inst is None:
             # No guest NUMA topology: nothing to fit.
             return True
-        devices = _pci_devices(host_state.pci_stats, host.topology,
+        devices = _pci_devices(host_state.pci_stats, host,
                                len(inst))
         limits, nova_limits = request.limits_for(host_state)
         # Nova's fitter's answer as it is, even where Nova's claim on the
         # compute host will refuse it: so does NUMATopologyFilter.
         fits = hardware.fit_instance_to_host(
-            host.topology, inst, limits, request.pack, claimable=False,
+            host, inst, limits, request.pack, claimable=False,
             devices=devices,
             emulator_pcpu_siblings=CONF.emulator_threads.emulator_pcpu_siblings)
         # Nova asks for each allocation candidate, and without PCI the
@@ -300,7 +292,7 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
                           'requirements: %(reason)s',
                           {'host': host_state.host,
                            'node': host_state.nodename,
-                           'reason': self._reason(host.topology, inst,
+                           'reason': self._reason(host, inst,
                                                   limits, request.pack,
                                                   devices,
                                                   bool(candidates))},

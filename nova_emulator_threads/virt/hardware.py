@@ -233,14 +233,15 @@ def _ordered_cells(
         cells with fewer devices first (a stable sort after the others)
     """
     if len(host.cells) <= len(inst.cells):
-        return info.cells
+        return info.cells(host)
     key = (pack, inst.cells[0].cpu_policy in (None, SHARED))
     orders = info.orders
     if orders is None:
         orders = info.orders = {}
     order = orders.get(key)
     if order is None:
-        infos = {id(cell): cell_info for cell, cell_info in info.cells}
+        infos = {id(cell): cell_info
+                 for cell, cell_info in info.cells(host)}
         order = orders[key] = tuple(
             (cell, infos[id(cell)])
             for cell in host_cell_order(host, inst, pack))
@@ -511,7 +512,7 @@ def fit_instance_to_host(
                              explain=False, devices=devices,
                              avoid_vcpu_cores=avoid)
     if fitted is not None and claimable and _unclaimable(
-            host_info.by_id, fitted):
+            host_info.by_id(host), fitted):
         return None
     return fitted
 
@@ -726,7 +727,7 @@ def explain_no_fit(
                             _needs(inst), limits, pack, explain=True,
                             devices=devices, avoid_vcpu_cores=avoid)
     if fitted is not None:
-        refused = _unclaimable(packing.host_info(host).by_id, fitted)
+        refused = _unclaimable(packing.host_info(host).by_id(host), fitted)
         if refused is None:
             return 'it fits'
         failures.append(refused)

@@ -139,22 +139,26 @@ def instance_from_object(
         realtime_cpus=frozenset(realtime_cpus))
 
 
-def _fields_of(obj: ovo_base.VersionedObject) -> dict[str, Any]:
-    # A versioned object keeps each set field's value in the attribute
-    # '_obj_<name>' (oslo.versionedobjects' get_attrname); reading them
-    # from the instance's dict skips the property, obj_attr_is_set and
-    # lazy-load machinery, which is most of what a conversion costs.
-    return vars(obj)
+# A versioned object keeps each set field's value in the attribute
+# '_obj_<name>' (oslo.versionedobjects' get_attrname); reading those
+# attributes skips the property, obj_attr_is_set and lazy-load machinery,
+# which is most of what a conversion costs. (Not through vars(obj): that
+# would give every object a dict of its own, one more object for the
+# garbage collector to walk for as long as the object lives.)
 
 
-def _required(values: dict[str, Any], obj: ovo_base.VersionedObject,
-              name: str) -> Any:
-    try:
-        return values['_obj_' + name]
-    except KeyError:
+def _stored(obj: ovo_base.VersionedObject, name: str,
+            default: Any = None) -> Any:
+    return getattr(obj, '_obj_' + name, default)
+
+
+def _required(obj: ovo_base.VersionedObject, name: str) -> Any:
+    value = getattr(obj, '_obj_' + name, _UNSET)
+    if value is _UNSET:
         raise exception.ObjectConversionFailed(
             objtype=f'{obj.obj_name()} {obj.VERSION}',
-            reason=f'its required field {name!r} is not set') from None
+            reason=f'its required field {name!r} is not set')
+    return value
 
 
 # Hosts of one hardware and configuration mostly have equal page counts:
@@ -199,28 +203,22 @@ def host_view_of_object(
     """
     empty: frozenset[int] = frozenset()
     cells = []
-    for cell in _required(_fields_of(host), host, 'cells'):
-        values = _fields_of(cell)
-        get = values.get
-        counts = []
-        for page in get('_obj_mempages', ()):
-            page_values = _fields_of(page)
-            counts.append((
-                _required(page_values, page, 'size_kb'),
-                _required(page_values, page, 'total'),
-                page_values.get('_obj_used', 0),
-                page_values.get('_obj_reserved', 0)))
-        pcpuset = get('_obj_pcpuset')
-        pinned = get('_obj_pinned_cpus')
+    for cell in _required(host, 'cells'):
+        counts = tuple([
+            (_required(page, 'size_kb'), _required(page, 'total'),
+             _stored(page, 'used', 0), _stored(page, 'reserved', 0))
+            for page in _stored(cell, 'mempages', ())])
+        pcpuset = _stored(cell, 'pcpuset')
+        pinned = _stored(cell, 'pinned_cpus')
         cells.append(topology.HostCell(
-            _required(values, cell, 'id'),
-            _required(values, cell, 'cpuset'),
+            _required(cell, 'id'),
+            _required(cell, 'cpuset'),
             empty if pcpuset is None else pcpuset,
-            _required(values, cell, 'memory'),
-            tuple(get('_obj_siblings', ())),
-            _pages(tuple(counts)),
+            _required(cell, 'memory'),
+            tuple(_stored(cell, 'siblings', ())),
+            _pages(counts),
             empty if pinned is None else pinned,
-            get('_obj_cpu_usage', 0),
-            get('_obj_memory_usage', 0),
-            get('_obj_socket')))
+            _stored(cell, 'cpu_usage', 0),
+            _stored(cell, 'memory_usage', 0),
+            _stored(cell, 'socket')))
     return topology.HostTopology(tuple(cells))

@@ -19,11 +19,14 @@ Hosts and their cells are immutable, and a scheduler or a packing loop
 fits many guests on the same objects, so what the fitter derives from them
 (free pCPUs, free sibling sets, the pCPUs each packing hands out in turn,
 the order in which cells are tried) is computed once per object and
-remembered for as long as the object lives. The memo is keyed on the
-object's identity, not its value: equal cells whose sets were built
-differently iterate differently (see ``topology.HostCell``), and hashing
-the sets would cost more than the memo saves. It changes no answer, only
-how soon it comes.
+kept on the object itself (its ``derived`` field) for as long as the
+object lives. It belongs to that very object, not to its value: equal
+cells whose sets were built differently iterate differently (see
+``topology.HostCell``). It changes no answer, only how soon it comes.
+
+Threads: two threads that derive from the same object at once both
+compute the value and the last one stays; both values are equal, and
+each is complete before it is stored.
 """
 
 import itertools
@@ -31,7 +34,6 @@ from collections.abc import Collection, Sequence
 from collections.abc import Set as AbstractSet
 
 from nova_emulator_threads.objects import fields
-from nova_emulator_threads.virt import memo
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import MemPages
@@ -179,19 +181,21 @@ class CorePacking:
 
 
 class CellInfo:
-    """What the fitter derives from one host cell.
+    """What the fitter derives from one host cell (``HostCell.derived``).
 
-    It must not refer to the cell: its memo entry would keep it alive.
+    It must not refer to the cell: the cell refers to it, and a cycle
+    would leave both to the garbage collector.
     """
 
     __slots__ = ('free_count', 'small_pages', 'small_free_kb',
                  'small_total_kb', '_packing')
 
-    def __init__(self, cell: HostCell) -> None:
+    def __init__(self, cell: HostCell, free_count: int | None = None) -> None:
         # Most cells a scheduler looks at are too full for the guest, and
         # their count is all it needs: the free set itself is built again
         # by the packing, for the few cells that get that far.
-        self.free_count = len(cell.pcpuset - cell.pinned_cpus)
+        self.free_count = (len(cell.pcpuset - cell.pinned_cpus)
+                           if free_count is None else free_count)
         #: The pages of the smallest size: what a guest cell asking for no
         #: page size gets.
         self.small_pages = min(cell.mempages, key=_page_size, default=None)
@@ -213,22 +217,32 @@ def _page_size(pages: MemPages) -> int:
 
 
 class HostInfo:
-    """What the fitter derives from a host.
+    """What the fitter derives from a host (``HostTopology.derived``).
 
-    It must not refer to the host: its memo entry would keep it alive.
+    Built of as few objects as possible: a scheduler holds one for every
+    host it has asked about, and most of those hosts are answered from
+    ``most_free`` alone (see ``virt.hardware.fit_instance_to_host``), so
+    the rest is derived when a fit first gets further. Fewer objects that
+    stay alive make the garbage collector's full collections shorter, and
+    rarer: it starts one when the objects that survived since the last
+    outnumber a quarter of all it holds.
+
+    It must not refer to the host (see ``CellInfo``).
     """
 
-    __slots__ = ('cells', 'most_free', 'distinct_ids', 'orders', '_by_id')
+    __slots__ = ('most_free', 'distinct_ids', 'orders', '_free_counts',
+                 '_cells', '_by_id')
 
     def __init__(self, host: HostTopology) -> None:
-        #: The host's cells, each with its info.
-        self.cells = tuple((cell, cell_info(cell)) for cell in host.cells)
+        free_counts = tuple([len(cell.pcpuset - cell.pinned_cpus)
+                             for cell in host.cells])
+        self._free_counts: tuple[int, ...] | None = free_counts
         #: The most free pCPUs any one cell has.
-        self.most_free = max((info.free_count for _c, info in self.cells),
-                             default=0)
+        self.most_free = max(free_counts, default=0)
         #: Whether no two cells have the same id.
         self.distinct_ids = (len({cell.id for cell in host.cells}) ==
                              len(host.cells))
+        self._cells: tuple[tuple[HostCell, CellInfo], ...] | None = None
         self._by_id: dict[int, HostCell] | None = None
         #: The fitter's orders of ``cells``, by what decides the order.
         #: (A dict only once a guest with fewer cells than the host is
@@ -236,35 +250,47 @@ class HostInfo:
         self.orders: dict[tuple[bool, bool],
                           tuple[tuple[HostCell, CellInfo], ...]] | None = None
 
-    @property
-    def by_id(self) -> dict[int, HostCell]:
+    def cells(self, host: HostTopology,
+              ) -> tuple[tuple[HostCell, CellInfo], ...]:
+        """The host's cells, each with its info (``host`` is the host
+        this info was derived from).
+        """
+        if self._cells is None:
+            counts = self._free_counts or (None,) * len(host.cells)
+            self._cells = tuple(
+                (cell, cell_info(cell, count))
+                for cell, count in zip(host.cells, counts))
+            self._free_counts = None
+        return self._cells
+
+    def by_id(self, host: HostTopology) -> dict[int, HostCell]:
         """The cells by id (the last of a duplicate id, as a dict keeps);
         only a fit needs it, so it is built then.
         """
         if self._by_id is None:
-            self._by_id = {cell.id: cell for cell, _info in self.cells}
+            self._by_id = {cell.id: cell for cell in host.cells}
         return self._by_id
 
 
-_CELL_INFO: memo.IdentityMemo[CellInfo] = memo.IdentityMemo()
-_HOST_INFO: memo.IdentityMemo[HostInfo] = memo.IdentityMemo()
+def cell_info(cell: HostCell, free_count: int | None = None) -> CellInfo:
+    """What the fitter derives from ``cell``, derived once.
 
-
-def cell_info(cell: HostCell) -> CellInfo:
-    """What the fitter derives from ``cell``, derived once."""
-    info = _CELL_INFO.get(cell)
+    :param free_count: the cell's free pCPU count, if already counted
+    """
+    info: CellInfo | None = cell.derived
     if info is None:
-        info = CellInfo(cell)
-        _CELL_INFO.put(cell, info)
+        info = CellInfo(cell, free_count)
+        # Frozen, but this field is not part of the cell's value.
+        object.__setattr__(cell, 'derived', info)
     return info
 
 
 def host_info(host: HostTopology) -> HostInfo:
     """What the fitter derives from ``host``, derived once."""
-    info = _HOST_INFO.get(host)
+    info: HostInfo | None = host.derived
     if info is None:
         info = HostInfo(host)
-        _HOST_INFO.put(host, info)
+        object.__setattr__(host, 'derived', info)
     return info
 
 

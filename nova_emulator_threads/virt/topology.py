@@ -24,6 +24,7 @@ reads the same.
 import dataclasses
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from nova_emulator_threads.objects import fields
 
@@ -46,10 +47,7 @@ class MemPages:
         return self.total * self.size_kb
 
 
-# weakref_slot (here and on HostTopology): the engine remembers what it
-# derives from a host and its cells for as long as they live (see
-# virt.packing).
-@dataclasses.dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class HostCell:
     """One host NUMA cell and what is already used on it.
 
@@ -74,13 +72,18 @@ class HostCell:
     cpu_usage: int = 0
     memory_usage: int = 0  # MiB
     socket: int | None = None
+    #: What the fitter derived from the cell (``virt.packing``), set on
+    #: first use: the cell never changes, so it stays right for as long as
+    #: the cell lives, and goes with it. Not part of the cell's value.
+    derived: Any = dataclasses.field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def free_pcpus(self) -> AbstractSet[int]:
         return self.pcpuset - self.pinned_cpus
 
 
-@dataclasses.dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class HostTopology:
     """A host: its cells, plus the configuration the cells came from."""
 
@@ -88,6 +91,10 @@ class HostTopology:
     #: ``[compute] cpu_shared_set`` as configured (empty when unset); the
     #: libvirt driver pins ``share`` emulator threads to it.
     cpu_shared_set: frozenset[int] = frozenset()
+    #: What the fitter derived from the host (``virt.packing``), as on
+    #: ``HostCell``.
+    derived: Any = dataclasses.field(
+        default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.cells)

@@ -43,20 +43,38 @@ class TestMemo(base.TestCase):
         self.assertIs(packing.host_info(first), packing.host_info(first))
         self.assertIsNot(packing.host_info(first), packing.host_info(second))
         self.assertIs(packing.cell_info(first.cells[0]),
-                      packing.host_info(first).cells[0][1])
+                      packing.host_info(first).cells(first)[0][1])
+        # Not part of the value: equal hosts stay equal, and hash alike.
+        self.assertEqual(first, second)
+        self.assertEqual(hash(first), hash(second))
 
-    def test_entries_go_with_their_objects(self) -> None:
+    @staticmethod
+    def _alive(kind: type) -> int:
         gc.collect()
-        cells, hosts = len(packing._CELL_INFO), len(packing._HOST_INFO)
+        return sum(1 for obj in gc.get_objects() if type(obj) is kind)
+
+    def test_derived_goes_with_its_object(self) -> None:
+        cells = self._alive(packing.CellInfo)
+        hosts = self._alive(packing.HostInfo)
         inst = hardware.instance_topology_from_flavor(2, 512, ISOLATE)
         topology = host()
         self.assertIsNotNone(hardware.fit_instance_to_host(topology, inst))
-        self.assertEqual(cells + 2, len(packing._CELL_INFO))
-        self.assertEqual(hosts + 1, len(packing._HOST_INFO))
+        self.assertIs(packing.host_info(topology), topology.derived)
+        self.assertEqual(cells + 2, self._alive(packing.CellInfo))
+        self.assertEqual(hosts + 1, self._alive(packing.HostInfo))
         del topology
-        gc.collect()
-        self.assertEqual(cells, len(packing._CELL_INFO))
-        self.assertEqual(hosts, len(packing._HOST_INFO))
+        self.assertEqual(cells, self._alive(packing.CellInfo))
+        self.assertEqual(hosts, self._alive(packing.HostInfo))
+
+    def test_too_full_host_derives_no_cells(self) -> None:
+        # Most hosts a scheduler asks about are answered from the free
+        # pCPU counts: no per-cell info is built for them.
+        inst = hardware.instance_topology_from_flavor(9, 512, ISOLATE)
+        topology = host()
+        self.assertIsNone(hardware.fit_instance_to_host(topology, inst))
+        self.assertEqual(8, packing.host_info(topology).most_free)
+        self.assertEqual([None, None],
+                         [cell.derived for cell in topology.cells])
 
     def test_claims_are_seen(self) -> None:
         # A claim makes new cells for what it changed and keeps the others:
@@ -84,6 +102,7 @@ class TestMemo(base.TestCase):
         warm = hardware.fit_instance_to_host(topology, inst)
         copy = dataclasses.replace(topology, cells=tuple(
             dataclasses.replace(cell) for cell in topology.cells))
+        self.assertIsNone(copy.derived)
         self.assertIsNot(packing.host_info(copy), packing.host_info(topology))
         self.assertEqual(warm, hardware.fit_instance_to_host(copy, inst))
 
