@@ -31,6 +31,7 @@ the last few requests, which change no answer, only how soon it comes.
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
@@ -305,6 +306,10 @@ class _Need:
     #: Dedicated pCPUs: the pinned vCPUs and the emulator pCPUs (read on
     #: every host cell tried, so not a property).
     required: int
+    #: The answer's cells built for this guest cell, by what they hold
+    #: (``_CellState.result``): hosts of equal fill give equal answers.
+    results: dict[tuple[Any, ...], InstanceCell] = dataclasses.field(
+        default_factory=dict, compare=False)
 
 
 # A scheduler fits one request on host after host: what each guest cell
@@ -312,6 +317,7 @@ class _Need:
 # the few most recent ones are remembered, by identity.
 _NEEDS: dict[int, tuple[InstanceTopology, tuple[_Need, ...]]] = {}
 _NEEDS_REMEMBERED = 16
+_RESULTS_REMEMBERED = 256
 
 
 def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
@@ -344,16 +350,39 @@ class _CellState:
     need: _Need
     id: int
     pagesize: int | None
-    pinning: dict[int, int] | None = None
+    #: The pCPUs of the pinned vCPUs (``_Need.vcpus``), in order: each
+    #: packing pins all of them, so the last one's are the cell's.
+    chosen: tuple[int, ...] | None = None
     reserved: frozenset[int] | None = None
     reserved_set: bool = False
+    #: The host cell of the last packing, and whether Nova's claim takes
+    #: its pins there (``packing.pack_cell``).
+    packed_on: HostCell | None = None
+    claimable: bool = True
 
     def result(self) -> InstanceCell:
-        cell = self.need.cell
-        return InstanceCell(
-            self.id, cell.cpuset, cell.pcpuset, cell.memory, self.pagesize,
-            cell.cpu_policy, cell.cpu_thread_policy, self.pinning,
-            self.reserved if self.reserved_set else cell.cpuset_reserved)
+        need = self.need
+        key = (self.id, self.pagesize, self.chosen, self.reserved_set,
+               self.reserved)
+        answer = need.results.get(key)
+        if answer is None:
+            if len(need.results) >= _RESULTS_REMEMBERED:
+                need.results.clear()
+            cell = need.cell
+            answer = need.results[key] = InstanceCell(
+                self.id, cell.cpuset, cell.pcpuset, cell.memory,
+                self.pagesize, cell.cpu_policy, cell.cpu_thread_policy,
+                None if self.chosen is None else dict(
+                    zip(need.vcpus, self.chosen)),
+                self.reserved if self.reserved_set else cell.cpuset_reserved)
+        return answer
+
+    def claimed_on(self, host_cell: HostCell) -> bool:
+        """Whether Nova's claim on ``host_cell`` takes the cell's pins, as
+        far as known without looking (False: look, see ``_unclaimable``).
+        """
+        return not self.need.pinned or (self.packed_on is host_cell and
+                                        self.claimable)
 
 
 def _fit_cell(
@@ -413,13 +442,9 @@ def _fit_cell(
                 if sibling is not None:
                     return no_fit.EMULATOR_CORE, sibling
             return no_fit.PACKING, (required,)
-        pinning, reserved = packed
-        if state.pinning is None:
-            state.pinning = pinning
-        else:
-            state.pinning.update(pinning)
-        state.reserved = reserved
+        state.chosen, state.reserved, state.claimable = packed
         state.reserved_set = True
+        state.packed_on = host_cell
         # NOTE(nova): packing writes the host cell id into the guest cell
         # even if the limits check below then rejects the cell.
         state.id = host_cell.id
@@ -448,8 +473,8 @@ def _emulator_sibling(
                                need.cell.cpu_thread_policy, need.reserved)
     if packed is None or not packed[1]:
         return None
-    pinning, reserved = packed[0], packed[1]
-    by_pcpu = {pcpu: vcpu for vcpu, pcpu in pinning.items()}
+    chosen, reserved = packed[0], packed[1]
+    by_pcpu = dict(zip(chosen, need.vcpus))
     for pcpu in sorted(reserved):
         for sib in host_cell.siblings:
             if pcpu in sib:
@@ -508,11 +533,11 @@ def fit_instance_to_host(
         # starts with guest cell 0, and until it has fitted once nothing
         # in the caches of the walk can let it pass.
         return None
-    fitted, _failures = _fit(host, host_info, inst, needs, limits, pack,
-                             explain=False, devices=devices,
-                             avoid_vcpu_cores=avoid)
-    if fitted is not None and claimable and _unclaimable(
-            host_info.by_id(host), fitted):
+    fitted, _failures, claimed = _fit(
+        host, host_info, inst, needs, limits, pack, explain=False,
+        devices=devices, avoid_vcpu_cores=avoid)
+    if (fitted is not None and claimable and not claimed and
+            _unclaimable(host_info.by_id(host), fitted)):
         return None
     return fitted
 
@@ -548,13 +573,12 @@ def _unclaimable(
         if foreign:
             return (index, host_cell.id, no_fit.FOREIGN_PINS, (min(foreign),))
         if inst_cell.cpu_thread_policy == THREAD_ISOLATE:
-            for sib in host_cell.siblings:
-                pinned = sib & host_cell.pinned_cpus
-                if pinned and sib & cpus:
-                    cpu = min(sib & cpus)
-                    return (index, host_cell.id, no_fit.PINNED_CORE,
-                            (cpu, min(pinned), cpu in (
-                                inst_cell.cpuset_reserved or ())))
+            conflict = packing.pinned_core(host_cell, cpus)
+            if conflict is not None:
+                cpu, pinned = conflict
+                return (index, host_cell.id, no_fit.PINNED_CORE,
+                        (cpu, pinned, cpu in (
+                            inst_cell.cpuset_reserved or ())))
         elif cpus & host_cell.pinned_cpus:
             cpu = min(cpus & host_cell.pinned_cpus)
             return (index, host_cell.id, no_fit.PINNED_CORE, (cpu, cpu, False))
@@ -598,12 +622,14 @@ def _fit(
     devices: Mapping[int, int] | None = None,
     avoid_vcpu_cores: bool = False,
 ) -> tuple[InstanceTopology | None,
-           list[tuple[int, int, str, tuple[int, ...]]]]:
+           list[tuple[int, int, str, tuple[int, ...]]], bool]:
     """Nova's walk; ``host`` must have at least as many cells as ``inst``.
 
     :param needs: ``_needs(inst)``
-    :returns: the fitted topology or None, and with ``explain`` why each
-        guest cell did not fit each host cell tried
+    :returns: the fitted topology or None; with ``explain`` why each guest
+        cell did not fit each host cell tried; and True if Nova's claim is
+        known to take the answer's pins (each cell's pins were packed on
+        the cell it got, and pass its claim), False if that is not known
     """
     failures: list[tuple[int, int, str, tuple[int, ...]]] = []
     host_cells = _ordered_cells(host, host_info, inst, pack, devices)
@@ -619,10 +645,10 @@ def _fit(
             if failure is None:
                 return InstanceTopology(
                     (state.result(),), inst.emulator_threads_policy,
-                    inst.realtime_cpus), failures
+                    inst.realtime_cpus), failures, state.claimed_on(host_cell)
             if explain:
                 failures.append((0, host_cell.id) + failure)
-        return None, failures
+        return None, failures, False
     states = [_CellState(need, need.cell.id, need.cell.pagesize)
               for need in needs]
     # NOTE(nova): both caches are keyed on (host cell id, instance cell id)
@@ -657,9 +683,15 @@ def _fit(
             fit.add(pair)
             replay_is_noop = replay_is_noop and at_home
         else:
+            # With duplicate host cell ids Nova's claim may match a cell
+            # other than the one packed on: look.
+            claimed = host_info.distinct_ids and all([
+                state.claimed_on(host_cells[perm[index]][0])
+                for index, state in enumerate(states)])
             return InstanceTopology(
                 tuple([state.result() for state in states]),
-                inst.emulator_threads_policy, inst.realtime_cpus), failures
+                inst.emulator_threads_policy, inst.realtime_cpus
+            ), failures, claimed
         # The permutation failed at 'index'. If every earlier step was a
         # fit-cache hit on a pair that the next permutations with the same
         # first 'index + 1' host cells would look up again unchanged, and
@@ -672,7 +704,7 @@ def _fit(
         else:
             level = len(states) - 1
         if not _next_permutation(perm, level, len(host_cells)):
-            return None, failures
+            return None, failures, False
 
 
 def _next_permutation(perm: list[int], level: int, n: int) -> bool:
@@ -723,9 +755,9 @@ def explain_no_fit(
                 % (len(inst.cells), len(host.cells)))
     if not host.cells or not inst.cells:
         return 'no assignment of guest cells to distinct host cells fits'
-    fitted, failures = _fit(host, packing.host_info(host), inst,
-                            _needs(inst), limits, pack, explain=True,
-                            devices=devices, avoid_vcpu_cores=avoid)
+    fitted, failures, _claimed = _fit(
+        host, packing.host_info(host), inst, _needs(inst), limits, pack,
+        explain=True, devices=devices, avoid_vcpu_cores=avoid)
     if fitted is not None:
         refused = _unclaimable(packing.host_info(host).by_id(host), fitted)
         if refused is None:

@@ -44,6 +44,9 @@ THREAD_REQUIRE = fields.CPUThreadAllocationPolicy.REQUIRE
 #: What ``pick_pcpus`` answers: the pCPUs the vCPUs get, in vCPU order,
 #: and the emulator pCPUs; None when the vCPUs cannot be packed.
 Picked = tuple[tuple[int, ...], frozenset[int] | None] | None
+#: What ``pack_cell`` answers: ``Picked``, and whether Nova's claim on the
+#: cell takes those pCPUs (see ``pinned_core``).
+Packed = tuple[tuple[int, ...], frozenset[int] | None, bool] | None
 
 
 def choose_reserved_pcpus(
@@ -131,9 +134,9 @@ class CorePacking:
             self.free_order = list(
                 itertools.chain.from_iterable(self._with_free))
             self.most_free = max(map(len, self._with_free), default=0)
-        #: pick_pcpus's answers, by (vCPU count, thread policy, emulator
+        #: pack_cell's answers, by (vCPU count, thread policy, emulator
         #: pCPUs, whether they avoid the vCPUs' cores).
-        self.picked: dict[tuple[int, str | None, int, bool], Picked] = {}
+        self.picked: dict[tuple[int, str | None, int, bool], Packed] = {}
         self._usable: dict[int, tuple[int, list[int]]] = {}
 
     @property
@@ -317,32 +320,55 @@ def pack_cell(
     thread_policy: str | None,
     num_reserved: int,
     avoid_vcpu_cores: bool = False,
-) -> tuple[dict[int, int], frozenset[int] | None] | None:
+) -> Packed:
     """Pin a guest cell's dedicated vCPUs on a host cell's free pCPUs.
 
     Nova's ``_pack_instance_onto_cores``. Which pCPUs it picks depends on
     how many vCPUs there are, not on which: it pins them in ascending order
     onto a sequence of pCPUs. So the pick is worked out once per host cell
-    and (vCPU count, thread policy, emulator pCPUs) and remembered.
+    and (vCPU count, thread policy, emulator pCPUs) and remembered, with
+    whether Nova's claim would take it.
 
     :param vcpus: the guest cell's dedicated vCPUs, in ascending order
     :param avoid_vcpu_cores: keep the emulator pCPUs off the cores of the
         vCPUs (``choose_reserved_pcpus``)
-    :returns: ``(pinning, cpuset_reserved)``, a new vCPU -> pCPU dict and
-        the emulator pCPUs, or None when it cannot pack
+    :returns: see ``Packed``
     """
     cores = info.packing(host_cell)
     key = (len(vcpus), thread_policy, num_reserved, avoid_vcpu_cores)
     try:
-        picked = cores.picked[key]
+        return cores.picked[key]
     except KeyError:
-        picked = cores.picked[key] = pick_pcpus(
-            host_cell, cores, len(vcpus), thread_policy, num_reserved,
-            avoid_vcpu_cores)
-    if picked is None:
-        return None
-    chosen, reserved = picked
-    return dict(zip(vcpus, chosen)), reserved
+        pass
+    picked = pick_pcpus(host_cell, cores, len(vcpus), thread_policy,
+                        num_reserved, avoid_vcpu_cores)
+    packed: Packed = None
+    if picked is not None:
+        chosen, reserved = picked
+        # The pick is of free pCPUs of this cell: only whole cores can
+        # stand in the way of the claim.
+        claimable = (thread_policy != THREAD_ISOLATE or pinned_core(
+            host_cell, frozenset(chosen).union(reserved or ())) is None)
+        packed = chosen, reserved, claimable
+    cores.picked[key] = packed
+    return packed
+
+
+def pinned_core(host_cell: HostCell,
+                cpus: AbstractSet[int]) -> tuple[int, int] | None:
+    """A pCPU of ``cpus`` on a core with a pinned thread, if there is one.
+
+    Under ``cpu_thread_policy=isolate`` Nova's claim takes whole cores,
+    and refuses a core another guest has a thread of.
+
+    :returns: the lowest such pCPU and the lowest pinned thread of its
+        core, or None
+    """
+    for sib in host_cell.siblings:
+        pinned = sib & host_cell.pinned_cpus
+        if pinned and sib & cpus:
+            return min(sib & cpus), min(pinned)
+    return None
 
 
 def pick_pcpus(

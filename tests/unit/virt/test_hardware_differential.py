@@ -22,6 +22,7 @@ import testtools
 from oslo_config import fixture as config_fixture
 
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import packing
 from tests.unit import base
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import cases
@@ -128,6 +129,28 @@ class TestNovaAnswersItsClaimRefuses(base.TestCase):
     #: it rewrites, hands guest cell 0 the pins it got on another host
     #: cell.
     FOREIGN_PINS_SEED = 20262447
+
+    def test_emulator_pcpu_on_a_pinned_core(self) -> None:
+        # cpu_thread_policy=isolate: Nova's _get_reserved takes a free
+        # thread of a core whose other thread is pinned; its claim takes
+        # whole cores and refuses it. The packing knows it when it picks.
+        xml = cases.caps_xml(1, 4, 2, True, [4096], None)
+        host = hardware.host_topology_from_caps(xml, '', '', '0')
+        inst = hardware.instance_topology_from_flavor(2, 512, {
+            'hw:cpu_policy': 'dedicated', 'hw:cpu_thread_policy': 'isolate',
+            'hw:cpu_emulator_threads': 'isolate'})
+        cell = host.cells[0]
+        self.assertEqual(((3, 2), frozenset({4}), False), packing.pack_cell(
+            cell, packing.cell_info(cell), (0, 1), 'isolate', 1))
+        self.assertIsNone(hardware.fit_instance_to_host(host, inst))
+        self.assertIn('shares a core with pinned pCPU 0',
+                      hardware.explain_no_fit(host, inst))
+        fitted = hardware.fit_instance_to_host(host, inst, claimable=False)
+        self.assertEqual(frozenset({4}), fitted.cells[0].cpuset_reserved)
+        nova_host = ref.nova_host(host)
+        self.assertIsNotNone(ref.nova_fit(nova_host, ref.nova_instance(inst)))
+        self.assertIsNone(ref.nova_claimable_fit(nova_host,
+                                                 ref.nova_instance(inst)))
 
     def test_foreign_pins(self) -> None:
         case = cases.random_case(self.FOREIGN_PINS_SEED)
