@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from nova import objects
     from nova.virt import hardware as nova_hardware
 
+from nova_emulator_threads.virt import nova_objects
 from nova_emulator_threads.virt import topology
 
 objects.register_all()
@@ -126,17 +127,10 @@ def nova_host(host: topology.HostTopology) -> Any:
 
 
 def ours_from_nova(nova: Any) -> topology.HostTopology:
-    """Our host, holding the very same set objects as Nova's."""
-    return topology.HostTopology(cells=tuple(
-        topology.HostCell(
-            id=cell.id, cpuset=cell.cpuset, pcpuset=cell.pcpuset,
-            memory=cell.memory, siblings=tuple(cell.siblings),
-            mempages=tuple(topology.MemPages(
-                size_kb=p.size_kb, total=p.total, used=p.used,
-                reserved=p.reserved) for p in cell.mempages),
-            pinned_cpus=cell.pinned_cpus, cpu_usage=cell.cpu_usage,
-            memory_usage=cell.memory_usage, socket=cell.socket)
-        for cell in nova.cells))
+    """Our host, holding the very same set objects as Nova's (the view the
+    scheduler filter reads).
+    """
+    return nova_objects.host_view_of_object(nova)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]],

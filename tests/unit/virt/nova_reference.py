@@ -25,6 +25,7 @@ with warnings.catch_warnings():
     from nova.virt import hardware as nova_hardware
 
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import nova_objects
 from nova_emulator_threads.virt import topology
 
 objects.register_all()
@@ -45,19 +46,11 @@ def nova_host(host: topology.HostTopology) -> 'objects.NUMATopology':
         for cell in host.cells])
 
 
-def ours_from_nova(nova: 'objects.NUMATopology',
-                   cpu_shared_set=frozenset()) -> topology.HostTopology:
-    """Our host, holding the very same set objects as Nova's."""
-    return topology.HostTopology(cells=tuple(
-        topology.HostCell(
-            id=cell.id, cpuset=cell.cpuset, pcpuset=cell.pcpuset,
-            memory=cell.memory, siblings=tuple(cell.siblings),
-            mempages=tuple(topology.MemPages(
-                size_kb=p.size_kb, total=p.total, used=p.used,
-                reserved=p.reserved) for p in cell.mempages),
-            pinned_cpus=cell.pinned_cpus, cpu_usage=cell.cpu_usage,
-            memory_usage=cell.memory_usage, socket=cell.socket)
-        for cell in nova.cells), cpu_shared_set=cpu_shared_set)
+def ours_from_nova(nova: 'objects.NUMATopology') -> topology.HostTopology:
+    """Our host, holding the very same set objects as Nova's (the view the
+    scheduler filter reads).
+    """
+    return nova_objects.host_view_of_object(nova)
 
 
 def nova_instance(
