@@ -41,6 +41,8 @@ from nova_emulator_threads.cmd import nova_conf
 from nova_emulator_threads.cmd import output
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import fit_result
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt import topology
@@ -122,7 +124,7 @@ def plan(
     """
     request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
                                         image_props)
-    inst = hardware.instance_topology_from_request(request)
+    inst = guest_topology.instance_topology_from_request(request)
     result: Plan = {
         'fits': True, 'reason': None,
         'emulator_threads_policy': request.emulator_threads_policy,
@@ -161,7 +163,7 @@ def plan(
             host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings))
         return result
     _emulator_siblings(result, host, fitted)
-    unpinned = hardware.unpinned_dedicated_vcpus(fitted)
+    unpinned = fit_result.unpinned_dedicated_vcpus(fitted)
     if unpinned:
         result.update(fits=False,
                       reason=_unpinned_verdict(host, fitted, unpinned))
@@ -199,7 +201,7 @@ def _emulator_siblings(result: Plan, host: topology.HostTopology,
     caches.
     """
     found = [{'emulator_pcpu': pcpu, 'vcpu': vcpu, 'vcpu_pcpu': vcpu_pcpu}
-             for pcpu, vcpu, vcpu_pcpu in hardware.emulator_vcpu_siblings(
+             for pcpu, vcpu, vcpu_pcpu in fit_result.emulator_vcpu_siblings(
                  host, fitted)]
     result['emulator_pcpu_sibling_of'] = found
     result['warnings'] = [

@@ -61,7 +61,9 @@ from lxml import etree
 
 from nova_emulator_threads.host import measure
 from nova_emulator_threads.host import sysfs
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
 from tests.hypervisor import libvirtd
 from tests.hypervisor import spinguest
@@ -112,9 +114,9 @@ class Result:
 def plan(caps: str, extra_specs: dict[str, str], dedicated: str,
          shared: str) -> etree._Element:
     """The ``<cputune>`` the engine writes for a one-vCPU guest here."""
-    host = hardware.host_topology_from_caps(
+    host = capabilities.host_topology_from_caps(
         caps, cpu_dedicated_set=dedicated, cpu_shared_set=shared)
-    inst = hardware.instance_topology_from_flavor(1, 64, extra_specs)
+    inst = guest_topology.instance_topology_from_flavor(1, 64, extra_specs)
     fitted = hardware.fit_instance_to_host(host, inst)
     if fitted is None:
         raise libvirtd.StartFailed('%s does not fit this host: %s' % (

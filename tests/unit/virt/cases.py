@@ -26,6 +26,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 
 PAGE_SIZES = (4, 2048, 1048576)
 
@@ -116,7 +117,7 @@ def random_host(rng: random.Random):
                                                 0.8)))
     spec = (cpuset.format_cpu_spec(dedicated), cpuset.format_cpu_spec(shared),
             cpuset.format_cpu_spec(pinned))
-    host = hardware.host_topology_from_caps(xml, *spec)
+    host = capabilities.host_topology_from_caps(xml, *spec)
     cells = []
     for cell in host.cells:
         mempages = tuple(

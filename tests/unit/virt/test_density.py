@@ -18,7 +18,9 @@ from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
 
@@ -27,8 +29,8 @@ REALTIME = {'hw:cpu_realtime': 'yes'}
 
 def bundled(name: str, dedicated: str, shared: str):
     xml = data.example_host_xml(name)
-    return (hardware.host_topology_from_caps(xml, dedicated, shared),
-            hardware.host_topology_from_caps(xml, dedicated, ''))
+    return (capabilities.host_topology_from_caps(xml, dedicated, shared),
+            capabilities.host_topology_from_caps(xml, dedicated, ''))
 
 
 class TestRealtimeHousekeepingHost(base.TestCase):
@@ -99,8 +101,8 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         self.assertEqual((2, 2, 1), (row.vcpus, row.pcpus_per_guest,
                                      row.guests))
         self.assertRaises(exception.Invalid,
-                          hardware.instance_topology_from_flavor, 1, 1024,
-                          row.extra_specs)
+                          guest_topology.instance_topology_from_flavor,
+                          1, 1024, row.extra_specs)
 
     def test_realtime_without_policy_or_mask_is_refused(self) -> None:
         # All vCPUs realtime and no emulator threads policy: Nova refuses
@@ -191,8 +193,8 @@ class TestTwoSocketHost(base.TestCase):
         # One cell, two cores of two threads: a 3-vCPU isolate guest takes
         # three threads, and the fourth is a vCPU's sibling.
         xml = cases.caps_xml(1, 2, 2, True, [8192], None)
-        host = hardware.host_topology_from_caps(xml, '0-3', '')
-        inst = hardware.instance_topology_from_flavor(3, 1024, {
+        host = capabilities.host_topology_from_caps(xml, '0-3', '')
+        inst = guest_topology.instance_topology_from_flavor(3, 1024, {
             'hw:cpu_policy': 'dedicated',
             'hw:cpu_emulator_threads': 'isolate'})
         self.assertEqual(1, density.density(host, inst))
@@ -222,11 +224,11 @@ class TestDensity(base.TestCase):
 
     def host(self, pinned: str = ''):
         xml = cases.caps_xml(2, 4, 2, True, [8192, 8192], None)
-        return hardware.host_topology_from_caps(xml, '0-15', '', pinned)
+        return capabilities.host_topology_from_caps(xml, '0-15', '', pinned)
 
     def inst(self, vcpus: int, **specs: str):
         specs.setdefault('hw:cpu_policy', 'dedicated')
-        return hardware.instance_topology_from_flavor(vcpus, 1024, specs)
+        return guest_topology.instance_topology_from_flavor(vcpus, 1024, specs)
 
     def test_packs_until_the_next_does_not_fit(self) -> None:
         host = self.host()
