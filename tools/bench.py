@@ -76,6 +76,7 @@ from bench_common import summary
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads.cmd import plan
+from nova_emulator_threads.host import planning
 from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import capabilities
@@ -292,7 +293,8 @@ def density_tables() -> str:
         with_shared = capabilities.host_topology_from_caps(xml, dedicated,
                                                            shared)
         without = capabilities.host_topology_from_caps(xml, dedicated, '')
-        rows = plan.density_report(with_shared, without, vcpus, 1024, specs)
+        rows = planning.density_report(with_shared, without, vcpus, 1024,
+                                       specs)
         out.append('host %s (cpu_dedicated_set=%s, cpu_shared_set=%s), '
                    '%d-vCPU guests of 1024 MiB%s:\n%s' % (
                        name, dedicated, shared, vcpus,

@@ -16,6 +16,7 @@
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import plan
+from nova_emulator_threads.host import planning
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import guest_topology
@@ -44,7 +45,7 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         super().setUp()
         self.host, self.without = bundled('four-core-housekeeping', '1-3',
                                           '0')
-        self.rows = {row.policy: row for row in plan.density_report(
+        self.rows = {row.policy: row for row in planning.density_report(
             self.host, self.without, 1, 1024, REALTIME)}
 
     def test_isolate_fits_one(self) -> None:
@@ -60,7 +61,7 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         self.assertEqual(frozenset({0}), row.cpu_shared_set)
         # The pool really is the housekeeping core: libvirt gets
         # <emulatorpin cpuset='0'/> for the guest.
-        result = plan.plan(self.host, 1, 1024, row.extra_specs)
+        result = planning.plan(self.host, 1, 1024, row.extra_specs)
         self.assertEqual([0], result['emulatorpin'])
         self.assertNotIn(0, result['cells'][0]['cpu_pinning'].values())
 
@@ -68,7 +69,7 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         # The pool (one housekeeping core at Nova's ratio of 4.0: 4 VCPU)
         # has room for three guests claiming 1 VCPU each: the three pCPUs
         # are what ends it, not the pool, and isolate still fits one.
-        rows = {row.policy: row for row in plan.density_report(
+        rows = {row.policy: row for row in planning.density_report(
             self.host, self.without, 1, 1024, REALTIME,
             shared_pool_vcpus=1, cpu_allocation_ratio=4.0)}
         row = rows['share + accounted pool']
@@ -77,15 +78,15 @@ class TestRealtimeHousekeepingHost(base.TestCase):
         self.assertEqual(1, rows['isolate'].guests)
         self.assertIn('1 VCPU per guest of a pool of 4', row.emulator_threads)
         # The guest asks placement for its vCPU's PCPU and 1 VCPU.
-        result = plan.plan(self.host, 1, 1024, row.extra_specs,
-                           pool=plan.SharedPool(vcpus=1))
+        result = planning.plan(self.host, 1, 1024, row.extra_specs,
+                               pool=planning.SharedPool(vcpus=1))
         self.assertEqual({'PCPU': 1, 'VCPU': 1}, result['placement'])
 
     def test_accounted_pool_full_before_the_pcpus(self) -> None:
         # At a ratio of 2 the pool holds two guests' emulator threads.
-        rows = plan.density_report(self.host, self.without, 1, 1024,
-                                   REALTIME, shared_pool_vcpus=1,
-                                   cpu_allocation_ratio=2.0)
+        rows = planning.density_report(self.host, self.without, 1, 1024,
+                                       REALTIME, shared_pool_vcpus=1,
+                                       cpu_allocation_ratio=2.0)
         row = rows[-1]
         self.assertEqual(('share + accounted pool', 2), (row.policy,
                                                          row.guests))
@@ -122,11 +123,11 @@ class TestRealtimeHousekeepingHost(base.TestCase):
     def test_share_without_shared_set_floats_over_guest_pcpus(self) -> None:
         # Not realtime: the guests boot, their emulator threads on their
         # own pCPU.
-        rows = plan.density_report(self.host, self.without, 1, 1024)
+        rows = planning.density_report(self.host, self.without, 1, 1024)
         row = rows[1]
         self.assertEqual(('share, no cpu_shared_set', 3, None),
                          (row.policy, row.guests, row.note))
-        result = plan.plan(self.without, 1, 1024, row.extra_specs)
+        result = planning.plan(self.without, 1, 1024, row.extra_specs)
         pcpus = list(result['cells'][0]['cpu_pinning'].values())
         self.assertEqual(pcpus, result['emulatorpin'])
         self.assertEqual(
