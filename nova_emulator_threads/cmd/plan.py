@@ -44,7 +44,7 @@ from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import capabilities
-from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 
 #: The bundled host's configuration when ``--host`` is not given: the
 #: first core of each socket (both threads) for host load and unpinned
@@ -329,7 +329,7 @@ def _cells_rows(result: planning.Plan) -> dict[str, str]:
             'sibling of vCPU %d (pCPU %d)' % (item['vcpu'], item['vcpu_pcpu'])
             for item in result['emulator_pcpu_sibling_of']) or 'no vCPU'
     if result['cputune_xml']:
-        cap = cputune.parse_cputune(
+        cap = cputune_reader.parse_cputune(
             result['cputune_xml']).emulator_bandwidth
         if cap is not None:
             rows['emulator quota'] = '%d us per %d us' % (cap.quota,

@@ -65,6 +65,7 @@ from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.hypervisor import libvirtd
 from tests.hypervisor import spinguest
 
@@ -175,7 +176,7 @@ def run_pinning(daemon: libvirtd.LibvirtDaemon, directory: str, disk: str,
                 rounds: int, seconds: float) -> Result:
     name, extra_specs, dedicated, shared = pinning
     tune = plan(caps, extra_specs, dedicated, shared)
-    parsed = cputune.parse_cputune(tune)
+    parsed = cputune_reader.parse_cputune(tune)
     vcpu_pcpus = parsed.vcpupins[0]
     online = sysfs.read_host_cpus().online
     others = online - vcpu_pcpus

@@ -48,6 +48,7 @@ from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.hypervisor import base
 from tests.hypervisor import libvirtd
 from tests.unit.virt import cases
@@ -91,7 +92,7 @@ class HypervisorTest(base.HypervisorTestCase):
 
         # libvirt took the element as planned (live and persistent).
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
-            actual = cputune.parse_cputune(guest.dom.XMLDesc(flags))
+            actual = cputune_reader.parse_cputune(guest.dom.XMLDesc(flags))
             self.assertEqual(planned.vcpupins, actual.vcpupins)
             self.assertEqual(planned.emulatorpin, actual.emulatorpin)
             self.assertEqual(planned.iothreadpins, actual.iothreadpins)
@@ -181,7 +182,7 @@ class HypervisorTest(base.HypervisorTestCase):
         self.assertPlacement(guest, {0: P('1')}, P('0'), {1: P('0')})
         status, report = self.audit_json()
         self.assertEqual(([], 0), (report['findings'], status))
-        persistent = cputune.parse_cputune(guest.dom.XMLDesc(
+        persistent = cputune_reader.parse_cputune(guest.dom.XMLDesc(
             self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE))
         self.assertEqual(P('0'), persistent.emulatorpin)
         self.assertEqual({1: P('0')}, persistent.iothreadpins)
@@ -234,7 +235,7 @@ class HypervisorTest(base.HypervisorTestCase):
 
         # libvirt kept it, in the live and the persistent definition ...
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
-            self.assertEqual(cap, cputune.parse_cputune(
+            self.assertEqual(cap, cputune_reader.parse_cputune(
                 guest.dom.XMLDesc(flags)).emulator_bandwidth)
         params = guest.dom.schedulerParameters()
         self.assertEqual((100000, 25000), (params['emulator_period'],

@@ -38,6 +38,7 @@ from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.unit import base
 
 ISOLATE = 'isolate'
@@ -78,7 +79,7 @@ class CPUTuneTestCase(base.TestCase):
         self.assertXmlEqual(expected, cputune.to_string(element))
         # What the builder writes is what the reader reads back.
         self.assertEqual(cputune.cputune_from_topology(fitted, **kwargs),
-                         cputune.parse_cputune(cputune.to_string(element)))
+                         cputune_reader.parse_cputune(cputune.to_string(element)))
 
     def test_isolate(self):
         fitted = _guest(_cell(0, {0: 2, 1: 22}, reserved={3}),
@@ -369,7 +370,7 @@ class ParseCPUTuneTestCase(base.TestCase):
     </domain>"""
 
     def test_domain(self):
-        tune = cputune.parse_cputune(self.DOMAIN)
+        tune = cputune_reader.parse_cputune(self.DOMAIN)
         self.assertEqual(cputune.CPUTune(
             vcpupins={0: frozenset({12}), 1: frozenset({32}),
                       2: frozenset({13}), 3: frozenset({33})},
@@ -380,24 +381,24 @@ class ParseCPUTuneTestCase(base.TestCase):
 
     def test_element_and_bytes(self):
         root = etree.fromstring(self.DOMAIN)
-        expected = cputune.parse_cputune(self.DOMAIN)
-        self.assertEqual(expected, cputune.parse_cputune(root))
+        expected = cputune_reader.parse_cputune(self.DOMAIN)
+        self.assertEqual(expected, cputune_reader.parse_cputune(root))
         self.assertEqual(expected,
-                         cputune.parse_cputune(root.find('cputune')))
+                         cputune_reader.parse_cputune(root.find('cputune')))
         self.assertEqual(expected,
-                         cputune.parse_cputune(self.DOMAIN.encode()))
+                         cputune_reader.parse_cputune(self.DOMAIN.encode()))
 
     def test_encoding_declaration(self):
         text = "<?xml version='1.0' encoding='UTF-8'?>\n" + self.DOMAIN
-        self.assertEqual(cputune.parse_cputune(self.DOMAIN),
-                         cputune.parse_cputune(text))
+        self.assertEqual(cputune_reader.parse_cputune(self.DOMAIN),
+                         cputune_reader.parse_cputune(text))
 
     def test_domain_without_cputune(self):
-        self.assertEqual(cputune.CPUTune(), cputune.parse_cputune(
+        self.assertEqual(cputune.CPUTune(), cputune_reader.parse_cputune(
             "<domain type='kvm'><name>x</name></domain>"))
 
     def test_vcpusched_without_priority(self):
-        tune = cputune.parse_cputune(
+        tune = cputune_reader.parse_cputune(
             "<cputune><vcpusched vcpus='0' scheduler='batch'/></cputune>")
         self.assertEqual(
             (cputune.VCPUSched(frozenset({0}), 'batch', None),),
@@ -405,7 +406,7 @@ class ParseCPUTuneTestCase(base.TestCase):
 
     def assertInvalid(self, xml, *fragments):
         exc = self.assertRaises(exception.InvalidDomainXML,
-                                cputune.parse_cputune, xml,
+                                cputune_reader.parse_cputune, xml,
                                 source='instance-00000003')
         message = str(exc)
         self.assertTrue(message.startswith(
@@ -485,7 +486,7 @@ class ParseCPUTuneTestCase(base.TestCase):
                   '<domain><cputune><vcpupin vcpu="0" cpuset="1"/>&i;'
                   '</cputune></domain>')
         try:
-            tune = cputune.parse_cputune(laughs)
+            tune = cputune_reader.parse_cputune(laughs)
         except exception.InvalidDomainXML as exc:
             self.assertIn('not well-formed', str(exc))
         else:
@@ -496,7 +497,7 @@ class ParseCPUTuneTestCase(base.TestCase):
         external = ('<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
                     '<cputune>&x;<emulatorpin cpuset="1"/></cputune>')
         self.assertEqual(cputune.CPUTune(emulatorpin=frozenset({1})),
-                         cputune.parse_cputune(external))
+                         cputune_reader.parse_cputune(external))
         self.assertInvalid(
             '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
             '<cputune><vcpupin vcpu="0" cpuset="&x;"/></cputune>',
@@ -523,7 +524,7 @@ class ParseCPUTuneTestCase(base.TestCase):
             hypothesis.assume(False)
         text = cputune.to_string(
             cputune.build_cputune(fitted, shared, priority))
-        self.assertEqual(expected, cputune.parse_cputune(text))
+        self.assertEqual(expected, cputune_reader.parse_cputune(text))
         self.assertEqual(expected.emulatorpin,
                          cputune.emulatorpin_cpuset(fitted, shared))
 
@@ -619,7 +620,7 @@ class MatchesNovaDriverTestCase(test.NoDBTestCase):
         self.assertXmlEqual(nova_xml, cputune.to_string(
             cputune.build_cputune(ours, shared_set, priority,
                                   host=our_host)))
-        return cputune.parse_cputune(nova_xml)
+        return cputune_reader.parse_cputune(nova_xml)
 
     def test_bundled_host_as_nova_reads_it(self):
         self.flags(cpu_shared_set=None, cpu_dedicated_set=None,
