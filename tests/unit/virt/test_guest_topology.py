@@ -14,9 +14,8 @@
 
 from nova_emulator_threads.virt import guest_topology
 from tests.unit import base
-
-ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
-DEDICATED = {'hw:cpu_policy': 'dedicated'}
+from tests.unit.cpu_request_base import DEDICATED
+from tests.unit.cpu_request_base import ISOLATE
 
 
 class TestInstanceTopology(base.TestCase):
