@@ -23,6 +23,7 @@ import random
 from lxml import etree
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads import data
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
@@ -195,3 +196,10 @@ def random_case(seed: int) -> Case:
         limits = hardware.Limits(rng.choice((1.0, 4.0, 16.0)),
                                  rng.choice((1.0, 1.5)))
     return Case(seed, xml, dedicated, shared, pinned, host, inst, limits)
+
+
+def bundled(name: str, dedicated: str, shared: str):
+    """A bundled example host, with its shared set and without it."""
+    xml = data.example_host_xml(name)
+    return (capabilities.host_topology_from_caps(xml, dedicated, shared),
+            capabilities.host_topology_from_caps(xml, dedicated, ''))
