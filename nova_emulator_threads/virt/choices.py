@@ -16,7 +16,9 @@ in which host cells are tried.
 Each is a decision that an operator may want made differently (behind an
 ``[emulator_threads]`` option, Nova's behaviour staying the default), so
 each is one small function apart from the walk in ``virt.hardware`` that
-applies it. Both answer exactly as Nova 34 does.
+applies it. Both answer exactly as Nova 34 does. The third,
+``[emulator_threads] emulator_pcpu_siblings``, is an argument of the
+fitter itself (``hardware.emulator_pcpu_avoids_vcpu_cores``).
 """
 
 from collections.abc import Sequence
