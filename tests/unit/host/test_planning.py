@@ -16,7 +16,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads.host import planning
 from nova_emulator_threads.virt import guest_topology
 from tests.unit import base
-from tests.unit.virt import cases
+from tests.unit.virt.cases import bundled
 
 REALTIME = {'hw:cpu_realtime': 'yes'}
 
@@ -30,8 +30,8 @@ class TestRealtimeHousekeepingHost(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.host, self.without = cases.bundled(
-            'four-core-housekeeping', '1-3', '0')
+        self.host, self.without = bundled('four-core-housekeeping', '1-3',
+                                          '0')
         self.rows = {row.policy: row for row in planning.density_report(
             self.host, self.without, 1, 1024, REALTIME)}
 

@@ -22,14 +22,14 @@ from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
+from tests.unit.virt.cases import bundled
 
 
 class TestTwoSocketHost(base.TestCase):
 
     def test_table(self) -> None:
-        host, without = cases.bundled(
-            'two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
-            plan.EXAMPLE_SHARED_SET)
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
         rows = density.density_report(host, without, 4, 1024)
         # 18 dedicated pCPUs a socket: four 4-pCPU guests, or three 5-pCPU
         # isolate guests, per socket.
@@ -47,9 +47,8 @@ class TestTwoSocketHost(base.TestCase):
         # other thread of the guest's vCPU core; avoid puts none there,
         # and the host still takes as many guests (the pCPU it frees goes
         # to the next guest).
-        host, without = cases.bundled(
-            'two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
-            plan.EXAMPLE_SHARED_SET)
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
         for vcpus, guests in ((1, 18), (2, 12), (3, 8)):
             rows = {row.policy: row for row in density.density_report(
                 host, without, vcpus, 1024)}
@@ -91,17 +90,16 @@ class TestTwoSocketHost(base.TestCase):
             host, inst, emulator_pcpu_siblings='avoid'))
 
     def test_no_shared_set(self) -> None:
-        host, without = cases.bundled(
-            'two-socket-smt', plan.EXAMPLE_DEDICATED_SET, '')
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                '')
         row = density.density_report(host, without, 4, 1024)[2]
         self.assertEqual('share + cpu_shared_set', row.policy)
         self.assertIsNone(row.guests)
         self.assertEqual('the host has no cpu_shared_set', row.note)
 
     def test_policy_keys_are_refused(self) -> None:
-        host, without = cases.bundled(
-            'two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
-            plan.EXAMPLE_SHARED_SET)
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
         for key in ('hw:cpu_policy', 'hw:cpu_emulator_threads',
                     'hw:emulator_threads_policy'):
             exc = self.assertRaises(exception.Invalid,
