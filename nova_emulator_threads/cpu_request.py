@@ -43,12 +43,10 @@ them in step with Nova.
 """
 
 import dataclasses
-import re
 from collections.abc import Mapping
 
-import os_resource_classes as orc
-
 from nova_emulator_threads import cpu_request_numa
+from nova_emulator_threads import cpu_request_placement
 from nova_emulator_threads import cpu_request_values as values
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.objects import fields
@@ -68,20 +66,7 @@ CPU_DEDICATED_MASK_KEY = 'hw:cpu_dedicated_mask'
 CPU_REALTIME_KEY = 'hw:cpu_realtime'
 CPU_REALTIME_MASK_KEY = 'hw:cpu_realtime_mask'
 CPU_REALTIME_MASK_PROP = 'hw_cpu_realtime_mask'
-TRAITS_REQUIRED_PROP = 'traits_required'
-
-#: ``resources[<group>]:VCPU`` / ``:PCPU`` and
-#: ``trait[<group>]:HW_CPU_HYPERTHREADING``. The group suffix is
-#: placement's (microversion 1.33), as Nova's scheduler parses it.
-RESOURCES_PREFIX = 'resources'
-TRAIT_PREFIX = 'trait'
-#: ``os_traits.HW_CPU_HYPERTHREADING`` (spelled out: a test checks it, and
-#: the package does not need os-traits for one name).
-HYPERTHREADING_TRAIT = 'HW_CPU_HYPERTHREADING'
-TRAIT_REQUIRED = 'required'
-TRAIT_FORBIDDEN = 'forbidden'
-_GROUP_KEY_RE = re.compile(
-    r'(%s|%s)([a-zA-Z0-9_-]{1,64})?:(.*)' % (RESOURCES_PREFIX, TRAIT_PREFIX))
+#: ``resources:`` and ``trait:`` keys are in ``cpu_request_placement``.
 
 #: The largest flavor we accept: one vCPU per CPU id we can name.
 MAX_VCPUS = cpuset.MAX_CPU_ID + 1
@@ -269,67 +254,6 @@ def _cpu_thread_policy(
     return flavor, CPU_THREAD_POLICY_KEY
 
 
-def _hyperthreading_trait(
-    specs: Mapping[str, object], props: Mapping[str, object],
-) -> tuple[str | None, str]:
-    """Nova's ``_get_hyperthreading_trait``: the trait's value, its key."""
-    found: tuple[str, str] | None = None
-    for key, raw in specs.items():
-        match = _GROUP_KEY_RE.fullmatch(key)
-        if (not match or match.group(1) != TRAIT_PREFIX or
-                match.group(3) != HYPERTHREADING_TRAIT):
-            continue
-        value = values.parse_enum(key, raw, (TRAIT_REQUIRED, TRAIT_FORBIDDEN))
-        if found is None:
-            found = (key, value)
-        elif found[1] != value:
-            # NOTE: Nova takes whichever key it meets first.
-            raise values.conflict(
-                key, value, found[0], found[1],
-                'a trait cannot be both required and forbidden')
-    if found is not None:
-        return found[1], found[0]
-    traits = props.get(TRAITS_REQUIRED_PROP) or ()
-    if not isinstance(traits, (list, tuple, set, frozenset)):
-        raise values.invalid(TRAITS_REQUIRED_PROP, traits,
-                             'must be a list of trait names')
-    if HYPERTHREADING_TRAIT in traits:
-        return TRAIT_REQUIRED, TRAITS_REQUIRED_PROP
-    return None, ''
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Resources:
-    """Explicit ``resources[<group>]:VCPU|PCPU``: sums and a key of each."""
-
-    vcpu: int | None
-    pcpu: int | None
-    vcpu_key: str
-    pcpu_key: str
-
-
-def _cpu_resources(specs: Mapping[str, object]) -> _Resources:
-    """Nova's ``_get_vcpu_pcpu_resources``."""
-    totals: dict[str, int] = {}
-    keys: dict[str, str] = {}
-    for key, raw in specs.items():
-        match = _GROUP_KEY_RE.fullmatch(key)
-        if (not match or match.group(1) != RESOURCES_PREFIX or
-                match.group(3) not in (orc.VCPU, orc.PCPU)):
-            continue
-        # NOTE: Nova skips amounts that are not integers here (and its
-        # scheduler skips negative ones); an amount that is silently
-        # dropped is a mistake.
-        amount = values.parse_int(key, raw, 0)
-        rc = match.group(3)
-        totals[rc] = totals.get(rc, 0) + amount
-        keys.setdefault(rc, key)
-    return _Resources(
-        vcpu=totals.get(orc.VCPU), pcpu=totals.get(orc.PCPU),
-        vcpu_key=keys.get(orc.VCPU, '%s:%s' % (RESOURCES_PREFIX, orc.VCPU)),
-        pcpu_key=keys.get(orc.PCPU, '%s:%s' % (RESOURCES_PREFIX, orc.PCPU)))
-
-
 def _dedicated_mask(
     specs: Mapping[str, object], vcpus: int,
 ) -> frozenset[int] | None:
@@ -500,7 +424,7 @@ def parse_request(
     emulator_policy, emulator_key = _emulator_threads(specs)
     dedicated = _dedicated_mask(specs, vcpus)
     realtime = _realtime(specs, props, vcpus, emulator_policy)
-    res = _cpu_resources(specs)
+    res = cpu_request_placement.cpu_resources(specs)
     _apply_cpu_resources(policy, res, vcpus, emulator_policy, emulator_key)
     _apply_hyperthreading_trait(thread, specs, props)
     _check_thread_policy(thread, policy)
@@ -549,7 +473,8 @@ def _check_key_names(specs: Mapping[str, object],
                                      'must be a string')
 
 
-def _apply_cpu_resources(policy: _Setting, res: _Resources,
+def _apply_cpu_resources(policy: _Setting,
+                         res: cpu_request_placement.CPUResources,
                          vcpus: int, emulator_policy: str | None,
                          emulator_key: str) -> None:
     """Explicit ``resources:VCPU``/``PCPU`` stand in for hw:cpu_policy."""
@@ -581,7 +506,8 @@ def _apply_hyperthreading_trait(thread: _Setting,
                                 specs: Mapping[str, object],
                                 props: Mapping[str, object]) -> None:
     """``trait:HW_CPU_HYPERTHREADING`` stands in for the thread policy."""
-    trait, trait_key = _hyperthreading_trait(specs, props)
+    trait, trait_key = cpu_request_placement.hyperthreading_trait(
+        specs, props)
     if trait is None:
         return
     if thread.value is not None:
@@ -589,8 +515,10 @@ def _apply_hyperthreading_trait(thread: _Setting,
             trait_key, trait, thread.key, thread.value,
             'set the CPU thread policy with one or the other')
     thread.value = {
-        TRAIT_FORBIDDEN: fields.CPUThreadAllocationPolicy.ISOLATE,
-        TRAIT_REQUIRED: fields.CPUThreadAllocationPolicy.REQUIRE,
+        cpu_request_placement.TRAIT_FORBIDDEN:
+            fields.CPUThreadAllocationPolicy.ISOLATE,
+        cpu_request_placement.TRAIT_REQUIRED:
+            fields.CPUThreadAllocationPolicy.REQUIRE,
     }[trait]
     thread.key, thread.raw = trait_key, trait
 

@@ -15,7 +15,7 @@
 Nova's ``_get_numa_node_count_constraint``, ``_get_numa_pagesize_constraint``,
 ``_get_numa_cpu_constraint``, ``_get_numa_mem_constraint`` and the checks of
 ``_get_numa_topology_auto`` / ``_get_numa_topology_manual``, as plain
-values. ``policy.parse_request`` is the caller.
+values. ``cpu_request.parse_request`` is the caller.
 """
 
 import dataclasses

@@ -76,7 +76,10 @@ from bench_common import summary
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads.cmd import plan
+from nova_emulator_threads.host import planning
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 
 # -- the fitter table -------------------------------------------------------
 
@@ -193,11 +196,11 @@ def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
 
 def run_fit_case(case: FitCase, rounds: int, budget: float) -> FitResult:
     """Time both fitters on one case; fail if any answer differs."""
-    ours_host = hardware.host_topology_from_caps(
+    ours_host = capabilities.host_topology_from_caps(
         case.caps, case.dedicated, case.shared, case.pinned)
     nova_topology = nova_host(ours_host)
     host = ours_from_nova(nova_topology)
-    inst = hardware.instance_topology_from_flavor(
+    inst = guest_topology.instance_topology_from_flavor(
         case.vcpus, case.memory_mb, case.extra_specs)
     nova_inst = nova_instance(case.vcpus, case.memory_mb, case.extra_specs)
     if inst is None or nova_inst is None:
@@ -287,10 +290,11 @@ def density_tables() -> str:
             ('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
              plan.EXAMPLE_SHARED_SET, 4, {})):
         xml = data.example_host_xml(name)
-        with_shared = hardware.host_topology_from_caps(xml, dedicated,
-                                                       shared)
-        without = hardware.host_topology_from_caps(xml, dedicated, '')
-        rows = plan.density_report(with_shared, without, vcpus, 1024, specs)
+        with_shared = capabilities.host_topology_from_caps(xml, dedicated,
+                                                           shared)
+        without = capabilities.host_topology_from_caps(xml, dedicated, '')
+        rows = planning.density_report(with_shared, without, vcpus, 1024,
+                                       specs)
         out.append('host %s (cpu_dedicated_set=%s, cpu_shared_set=%s), '
                    '%d-vCPU guests of 1024 MiB%s:\n%s' % (
                        name, dedicated, shared, vcpus,

@@ -60,8 +60,10 @@ import bench_common
 
 from nova_emulator_threads.scheduler import filters
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 
 #: How many requests on the same host states each configuration times
 #: (the table shows medians).
@@ -107,8 +109,8 @@ def _fill(host: topology.HostTopology,
         if used >= target * total:
             break
         _weight, vcpus, specs = rng.choices(RUNNING, weights)[0]
-        inst = hardware.instance_topology_from_flavor(vcpus, vcpus * 2048,
-                                                      specs)
+        inst = guest_topology.instance_topology_from_flavor(
+            vcpus, vcpus * 2048, specs)
         fitted = inst and hardware.fit_instance_to_host(host, inst)
         if fitted is None:
             misses += 1
@@ -120,7 +122,7 @@ def _fill(host: topology.HostTopology,
 def fills(count: int) -> list[str]:
     """``count`` filled hosts, as the JSON a compute node stores."""
     rng = random.Random(SEED)
-    empty = hardware.host_topology_from_caps(
+    empty = capabilities.host_topology_from_caps(
         bench_common.caps_xml(2, 16, 2, memory_mib=98304), DEDICATED_SET,
         SHARED_SET)
     return [bench_common.nova_host(_fill(empty, rng))._to_json()

@@ -22,10 +22,11 @@ bundled two-socket host unless ``--host`` names another. With
 the next one no longer fits, and counts them per emulator threads policy.
 
 The JSON output is an interface (see the README): one object per plan.
+The plan itself is ``host.planning``'s; this module reads the command
+line and the host, and prints tables.
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 import typing
@@ -36,17 +37,14 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads import extra_spec_keys
-from nova_emulator_threads import overhead
 from nova_emulator_threads.cmd import nova_conf
 from nova_emulator_threads.cmd import output
+from nova_emulator_threads.host import planning
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import density
-from nova_emulator_threads.virt import hardware
-from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt import topology
-from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import capabilities
-from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 
 #: The bundled host's configuration when ``--host`` is not given: the
 #: first core of each socket (both threads) for host load and unpinned
@@ -66,190 +64,6 @@ EXAMPLE_FLAVORS: tuple[tuple[str, int, int, dict[str, str]], ...] = (
                                    'hw:cpu_realtime': 'yes',
                                    'hw:cpu_realtime_mask': '^0'}),
 )
-
-Plan = dict[str, typing.Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class SharedPool:
-    """The shared emulator pool options ``[emulator_threads]
-    shared_pool_*`` of the planned host (defaults: Nova's behaviour).
-    """
-
-    affinity: str = fields.SharedPoolAffinity.ANY
-    vcpus: int = 0
-    quota: bool = False
-    #: ``[DEFAULT] cpu_allocation_ratio`` (Nova's initial ratio: 4.0).
-    cpu_allocation_ratio: float = 4.0
-
-
-def _shared_pool_refusal(host: topology.HostTopology,
-                         request: cpu_request.CPURequest,
-                         pool: SharedPool) -> str | None:
-    """Why the scheduler never picks this host for the request, or None:
-    no shared pool for a realtime ``share`` guest, or for a guest that
-    claims ``VCPU`` of it.
-    """
-    cpus = shared_pool.shared_pool_cpus(
-        (cell.cpuset, cell.pcpuset) for cell in host.cells)
-    reason = shared_pool.missing_shared_pool(
-        request.emulator_threads_policy, request.realtime_cpus, cpus)
-    if reason is None and not cpus and overhead.estimate_instance_overhead(
-            request, pool.vcpus).get('VCPU'):
-        reason = ('the instance claims VCPU of the shared pool for its '
-                  'emulator threads ([emulator_threads] shared_pool_vcpus '
-                  '= %d) and the host has no shared CPUs, so no VCPU '
-                  'inventory' % pool.vcpus)
-    return reason
-
-
-def plan(
-    host: topology.HostTopology,
-    vcpus: int,
-    memory_mb: int,
-    extra_specs: Mapping[str, str],
-    image_props: Mapping[str, object] | None = None,
-    pool: SharedPool = SharedPool(),
-    *,
-    emulator_pcpu_siblings: str = fields.EmulatorPCPUSiblings.ALLOW,
-) -> Plan:
-    """Plan one flavor on one host; the result is the JSON contract.
-
-    :param pool: the host's shared emulator pool options
-    :param emulator_pcpu_siblings: ``[emulator_threads]
-        emulator_pcpu_siblings``
-    :raises: exception.Invalid for a bad flavor
-    """
-    request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
-                                        image_props)
-    inst = hardware.instance_topology_from_request(request)
-    result: Plan = {
-        'fits': True, 'reason': None,
-        'emulator_threads_policy': request.emulator_threads_policy,
-        'cells': [], 'emulatorpin': None,
-        'overhead': overhead.estimate_instance_overhead(request, pool.vcpus),
-        'placement': overhead.placement_request(request, pool.vcpus),
-        'cputune_xml': None,
-        'emulator_pcpu_siblings': emulator_pcpu_siblings,
-        'emulator_pcpu_sibling_of': [],
-        'warnings': [],
-        # Nova 34 gives every guest this many I/O threads
-        # (``<iothreads>``); the ``<iothreadpin>`` of ``cputune_xml``
-        # refers to them, so a domain built from it needs the element too.
-        'iothreads': cputune.GUEST_IOTHREADS,
-    }
-    if inst is None:
-        # No NUMA topology: nothing is pinned; vCPUs and emulator threads
-        # float over the CPUs for unpinned guests.
-        floating = _unpinned_cpus(host)
-        if not floating:
-            result.update(fits=False, reason=(
-                'the host has no CPUs for unpinned guests: '
-                '[compute] cpu_dedicated_set is set and cpu_shared_set is '
-                'not'))
-        else:
-            result['emulatorpin'] = sorted(floating)
-        return result
-    refusal = _shared_pool_refusal(host, request, pool)
-    if refusal:
-        result.update(fits=False, reason=refusal)
-        return result
-    fitted = hardware.fit_instance_to_host(
-        host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings)
-    if fitted is None:
-        result.update(fits=False, reason=hardware.explain_no_fit(
-            host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings))
-        return result
-    _emulator_siblings(result, host, fitted)
-    unpinned = hardware.unpinned_dedicated_vcpus(fitted)
-    if unpinned:
-        result.update(fits=False,
-                      reason=_unpinned_verdict(host, fitted, unpinned))
-    result['cells'] = [
-        {'guest_cell': index, 'host_cell': cell.id,
-         'cpu_pinning': {str(vcpu): pcpu for vcpu, pcpu in
-                         sorted((cell.cpu_pinning or {}).items())},
-         'cpuset_reserved': sorted(cell.cpuset_reserved or ())}
-        for index, cell in enumerate(fitted.cells)]
-    cap = (bandwidth.emulator_bandwidth(
-        request.emulator_threads_policy, pool.vcpus,
-        pool.cpu_allocation_ratio) if pool.quota else None)
-    try:
-        tune = cputune.cputune_from_topology(
-            fitted, frozenset(host.cpu_shared_set), host=host,
-            shared_pool_affinity=pool.affinity, emulator_bandwidth=cap)
-    except exception.InvalidInstanceTopology:
-        if not unpinned:
-            raise
-        # The unpinned vCPUs have no shared CPU to float on: the verdict
-        # already says that the boot fails.
-        return result
-    result['emulatorpin'] = sorted(tune.emulatorpin or ())
-    result['cputune_xml'] = cputune.to_string(
-        cputune.format_cputune(tune)).strip()
-    return result
-
-
-def _emulator_siblings(result: Plan, host: topology.HostTopology,
-                       fitted: topology.InstanceTopology) -> None:
-    """Name each vCPU whose pCPU shares a core with the emulator pCPU.
-
-    Under ``emulator_pcpu_siblings = allow`` (Nova's choice) that is a
-    warning: the two hyperthreads share the core's execution units and
-    caches.
-    """
-    found = [{'emulator_pcpu': pcpu, 'vcpu': vcpu, 'vcpu_pcpu': vcpu_pcpu}
-             for pcpu, vcpu, vcpu_pcpu in hardware.emulator_vcpu_siblings(
-                 host, fitted)]
-    result['emulator_pcpu_sibling_of'] = found
-    result['warnings'] = [
-        "the emulator threads' pCPU %d is an SMT sibling of pCPU %d, "
-        'where vCPU %d runs: they share the core; [emulator_threads] '
-        'emulator_pcpu_siblings = avoid keeps them off the vCPUs\' cores'
-        % (item['emulator_pcpu'], item['vcpu_pcpu'], item['vcpu'])
-        for item in found]
-
-
-def _unpinned_verdict(host: topology.HostTopology,
-                      fitted: topology.InstanceTopology,
-                      unpinned: Mapping[int, frozenset[int]]) -> str:
-    """What Nova 34 does with a topology its fitter left partly unpinned."""
-    cells = {cell.id: cell for cell in host.cells}
-    parts = []
-    homeless = []
-    for index, vcpus in sorted(unpinned.items()):
-        host_cell = cells[fitted.cells[index].id]
-        shared = frozenset(host_cell.cpuset)
-        parts.append('dedicated vCPUs %s of guest cell %d go to host cell %d '
-                     'without pCPUs and %s' % (
-                         cpuset.format_cpu_spec(vcpus), index, host_cell.id,
-                         'float over its shared CPUs %s'
-                         % cpuset.format_cpu_spec(shared) if shared else
-                         'have no shared CPU there to float on'))
-        if not shared:
-            homeless.append(host_cell.id)
-    outcome = (
-        'the compute host then cannot build the guest (an empty vCPU pin '
-        'set) and the boot fails' if homeless else
-        'Nova 34 boots the guest that way, placement still charges those '
-        'vCPUs as PCPU, and the host does not mark any pCPU as theirs')
-    return ('Nova 34 places this flavor but not as asked: %s; %s. This is a '
-            'Nova bug: numa_fit_instance_to_host keys its fit cache on '
-            'guest cell ids it rewrites while it walks the host cells, so a '
-            'guest cell reuses a fit another cell made (the flavor fits '
-            'with its guest cells in another order, or on a host with more '
-            'room per cell)' % ('; '.join(parts), outcome))
-
-
-def _unpinned_cpus(host: topology.HostTopology) -> frozenset[int]:
-    cpus: frozenset[int] = frozenset()
-    for cell in host.cells:
-        cpus |= frozenset(cell.cpuset)
-    return cpus
-
-
-# -- the command -------------------------------------------------------------
-
 
 def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]',
                parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -316,7 +130,7 @@ def add_shared_pool_arguments(parser: argparse.ArgumentParser) -> None:
              '4.0, Nova\'s initial ratio)')
 
 
-def shared_pool_options(args: argparse.Namespace) -> SharedPool:
+def shared_pool_options(args: argparse.Namespace) -> planning.SharedPool:
     """The shared pool options from the command line (or the files),
     checked.
     """
@@ -329,7 +143,7 @@ def shared_pool_options(args: argparse.Namespace) -> SharedPool:
         raise exception.Invalid(
             reason='--cpu-allocation-ratio=%r is not allowed; expected a '
                    'number above 0' % args.cpu_allocation_ratio)
-    return SharedPool(
+    return planning.SharedPool(
         affinity=nova_conf.emulator_threads_option(
             args, 'shared_pool_affinity'),
         vcpus=vcpus,
@@ -411,20 +225,16 @@ def run(args: argparse.Namespace) -> int:
     siblings = nova_conf.emulator_threads_option(
         args, 'emulator_pcpu_siblings')
     if args.vcpus is None and not specs and args.memory_mb is None:
-        plans = [(name, plan(host, vcpus, memory, flavor_specs, pool=pool,
-                             emulator_pcpu_siblings=siblings))
+        plans = [(name, planning.plan(host, vcpus, memory, flavor_specs,
+                                      pool=pool,
+                                      emulator_pcpu_siblings=siblings))
                  for name, vcpus, memory, flavor_specs in EXAMPLE_FLAVORS]
     else:
-        vcpus = 1 if args.vcpus is None else args.vcpus
-        memory = 2048 if args.memory_mb is None else args.memory_mb
-        for key, value in (('--vcpus', vcpus), ('--memory-mb', memory)):
-            if value < 1:
-                raise exception.Invalid(
-                    reason='%s=%d: must be a positive integer' % (key,
-                                                                  value))
-        plans = [('flavor', plan(host, vcpus, memory, specs, pool=pool,
-                                 emulator_pcpu_siblings=siblings))]
-    data: Plan
+        vcpus, memory = _flavor_size(args)
+        plans = [('flavor', planning.plan(host, vcpus, memory, specs,
+                                          pool=pool,
+                                          emulator_pcpu_siblings=siblings))]
+    data: planning.Plan
     if len(plans) == 1:
         data = plans[0][1]
     else:
@@ -434,62 +244,31 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(result['fits'] for _name, result in plans) else 1
 
 
-def _run_density(args: argparse.Namespace, caps: tuple[str | bytes, str],
-                 host: topology.HostTopology, specs: dict[str, str]) -> int:
+def _flavor_size(args: argparse.Namespace) -> tuple[int, int]:
+    """``--vcpus`` (default 1) and ``--memory-mb`` (default 2048)."""
     vcpus = 1 if args.vcpus is None else args.vcpus
     memory = 2048 if args.memory_mb is None else args.memory_mb
     for key, value in (('--vcpus', vcpus), ('--memory-mb', memory)):
         if value < 1:
             raise exception.Invalid(
                 reason='%s=%d: must be a positive integer' % (key, value))
+    return vcpus, memory
+
+
+def _run_density(args: argparse.Namespace, caps: tuple[str | bytes, str],
+                 host: topology.HostTopology, specs: dict[str, str]) -> int:
+    vcpus, memory = _flavor_size(args)
     # The "share without cpu_shared_set" policy needs the host without it.
     without = _load_host(args, caps, cpu_shared_set='')
     pool = shared_pool_options(args)
-    rows = density_report(host, without, vcpus, memory, specs,
-                          shared_pool_vcpus=pool.vcpus,
-                          cpu_allocation_ratio=pool.cpu_allocation_ratio)
-    output.emit(args, {'density': [density_json(row) for row in rows]},
+    rows = planning.density_report(
+        host, without, vcpus, memory, specs, shared_pool_vcpus=pool.vcpus,
+        cpu_allocation_ratio=pool.cpu_allocation_ratio)
+    output.emit(args,
+                {'density': [planning.density_json(row) for row in rows]},
                 lambda _data: 'host: %s\n%s' % (_host_summary(host),
                                                  format_density_table(rows)))
     return 0
-
-
-def density_report(
-    host: topology.HostTopology,
-    host_without_shared_set: topology.HostTopology,
-    vcpus: int,
-    memory_mb: int,
-    extra_specs: Mapping[str, str] | None = None,
-    shared_pool_vcpus: int = 0,
-    cpu_allocation_ratio: float = 4.0,
-) -> list[density.DensityRow]:
-    """``density.density_report``, leaving out what libvirt cannot start.
-
-    :raises: exception.Invalid for extra specs the report sets itself
-    """
-    return density.density_report(host, host_without_shared_set, vcpus,
-                                  memory_mb, extra_specs,
-                                  boot_check=_check_cputune,
-                                  shared_pool_vcpus=shared_pool_vcpus,
-                                  cpu_allocation_ratio=cpu_allocation_ratio)
-
-
-def _check_cputune(host: topology.HostTopology,
-                   fitted: topology.InstanceTopology) -> None:
-    # The libvirt driver refuses some guests the fitter places (realtime
-    # vCPUs with emulator threads on their pCPUs).
-    cputune.cputune_from_topology(fitted, frozenset(host.cpu_shared_set),
-                                  host=host)
-
-
-def density_json(row: density.DensityRow) -> Plan:
-    """One policy's density, as ``--density --format json`` prints it."""
-    return {'policy': row.policy, 'extra_specs': row.extra_specs,
-            'cpu_shared_set': sorted(row.cpu_shared_set),
-            'vcpus': row.vcpus, 'pcpus_per_guest': row.pcpus_per_guest,
-            'guests': row.guests, 'emulator_threads': row.emulator_threads,
-            'note': row.note,
-            'emulator_on_vcpu_sibling': row.emulator_on_vcpu_sibling}
 
 
 def format_density_table(rows: Sequence[density.DensityRow]) -> str:
@@ -531,7 +310,7 @@ def _sibling_count(row: density.DensityRow) -> str:
 # -- table output ------------------------------------------------------------
 
 
-def _cells_rows(result: Plan) -> dict[str, str]:
+def _cells_rows(result: planning.Plan) -> dict[str, str]:
     if not result['fits']:
         return {'fits': 'no', 'reason': result['reason']}
     rows = {'fits': 'yes'}
@@ -550,7 +329,7 @@ def _cells_rows(result: Plan) -> dict[str, str]:
             'sibling of vCPU %d (pCPU %d)' % (item['vcpu'], item['vcpu_pcpu'])
             for item in result['emulator_pcpu_sibling_of']) or 'no vCPU'
     if result['cputune_xml']:
-        cap = cputune.parse_cputune(
+        cap = cputune_reader.parse_cputune(
             result['cputune_xml']).emulator_bandwidth
         if cap is not None:
             rows['emulator quota'] = '%d us per %d us' % (cap.quota,
@@ -559,7 +338,7 @@ def _cells_rows(result: Plan) -> dict[str, str]:
 
 
 def format_table(host: topology.HostTopology,
-                 plans: Sequence[tuple[str, Plan]]) -> str:
+                 plans: Sequence[tuple[str, planning.Plan]]) -> str:
     """Plans side by side: one column per flavor, one row per aspect."""
     columns = []
     for name, result in plans:

@@ -18,7 +18,7 @@ vcpupin``, ``virsh emulatorpin`` and ``virsh iothreadinfo`` show them:
 
 * the live domain XML (``XMLDesc(0)``) and, for a persistent domain,
   the definition it restarts from (``VIR_DOMAIN_XML_INACTIVE``): their
-  ``<cputune>`` (read by ``virt.libvirt.cputune.parse_cputune``), the
+  ``<cputune>`` (read by ``virt.libvirt.cputune_reader.parse_cputune``), the
   ``<vcpu cpuset>`` default, the I/O threads and the ``nova:instance``
   metadata;
 * the pins libvirt applies now: ``vcpuPinInfo``, ``emulatorPinInfo``,
@@ -47,6 +47,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import xmlutils
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 
 #: Nova's metadata namespace (``nova.virt.libvirt.config.NOVA_NS``); any
 #: version below this prefix is accepted.
@@ -220,7 +221,7 @@ def parse_domain_xml(xml: str | bytes, source: str = 'string',
     return DomainConfig(
         vcpus=vcpus, vcpu_cpuset=vcpu_cpuset,
         iothread_ids=_iothread_ids(root, source),
-        cputune=cputune.parse_cputune(root, source),
+        cputune=cputune_reader.parse_cputune(root, source),
         nova=_nova_metadata(root, source))
 
 

@@ -240,22 +240,34 @@ def pin_emulator(dom: typing.Any, cpus: frozenset[int], *, live: bool,
             result.error = 'interrupted'
             return result
         except libvirt.libvirtError as exc:
-            step.state = FAILED
-            step.error = libvirt_domains.error_text(exc)
-            if (step.scope == LIVE and libvirt_domains.is_gone(exc) and
-                    not _still_running(dom, libvirt)):
-                for later in steps[index:]:
-                    if later.scope == LIVE:
-                        later.state = STOPPED
-                result.error = ('the guest stopped before its live pins '
-                                'were changed')
-            else:
-                _undo(dom, steps[:index], width, flags, libvirt)
-                result.error = 'changing the %s %s failed' % (
-                    step.scope, step.target)
+            result.error = _step_failed(dom, steps, index, exc, width, flags,
+                                        libvirt)
             return result
         step.state = APPLIED
         if applied is not None:
             applied(step)
     _verify(dom, result, cpus, scopes, libvirt)
     return result
+
+
+def _step_failed(dom: typing.Any, steps: list[Step], index: int,
+                 exc: Exception, width: int, flags: dict[str, int],
+                 libvirt: typing.Any) -> str:
+    """Record why step ``index`` failed and undo the steps before it.
+
+    A guest that stopped under a live step has no live pins left to
+    change or undo: its live steps are marked stopped instead.
+
+    :returns: the result's error
+    """
+    step = steps[index]
+    step.state = FAILED
+    step.error = libvirt_domains.error_text(exc)
+    if (step.scope == LIVE and libvirt_domains.is_gone(exc) and
+            not _still_running(dom, libvirt)):
+        for later in steps[index:]:
+            if later.scope == LIVE:
+                later.state = STOPPED
+        return 'the guest stopped before its live pins were changed'
+    _undo(dom, steps[:index], width, flags, libvirt)
+    return 'changing the %s %s failed' % (step.scope, step.target)

@@ -39,6 +39,7 @@ import dataclasses
 
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
+from nova_emulator_threads.host import flavor_check
 from nova_emulator_threads.objects import fields
 
 
@@ -138,47 +139,67 @@ def recommend(report: audit.AuditReport, name: str,
         known
     """
     guest = next(g for g in report.guests if g.guest.name == name)
-    domain = guest.guest.domain
-    nova = guest.policy
-    if nova is not None:
-        if nova.request is None or not nova.pinned:
-            return Recommendation(name, None, 'Nova guest whose %s; Nova '
-                                  'rewrites its placement, so it is left '
-                                  'alone' % nova.describe())
-        if nova.isolate:
-            reserved = (domain.config.cputune.emulatorpin
-                        if domain.config is not None else None)
-            if reserved is None or len(reserved) != 1:
-                return Recommendation(
-                    name, None, "Nova 'isolate' guest whose persistent "
-                    "definition has no single emulator pCPU; hard reboot "
-                    "it so that Nova writes its placement again")
-            blocked = problems(report, name, reserved)
-            if blocked:
-                return Recommendation(
-                    name, None, "Nova 'isolate' guest whose reserved "
-                    "pCPU %s is not usable (%s); hard reboot it so that "
-                    "Nova writes its placement again"
-                    % (findings.fmt(reserved), '; '.join(blocked)))
-            return Recommendation(name, reserved, "the pCPU Nova reserved "
-                                  "for its emulator threads")
-        if (nova.request is not None and
-                nova.request.emulator_threads_policy ==
-                fields.CPUEmulatorThreadsPolicy.SHARE and
-                cpu_shared_set is not None):
-            target = cpu_shared_set & report.snapshot.cpus.online
-            blocked = problems(report, name, target)
-            if blocked:
-                return Recommendation(
-                    name, None, '[compute] cpu_shared_set %s is not usable: '
-                    '%s' % (findings.fmt(cpu_shared_set), '; '.join(blocked)))
-            return Recommendation(name, target, '[compute] cpu_shared_set')
-        return Recommendation(
-            name, None, 'Nova guest with %s: Nova puts its emulator threads '
-            'back at the next hard reboot, resize or migration; set '
-            "hw:cpu_emulator_threads=isolate (or 'share' with [compute] "
-            'cpu_shared_set) on its flavor' % nova.describe())
+    if guest.policy is not None:
+        return _for_nova_guest(report, guest, guest.policy, cpu_shared_set)
+    return _free_pcpus_for(report, name)
 
+
+def _for_nova_guest(report: audit.AuditReport, guest: audit.GuestReport,
+                    nova: flavor_check.NovaPolicy,
+                    cpu_shared_set: frozenset[int] | None,
+                    ) -> Recommendation:
+    """Where Nova's own placement rules put the guest's emulator threads."""
+    name = guest.guest.name
+    if nova.request is None or not nova.pinned:
+        return Recommendation(name, None, 'Nova guest whose %s; Nova '
+                              'rewrites its placement, so it is left '
+                              'alone' % nova.describe())
+    if nova.isolate:
+        return _reserved_pcpu(report, guest)
+    if (nova.request.emulator_threads_policy ==
+            fields.CPUEmulatorThreadsPolicy.SHARE and
+            cpu_shared_set is not None):
+        target = cpu_shared_set & report.snapshot.cpus.online
+        blocked = problems(report, name, target)
+        if blocked:
+            return Recommendation(
+                name, None, '[compute] cpu_shared_set %s is not usable: '
+                '%s' % (findings.fmt(cpu_shared_set), '; '.join(blocked)))
+        return Recommendation(name, target, '[compute] cpu_shared_set')
+    return Recommendation(
+        name, None, 'Nova guest with %s: Nova puts its emulator threads '
+        'back at the next hard reboot, resize or migration; set '
+        "hw:cpu_emulator_threads=isolate (or 'share' with [compute] "
+        'cpu_shared_set) on its flavor' % nova.describe())
+
+
+def _reserved_pcpu(report: audit.AuditReport,
+                   guest: audit.GuestReport) -> Recommendation:
+    """An ``isolate`` guest: the pCPU its persistent definition names."""
+    name = guest.guest.name
+    domain = guest.guest.domain
+    reserved = (domain.config.cputune.emulatorpin
+                if domain.config is not None else None)
+    if reserved is None or len(reserved) != 1:
+        return Recommendation(
+            name, None, "Nova 'isolate' guest whose persistent "
+            "definition has no single emulator pCPU; hard reboot "
+            "it so that Nova writes its placement again")
+    blocked = problems(report, name, reserved)
+    if blocked:
+        return Recommendation(
+            name, None, "Nova 'isolate' guest whose reserved "
+            "pCPU %s is not usable (%s); hard reboot it so that "
+            "Nova writes its placement again"
+            % (findings.fmt(reserved), '; '.join(blocked)))
+    return Recommendation(name, reserved, "the pCPU Nova reserved "
+                          "for its emulator threads")
+
+
+def _free_pcpus_for(report: audit.AuditReport, name: str) -> Recommendation:
+    """A guest Nova does not manage: the pCPUs no guest pinned a vCPU to,
+    the isolated ones left out where others remain.
+    """
     free = _free_pcpus(report)
     isolated = report.snapshot.cpus.isolated
     target = free - isolated

@@ -29,6 +29,8 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import fit_result
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import shared_pool
 from nova_emulator_threads.virt.topology import HostTopology
@@ -267,7 +269,8 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
     if item.needs_shared_set and not shared:
         return dataclasses.replace(row, note='the host has no cpu_shared_set')
     try:
-        inst = hardware.instance_topology_from_flavor(vcpus, memory_mb, specs)
+        inst = guest_topology.instance_topology_from_flavor(
+            vcpus, memory_mb, specs)
     except exception.Invalid as exc:
         if vcpus >= item.min_vcpus:
             return dataclasses.replace(row, note=str(exc))
@@ -277,7 +280,7 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
                                               item.min_vcpus)
         row = dataclasses.replace(row, vcpus=item.min_vcpus, note=note)
         try:
-            inst = hardware.instance_topology_from_flavor(
+            inst = guest_topology.instance_topology_from_flavor(
                 item.min_vcpus, memory_mb, specs)
         except exception.Invalid as exc:
             return dataclasses.replace(row, note=str(exc))
@@ -301,4 +304,4 @@ def _row(item: Policy, host: HostTopology, vcpus: int, memory_mb: int,
     return dataclasses.replace(
         row, guests=len(guests), emulator_on_vcpu_sibling=sum(
             1 for guest in guests
-            if hardware.emulator_vcpu_siblings(host, guest)))
+            if fit_result.emulator_vcpu_siblings(host, guest)))

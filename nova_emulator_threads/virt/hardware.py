@@ -24,6 +24,11 @@ and Nova's per-call caches are keyed on instance cell ids that the fitter
 itself rewrites as it goes. A scheduler and a compute host running Nova's
 code and ours side by side must never disagree, so we reproduce both.
 
+The guest topology it fits comes from ``virt.guest_topology``, the
+decisions an option may change from ``virt.choices``; ``virt.fit_result``
+reads what an answer means for an operator, ``virt.no_fit`` words why
+there is none.
+
 Everything here is pure: no I/O, no Nova import, no global state but
 memos of what was derived from host objects (``virt.packing``) and from
 the last few requests, which change no answer, only how soon it comes.
@@ -33,39 +38,21 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
+from nova_emulator_threads.virt import choices
 from nova_emulator_threads.virt import no_fit
 from nova_emulator_threads.virt import packing
-
-# The public API (``hardware.host_topology_from_caps``, with
-# ``instance_topology_from_flavor`` and ``fit_instance_to_host`` below)
-# names the capabilities reader here; it lives with libvirt's XML.
-from nova_emulator_threads.virt.libvirt.capabilities import (
-    host_topology_from_caps,
-)
 from nova_emulator_threads.virt.topology import HostCell
 from nova_emulator_threads.virt.topology import HostTopology
 from nova_emulator_threads.virt.topology import InstanceCell
 from nova_emulator_threads.virt.topology import InstanceTopology
 from nova_emulator_threads.virt.topology import MemPages
 
-__all__ = [
-    'explain_no_fit',
-    'fit_instance_to_host',
-    'host_topology_from_caps',
-    'instance_topology_from_flavor',
-    'instance_topology_from_request',
-    'unpinned_dedicated_vcpus',
-]
-
-DEDICATED = fields.CPUAllocationPolicy.DEDICATED
 MIXED = fields.CPUAllocationPolicy.MIXED
 SHARED = fields.CPUAllocationPolicy.SHARED
 UNPINNED_POLICIES = (SHARED, MIXED, None)
 THREAD_ISOLATE = fields.CPUThreadAllocationPolicy.ISOLATE
-
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,73 +64,6 @@ class Limits:
 
 
 ALLOW_SIBLINGS = fields.EmulatorPCPUSiblings.ALLOW
-
-
-def instance_topology_from_flavor(
-    vcpus: int,
-    memory_mb: int,
-    extra_specs: Mapping[str, str] | None = None,
-    image_props: Mapping[str, object] | None = None,
-) -> InstanceTopology | None:
-    """Build the guest NUMA topology a flavor (and image) asks for.
-
-    :returns: the requested topology, or None when Nova would give the
-        guest no NUMA topology at all (no pinning, no NUMA nodes, no page
-        size): such a guest floats and there is nothing to fit.
-    :raises: exception.Invalid subclasses for bad extra specs
-    """
-    request = cpu_request.parse_request(vcpus, memory_mb, extra_specs,
-                                        image_props)
-    return instance_topology_from_request(request)
-
-
-def instance_topology_from_request(
-    request: cpu_request.CPURequest,
-) -> InstanceTopology | None:
-    """Build the guest NUMA topology from a validated ``CPURequest``."""
-    if not request.needs_numa_topology:
-        return None
-    nodes = request.numa_nodes or 1
-    pcpus = request.dedicated_cpus
-    if request.numa_cpus is not None and request.numa_mem is not None:
-        layout = list(zip(request.numa_cpus, request.numa_mem))
-    else:
-        # Nova's automatic layout: consecutive vCPUs, memory split evenly.
-        per_node = request.vcpus // nodes
-        layout = [
-            (frozenset(range(node * per_node, (node + 1) * per_node)),
-             request.memory_mb // nodes)
-            for node in range(nodes)]
-    cells = tuple(
-        InstanceCell(
-            id=node, cpuset=cpus - pcpus, pcpuset=cpus & pcpus,
-            memory=memory, pagesize=request.pagesize,
-            cpu_policy=request.cpu_policy,
-            cpu_thread_policy=request.cpu_thread_policy)
-        for node, (cpus, memory) in enumerate(layout))
-    return InstanceTopology(
-        cells=cells,
-        emulator_threads_policy=request.emulator_threads_policy,
-        realtime_cpus=request.realtime_cpus)
-
-
-# -- choice points -----------------------------------------------------------
-#
-# Each decision that later work may want to make differently (behind a
-# config option, Nova's behaviour staying the default) is one small
-# function.
-
-
-def emulator_reservation(inst: InstanceTopology, guest_cell_index: int) -> int:
-    """How many emulator pCPUs guest cell ``guest_cell_index`` must carry.
-
-    Nova (and the spec): isolate puts one pCPU on the host cell of guest
-    cell 0, so that users can predict where it is.
-    """
-    if inst.emulator_threads_isolated and guest_cell_index == 0:
-        # The figure placement is asked for too (overhead.py): one number.
-        return cpu_request.EMULATOR_THREADS_ISOLATE_PCPUS
-    return 0
 
 
 def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
@@ -171,63 +91,11 @@ def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
                    ', '.join(fields.EmulatorPCPUSiblings.ALL)))
 
 
-def emulator_vcpu_siblings(
-    host: HostTopology, fitted: InstanceTopology,
-) -> list[tuple[int, int, int]]:
-    """Where a fitted guest's emulator pCPU shares a core with its vCPUs.
-
-    :returns: ``(emulator pCPU, vCPU, the vCPU's pCPU)`` for each vCPU
-        whose pCPU is an SMT sibling of an emulator pCPU (never one under
-        ``emulator_pcpu_siblings = avoid``)
-    """
-    cells = {cell.id: cell for cell in host.cells}
-    by_pcpu = {pcpu: vcpu for vcpu, pcpu in fitted.cpu_pinning.items()}
-    found = []
-    for guest_cell in fitted.cells:
-        host_cell = cells.get(guest_cell.id)
-        if host_cell is None:
-            continue
-        for pcpu in sorted(guest_cell.cpuset_reserved or ()):
-            for sib in host_cell.siblings:
-                if pcpu in sib:
-                    found += [(pcpu, by_pcpu[other], other)
-                              for other in sorted(sib) if other in by_pcpu]
-    return found
-
-
-def host_cell_order(
-    host: HostTopology, inst: InstanceTopology, pack: bool = False,
-) -> Sequence[HostCell]:
-    """The order in which host cells are tried (Nova's balancing sorts).
-
-    :param pack: ``[compute] packing_host_numa_cells_allocation_strategy``
-    """
-    cells: Sequence[HostCell] = host.cells
-    if len(host.cells) <= len(inst.cells):
-        return cells
-    cells = sorted(cells, reverse=not pack, key=_avail_memory)
-    if inst.cells[0].cpu_policy in (None, SHARED):
-        return sorted(cells, reverse=pack, key=_cpu_usage)
-    return sorted(cells, reverse=not pack, key=_free_pcpu_count)
-
-
-def _avail_memory(cell: HostCell) -> int:
-    return cell.memory - cell.memory_usage
-
-
-def _cpu_usage(cell: HostCell) -> int:
-    return cell.cpu_usage
-
-
-def _free_pcpu_count(cell: HostCell) -> int:
-    return packing.cell_info(cell).free_count
-
-
 def _ordered_cells(
     host: HostTopology, info: packing.HostInfo, inst: InstanceTopology,
     pack: bool, devices: Mapping[int, int] | None = None,
 ) -> tuple[tuple[HostCell, packing.CellInfo], ...]:
-    """``host_cell_order`` with each cell's info, remembered per host.
+    """``choices.host_cell_order`` with each cell's info, remembered per host.
 
     :param devices: free PCI devices per host cell id, when the host has
         PCI devices and the guest requests none: Nova then tries the
@@ -245,7 +113,7 @@ def _ordered_cells(
                  for cell, cell_info in info.cells(host)}
         order = orders[key] = tuple(
             (cell, infos[id(cell)])
-            for cell in host_cell_order(host, inst, pack))
+            for cell in choices.host_cell_order(host, inst, pack))
     if devices:
         order = tuple(sorted(
             order, key=lambda item: devices.get(item[0].id, 0)))
@@ -299,7 +167,7 @@ class _Need:
     pinned: bool
     unpinned: bool
     memory_kb: int
-    #: Emulator pCPUs the cell carries (``emulator_reservation``).
+    #: Emulator pCPUs the cell carries (``choices.emulator_reservation``).
     reserved: int
     #: Its pinned vCPUs in order, which pCPUs are handed out to in order.
     vcpus: tuple[int, ...]
@@ -326,7 +194,7 @@ def _needs(inst: InstanceTopology) -> tuple[_Need, ...]:
         return entry[1]
     needs = []
     for index, cell in enumerate(inst.cells):
-        reserved = emulator_reservation(inst, index)
+        reserved = choices.emulator_reservation(inst, index)
         vcpus = tuple(sorted(cell.pcpuset))
         needs.append(_Need(
             cell, cell.cpu_policy in fields.PINNED_CPU_POLICIES,
@@ -585,32 +453,6 @@ def _unclaimable(
     return None
 
 
-def unpinned_dedicated_vcpus(
-    fitted: InstanceTopology,
-) -> dict[int, frozenset[int]]:
-    """The dedicated vCPUs a fitted topology left without a pCPU.
-
-    NOTE(nova): Nova's fitter keys its fit cache on (host cell id,
-    instance cell id) and rewrites instance cell ids as it walks. With
-    explicit ``hw:numa_cpus.N`` on a host whose cells have little room, a
-    guest cell can hit the cache entry another guest cell left, take that
-    host cell without being packed, and come back with no
-    ``cpu_pinning``. Nova boots such a guest: its claim pins nothing for
-    the cell, the driver floats the cell's vCPUs over the host cell's
-    shared CPUs, and placement still charges them as PCPU. We return the
-    same topology (the scheduler and the compute host must agree with
-    Nova); callers that show a plan say what this means.
-
-    :returns: guest cell index -> its dedicated vCPUs without a pin
-    """
-    unpinned: dict[int, frozenset[int]] = {}
-    for index, cell in enumerate(fitted.cells):
-        missing = cell.pcpuset - frozenset(cell.cpu_pinning or ())
-        if missing:
-            unpinned[index] = missing
-    return unpinned
-
-
 def _fit(
     host: HostTopology,
     host_info: packing.HostInfo,
@@ -763,6 +605,6 @@ def explain_no_fit(
         if refused is None:
             return 'it fits'
         failures.append(refused)
-    reserved = [emulator_reservation(inst, index)
+    reserved = [choices.emulator_reservation(inst, index)
                 for index in range(len(inst.cells))]
     return no_fit.sentence(failures, host, inst, reserved)

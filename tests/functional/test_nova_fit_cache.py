@@ -23,7 +23,7 @@ and with ours, which must decide the same.
 
 from typing import Any
 
-from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import fit_result
 from nova_emulator_threads.virt import nova_objects
 from tests.functional import base
 
@@ -82,4 +82,4 @@ class TestWithExtension(_FitCacheCase):
         fitted = nova_objects.instance_from_object(
             self.instance_numa(server), frozenset())
         self.assertEqual({2: frozenset({2, 3})},
-                         hardware.unpinned_dedicated_vcpus(fitted))
+                         fit_result.unpinned_dedicated_vcpus(fitted))

@@ -61,8 +61,11 @@ from lxml import etree
 
 from nova_emulator_threads.host import measure
 from nova_emulator_threads.host import sysfs
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.hypervisor import libvirtd
 from tests.hypervisor import spinguest
 
@@ -112,9 +115,9 @@ class Result:
 def plan(caps: str, extra_specs: dict[str, str], dedicated: str,
          shared: str) -> etree._Element:
     """The ``<cputune>`` the engine writes for a one-vCPU guest here."""
-    host = hardware.host_topology_from_caps(
+    host = capabilities.host_topology_from_caps(
         caps, cpu_dedicated_set=dedicated, cpu_shared_set=shared)
-    inst = hardware.instance_topology_from_flavor(1, 64, extra_specs)
+    inst = guest_topology.instance_topology_from_flavor(1, 64, extra_specs)
     fitted = hardware.fit_instance_to_host(host, inst)
     if fitted is None:
         raise libvirtd.StartFailed('%s does not fit this host: %s' % (
@@ -173,7 +176,7 @@ def run_pinning(daemon: libvirtd.LibvirtDaemon, directory: str, disk: str,
                 rounds: int, seconds: float) -> Result:
     name, extra_specs, dedicated, shared = pinning
     tune = plan(caps, extra_specs, dedicated, shared)
-    parsed = cputune.parse_cputune(tune)
+    parsed = cputune_reader.parse_cputune(tune)
     vcpu_pcpus = parsed.vcpupins[0]
     online = sysfs.read_host_cpus().online
     others = online - vcpu_pcpus

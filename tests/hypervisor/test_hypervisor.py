@@ -42,10 +42,13 @@ import testtools
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import cgroup
 from nova_emulator_threads.host import procfs
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import bandwidth
+from nova_emulator_threads.virt.libvirt import capabilities
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.hypervisor import base
 from tests.hypervisor import libvirtd
 from tests.unit.virt import cases
@@ -69,10 +72,10 @@ class HypervisorTest(base.HypervisorTestCase):
             daemon's capabilities, with the two sets)
         """
         if host is None:
-            host = hardware.host_topology_from_caps(
+            host = capabilities.host_topology_from_caps(
                 self.caps, cpu_dedicated_set=dedicated,
                 cpu_shared_set=shared)
-        inst = hardware.instance_topology_from_flavor(1, 64, extra_specs)
+        inst = guest_topology.instance_topology_from_flavor(1, 64, extra_specs)
         fitted = hardware.fit_instance_to_host(
             host, inst, emulator_pcpu_siblings=emulator_pcpu_siblings)
         self.assertIsNotNone(fitted, hardware.explain_no_fit(
@@ -89,7 +92,7 @@ class HypervisorTest(base.HypervisorTestCase):
 
         # libvirt took the element as planned (live and persistent).
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
-            actual = cputune.parse_cputune(guest.dom.XMLDesc(flags))
+            actual = cputune_reader.parse_cputune(guest.dom.XMLDesc(flags))
             self.assertEqual(planned.vcpupins, actual.vcpupins)
             self.assertEqual(planned.emulatorpin, actual.emulatorpin)
             self.assertEqual(planned.iothreadpins, actual.iothreadpins)
@@ -130,14 +133,14 @@ class HypervisorTest(base.HypervisorTestCase):
         # 1, the other core. What is real: pCPUs 0 and 1, the guest booted
         # with avoid's plan, and where /proc shows its threads; the SMT
         # relation between 0 and 2 exists only in the description.
-        smt = hardware.host_topology_from_caps(
+        smt = capabilities.host_topology_from_caps(
             cases.caps_xml(1, 2, 2, True, [4096], None),
             cpu_dedicated_set='0-3', cpu_shared_set='', pinned='3')
         self.assertEqual({frozenset({0, 2}), frozenset({1, 3})},
                          set(smt.cells[0].siblings))
         isolate = {'hw:cpu_policy': 'dedicated',
                    'hw:cpu_emulator_threads': 'isolate'}
-        inst = hardware.instance_topology_from_flavor(1, 64, isolate)
+        inst = guest_topology.instance_topology_from_flavor(1, 64, isolate)
         allowed = hardware.fit_instance_to_host(smt, inst)
         self.assertEqual(({0: 0}, frozenset({2})),
                          (allowed.cpu_pinning, allowed.cpuset_reserved))
@@ -179,7 +182,7 @@ class HypervisorTest(base.HypervisorTestCase):
         self.assertPlacement(guest, {0: P('1')}, P('0'), {1: P('0')})
         status, report = self.audit_json()
         self.assertEqual(([], 0), (report['findings'], status))
-        persistent = cputune.parse_cputune(guest.dom.XMLDesc(
+        persistent = cputune_reader.parse_cputune(guest.dom.XMLDesc(
             self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE))
         self.assertEqual(P('0'), persistent.emulatorpin)
         self.assertEqual({1: P('0')}, persistent.iothreadpins)
@@ -218,10 +221,10 @@ class HypervisorTest(base.HypervisorTestCase):
         # threads, the vCPU alone on pCPU 1.
         specs = {'hw:cpu_policy': 'dedicated',
                  'hw:cpu_emulator_threads': 'share'}
-        host = hardware.host_topology_from_caps(
+        host = capabilities.host_topology_from_caps(
             self.caps, cpu_dedicated_set='1', cpu_shared_set='0')
         fitted = hardware.fit_instance_to_host(
-            host, hardware.instance_topology_from_flavor(1, 64, specs))
+            host, guest_topology.instance_topology_from_flavor(1, 64, specs))
         self.assertIsNotNone(fitted)
         cap = bandwidth.emulator_bandwidth('share', 1, 4.0)
         self.assertEqual(bandwidth.EmulatorBandwidth(100000, 25000), cap)
@@ -232,7 +235,7 @@ class HypervisorTest(base.HypervisorTestCase):
 
         # libvirt kept it, in the live and the persistent definition ...
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
-            self.assertEqual(cap, cputune.parse_cputune(
+            self.assertEqual(cap, cputune_reader.parse_cputune(
                 guest.dom.XMLDesc(flags)).emulator_bandwidth)
         params = guest.dom.schedulerParameters()
         self.assertEqual((100000, 25000), (params['emulator_period'],

@@ -24,7 +24,7 @@ Its own class, so its own daemon: the test kills it.
 """
 
 from nova_emulator_threads.host import pinning
-from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.hypervisor import base
 from tests.hypervisor import libvirtd
 
@@ -73,10 +73,10 @@ class PinFaultTest(base.HypervisorTestCase):
         self.assertTrue(guest.dom.isActive())
         self.assertEqual(qemu_pid, libvirtd.qemu_pid(
             self.daemon, guest.name))
-        live = cputune.parse_cputune(guest.dom.XMLDesc(0))
+        live = cputune_reader.parse_cputune(guest.dom.XMLDesc(0))
         self.assertEqual((P('0-1'), {1: P('0-1')}),
                          (live.emulatorpin, live.iothreadpins))
-        persistent = cputune.parse_cputune(guest.dom.XMLDesc(
+        persistent = cputune_reader.parse_cputune(guest.dom.XMLDesc(
             self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE))
         self.assertEqual((P('0'), {1: P('0')}),
                          (persistent.emulatorpin, persistent.iothreadpins))

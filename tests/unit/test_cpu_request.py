@@ -15,7 +15,6 @@
 from typing import Any
 
 import ddt
-import os_traits
 
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import exception
@@ -260,10 +259,6 @@ class CPUThreadPolicyTestCase(cpu_request_base.TestCase):
 
 @ddt.ddt
 class HyperthreadingTraitTestCase(cpu_request_base.TestCase):
-
-    def test_trait_name(self) -> None:
-        self.assertEqual(os_traits.HW_CPU_HYPERTHREADING,
-                         cpu_request.HYPERTHREADING_TRAIT)
 
     @ddt.data(
         ({'trait:HW_CPU_HYPERTHREADING': 'forbidden'}, {}, 'isolate'),

@@ -46,6 +46,7 @@ import os_resource_classes as orc
 
 from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpu_request_numa
+from nova_emulator_threads import cpu_request_placement
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
@@ -105,7 +106,7 @@ def _nova_image_props(props: Mapping[str, Any]) -> dict[str, Any]:
         elif key == cpu_request_numa.NUMA_MEM_PROP:
             for node, mem in enumerate(value):
                 flat['%s.%d' % (key, node)] = str(mem)
-        elif key == cpu_request.TRAITS_REQUIRED_PROP:
+        elif key == cpu_request_placement.TRAITS_REQUIRED_PROP:
             for trait in value:
                 flat['trait:%s' % trait] = 'required'
         else:
@@ -416,8 +417,8 @@ def generate(rng: random.Random) -> Case:
                 props[cpu_request_numa.NUMA_CPUS_PROP] = cpus
                 props[cpu_request_numa.NUMA_MEM_PROP] = mem
     if p.maybe(0.05):
-        props[cpu_request.TRAITS_REQUIRED_PROP] = [
-            cpu_request.HYPERTHREADING_TRAIT]
+        props[cpu_request_placement.TRAITS_REQUIRED_PROP] = [
+            cpu_request_placement.HYPERTHREADING_TRAIT]
     return Case(vcpus, memory_mb, specs, props)
 
 

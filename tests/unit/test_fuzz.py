@@ -56,6 +56,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import capabilities
@@ -340,7 +341,7 @@ class TestParseRequest(base.TestCase):
             self.assertLessEqual(request.realtime_cpus,
                                  frozenset(range(request.vcpus)))
             overhead.placement_request(request)
-            hardware.instance_topology_from_request(request)
+            guest_topology.instance_topology_from_request(request)
             STATS['parse_request accepted'] += 1
 
 
@@ -412,7 +413,7 @@ class TestHostTopologyFromCaps(base.TestCase):
         for specs in ({'hw:cpu_policy': 'dedicated',
                        'hw:cpu_emulator_threads': 'isolate'},
                       {'hw:numa_nodes': '1', 'hw:mem_page_size': 'small'}):
-            inst = hardware.instance_topology_from_flavor(1, 1, specs)
+            inst = guest_topology.instance_topology_from_flavor(1, 1, specs)
             self.assertIsNotNone(inst)
             fitted = hardware.fit_instance_to_host(host, inst)
             if fitted is None:

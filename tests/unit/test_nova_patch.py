@@ -27,7 +27,8 @@ from oslo_config import fixture as config_fixture
 
 from nova_emulator_threads import conf
 from nova_emulator_threads import nova_patch
-from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt import guest_topology
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import cases
@@ -341,11 +342,11 @@ class TestPackingSeam(base.TestCase):
         self.conf = self.useFixture(config_fixture.Config())
 
     def host(self, pinned: str = '') -> Any:
-        return ref.nova_host(hardware.host_topology_from_caps(
+        return ref.nova_host(capabilities.host_topology_from_caps(
             cases.caps_xml(1, 4, 2, True, [4096], None), '', '', pinned))
 
     def instance(self, vcpus: int = 1, **specs: str) -> Any:
-        return ref.nova_instance(hardware.instance_topology_from_flavor(
+        return ref.nova_instance(guest_topology.instance_topology_from_flavor(
             vcpus, 256, dict({'hw:cpu_policy': 'dedicated',
                               'hw:cpu_emulator_threads': 'isolate'},
                              **{key.replace('__', ':'): value
@@ -408,7 +409,7 @@ class TestPackingSeam(base.TestCase):
         self.conf.config(emulator_pcpu_siblings='avoid',
                          group='emulator_threads')
         host = self.host()
-        inst = ref.nova_instance(hardware.instance_topology_from_flavor(
+        inst = ref.nova_instance(guest_topology.instance_topology_from_flavor(
             1, 256, {'hw:cpu_policy': 'dedicated'}))
         fitted = ref.nova_fit(host, inst)
         self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The ``<cputune>`` element of a libvirt guest: build it, and read it back.
+"""The ``<cputune>`` element Nova's libvirt driver writes for a guest.
 
 ``build_cputune`` turns a fitted ``InstanceTopology`` into the element
 Nova 34's libvirt driver writes for the same topology
@@ -21,20 +21,20 @@ function below (``vcpupin_cpusets``, ``emulatorpin_cpuset``,
 ``iothreadpin_cpusets``, ``vcpusched``), so other choices can be offered
 later behind options while Nova's stays the default.
 
-``parse_cputune`` reads the element back from libvirt's domain XML, for
-the operator audit and for the tests.
+``virt.libvirt.cputune_reader`` reads the element back from a running
+guest's domain XML into the same ``CPUTune``.
 
 This module does not import Nova: XML is built with lxml, whose
 serialisation is what Nova's config classes use too.
 """
 
 import dataclasses
+from collections.abc import Mapping
 
 from lxml import etree
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
-from nova_emulator_threads import xmlutils
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import bandwidth
@@ -50,8 +50,6 @@ DEFAULT_REALTIME_PRIORITY = 1
 #: SCHED_FIFO priorities Linux accepts (``sched_get_priority_min/max``).
 MIN_REALTIME_PRIORITY = 1
 MAX_REALTIME_PRIORITY = 99
-#: Schedulers libvirt's ``<vcpusched>`` and ``<iothreadsched>`` accept.
-SCHEDULERS = ('other', 'batch', 'idle', 'fifo', 'rr')
 
 
 # ---------------------------------------------------------------------------
@@ -129,46 +127,8 @@ def vcpupin_cpusets(
     cells = _host_cells(host)
     pins: dict[int, frozenset[int]] = {}
     for index, cell in enumerate(fitted.cells):
-        cell_pins = cell.cpu_pinning or {}
-        stray = frozenset(cell_pins) - cell.total_cpus
-        if stray:
-            raise exception.InvalidInstanceTopology(
-                reason='cpu_pinning of guest cell %d names vCPUs %s, which '
-                       'are not in the cell (%s)'
-                       % (index, _fmt(stray), _fmt(cell.total_cpus)))
-        unpinned_dedicated = cell.pcpuset - frozenset(cell_pins)
-        # NOTE(nova): Nova's fitter can return a guest cell of a pinned
-        # flavor without pins (``unpinned_dedicated_vcpus``); Nova's claim
-        # then pins nothing for it and ``_get_pin_cpuset`` floats its
-        # vCPUs over the host cell's shared CPUs, as below. Without the
-        # host, a cell without pins can only be an unfitted topology.
-        if unpinned_dedicated and host is None:
-            raise exception.InvalidInstanceTopology(
-                reason='dedicated vCPUs %s of guest cell %d have no pCPU in '
-                       'cpu_pinning; fit the topology to a host first'
-                       % (_fmt(unpinned_dedicated), index))
-        floating = cell.total_cpus - frozenset(cell_pins)
-        shared: frozenset[int] = frozenset()
-        if floating:
-            if host is None:
-                raise exception.InvalidInstanceTopology(
-                    reason='vCPUs %s of guest cell %d are not pinned and '
-                           'float over the shared CPUs of their host cell, '
-                           'so the host topology is needed'
-                           % (_fmt(floating), index))
-            if cell.id not in cells:
-                raise exception.InvalidInstanceTopology(
-                    reason='guest cell %d is on host cell %d, which the '
-                           'host does not have (cells %s)'
-                           % (index, cell.id, _fmt(frozenset(cells))))
-            shared = frozenset(cells[cell.id].cpuset)
-            if not shared:
-                raise exception.InvalidInstanceTopology(
-                    reason='vCPUs %s of guest cell %d are not pinned and '
-                           'would float over the shared CPUs of host cell '
-                           '%d, which has none; [compute] cpu_shared_set '
-                           'must include CPUs of that cell'
-                           % (_fmt(floating), index, cell.id))
+        cell_pins = _cell_pins(index, cell, host)
+        shared = _floating_cpus(index, cell, cell_pins, cells, host)
         for vcpu in sorted(cell.total_cpus):
             if vcpu in pins:
                 raise exception.InvalidInstanceTopology(
@@ -184,6 +144,60 @@ def vcpupin_cpusets(
             reason='realtime vCPUs %s are not vCPUs of the guest (%s)'
                    % (_fmt(stray_rt), _fmt(frozenset(pins))))
     return pins
+
+
+def _cell_pins(index: int, cell: topology.InstanceCell,
+               host: topology.HostTopology | None) -> Mapping[int, int]:
+    """Guest cell ``index``'s ``cpu_pinning``, checked against the cell."""
+    cell_pins = cell.cpu_pinning or {}
+    stray = frozenset(cell_pins) - cell.total_cpus
+    if stray:
+        raise exception.InvalidInstanceTopology(
+            reason='cpu_pinning of guest cell %d names vCPUs %s, which '
+                   'are not in the cell (%s)'
+                   % (index, _fmt(stray), _fmt(cell.total_cpus)))
+    unpinned_dedicated = cell.pcpuset - frozenset(cell_pins)
+    # NOTE(nova): Nova's fitter can return a guest cell of a pinned
+    # flavor without pins (``unpinned_dedicated_vcpus``); Nova's claim
+    # then pins nothing for it and ``_get_pin_cpuset`` floats its
+    # vCPUs over the host cell's shared CPUs, as below. Without the
+    # host, a cell without pins can only be an unfitted topology.
+    if unpinned_dedicated and host is None:
+        raise exception.InvalidInstanceTopology(
+            reason='dedicated vCPUs %s of guest cell %d have no pCPU in '
+                   'cpu_pinning; fit the topology to a host first'
+                   % (_fmt(unpinned_dedicated), index))
+    return cell_pins
+
+
+def _floating_cpus(index: int, cell: topology.InstanceCell,
+                   cell_pins: Mapping[int, int],
+                   cells: dict[int, topology.HostCell],
+                   host: topology.HostTopology | None) -> frozenset[int]:
+    """The shared CPUs the cell's vCPUs without a pin float over."""
+    floating = cell.total_cpus - frozenset(cell_pins)
+    if not floating:
+        return frozenset()
+    if host is None:
+        raise exception.InvalidInstanceTopology(
+            reason='vCPUs %s of guest cell %d are not pinned and '
+                   'float over the shared CPUs of their host cell, '
+                   'so the host topology is needed'
+                   % (_fmt(floating), index))
+    if cell.id not in cells:
+        raise exception.InvalidInstanceTopology(
+            reason='guest cell %d is on host cell %d, which the '
+                   'host does not have (cells %s)'
+                   % (index, cell.id, _fmt(frozenset(cells))))
+    shared = frozenset(cells[cell.id].cpuset)
+    if not shared:
+        raise exception.InvalidInstanceTopology(
+            reason='vCPUs %s of guest cell %d are not pinned and '
+                   'would float over the shared CPUs of host cell '
+                   '%d, which has none; [compute] cpu_shared_set '
+                   'must include CPUs of that cell'
+                   % (_fmt(floating), index, cell.id))
+    return shared
 
 
 def numa_local_shared_cpuset(
@@ -257,18 +271,7 @@ def emulatorpin_cpuset(
     :returns: the pCPUs of ``<emulatorpin>``
     """
     policy = fitted.emulator_threads_policy
-    if (fitted.realtime_cpus and
-            policy == fields.CPUEmulatorThreadsPolicy.SHARE and
-            not cpu_shared_set):
-        # Nova refuses to build this guest
-        # (_get_guest_memory_backing_config): realtime vCPUs must not share
-        # pCPUs with emulator threads, and 'share' without a shared set
-        # would put them on the vCPUs' pCPUs.
-        raise exception.InvalidInstanceTopology(
-            reason="realtime vCPUs %s with emulator threads policy 'share' "
-                   "need [compute] cpu_shared_set, which is empty on this "
-                   "host; set it, or use emulator threads policy 'isolate'"
-                   % _fmt(fitted.realtime_cpus))
+    _check_realtime_share(fitted, cpu_shared_set)
     if policy == fields.CPUEmulatorThreadsPolicy.ISOLATE:
         if not fitted.cpuset_reserved:
             raise exception.InvalidInstanceTopology(
@@ -277,17 +280,54 @@ def emulatorpin_cpuset(
                        "to a host first")
         return fitted.cpuset_reserved
     if policy == fields.CPUEmulatorThreadsPolicy.SHARE and cpu_shared_set:
-        if shared_pool_affinity == fields.SharedPoolAffinity.NUMA:
-            local = numa_local_shared_cpuset(fitted, cpu_shared_set, host)
-            if local:
-                return local
-        elif shared_pool_affinity != fields.SharedPoolAffinity.ANY:
-            raise exception.Invalid(
-                reason='[emulator_threads] shared_pool_affinity=%r is not '
-                       'allowed; expected one of %s'
-                       % (shared_pool_affinity,
-                          ', '.join(fields.SharedPoolAffinity.ALL)))
-        return frozenset(cpu_shared_set)
+        return _shared_pool_cpuset(fitted, cpu_shared_set, host,
+                                   shared_pool_affinity)
+    return _non_realtime_vcpu_cpuset(fitted, host)
+
+
+def _check_realtime_share(fitted: topology.InstanceTopology,
+                          cpu_shared_set: frozenset[int]) -> None:
+    """Nova refuses to build a realtime ``share`` guest without a shared
+    set (``_get_guest_memory_backing_config``): realtime vCPUs must not
+    share pCPUs with emulator threads, and ``share`` without a shared set
+    would put them on the vCPUs' pCPUs.
+    """
+    if (fitted.realtime_cpus and
+            fitted.emulator_threads_policy ==
+            fields.CPUEmulatorThreadsPolicy.SHARE and
+            not cpu_shared_set):
+        raise exception.InvalidInstanceTopology(
+            reason="realtime vCPUs %s with emulator threads policy 'share' "
+                   "need [compute] cpu_shared_set, which is empty on this "
+                   "host; set it, or use emulator threads policy 'isolate'"
+                   % _fmt(fitted.realtime_cpus))
+
+
+def _shared_pool_cpuset(fitted: topology.InstanceTopology,
+                        cpu_shared_set: frozenset[int],
+                        host: topology.HostTopology | None,
+                        shared_pool_affinity: str) -> frozenset[int]:
+    """``share`` with a shared set: the set, or with ``shared_pool_affinity
+    = numa`` its part on the guest's host cells when there is one.
+    """
+    if shared_pool_affinity == fields.SharedPoolAffinity.NUMA:
+        local = numa_local_shared_cpuset(fitted, cpu_shared_set, host)
+        if local:
+            return local
+    elif shared_pool_affinity != fields.SharedPoolAffinity.ANY:
+        raise exception.Invalid(
+            reason='[emulator_threads] shared_pool_affinity=%r is not '
+                   'allowed; expected one of %s'
+                   % (shared_pool_affinity,
+                      ', '.join(fields.SharedPoolAffinity.ALL)))
+    return frozenset(cpu_shared_set)
+
+
+def _non_realtime_vcpu_cpuset(
+    fitted: topology.InstanceTopology,
+    host: topology.HostTopology | None,
+) -> frozenset[int]:
+    """No emulator pCPU of their own: the CPUs of the non-realtime vCPUs."""
     pins = vcpupin_cpusets(fitted, host)
     emulator: frozenset[int] = frozenset()
     for vcpu, pcpus in pins.items():
@@ -448,137 +488,3 @@ def _spec(cpus: frozenset[int]) -> str:
 def to_string(element: etree._Element) -> str:
     """Serialise an element the way Nova's ``LibvirtConfigObject.to_xml``."""
     return etree.tostring(element, encoding='unicode', pretty_print=True)
-
-
-# ---------------------------------------------------------------------------
-# Reading it back
-# ---------------------------------------------------------------------------
-
-
-def _invalid(source: str, reason: str) -> exception.InvalidDomainXML:
-    return exception.InvalidDomainXML(source=source, reason=reason)
-
-
-def _int_attr(element: etree._Element, name: str, source: str,
-              minimum: int = 0) -> int:
-    value = element.get(name)
-    if value is None:
-        raise _invalid(source, '<%s> has no %s attribute'
-                       % (element.tag, name))
-    text = value.strip()
-    if not text.isascii() or not text.isdigit() or int(text) < minimum:
-        raise _invalid(source, '<%s> has %s=%r; expected an integer of at '
-                       'least %d' % (element.tag, name, value, minimum))
-    return int(text)
-
-
-def _int_text(element: etree._Element, source: str) -> int:
-    text = (element.text or '').strip()
-    # libvirt writes a negative quota (-1) for "no cap".
-    digits = text[1:] if text.startswith('-') else text
-    if not digits.isascii() or not digits.isdigit():
-        raise _invalid(source, '<%s> holds %r; expected an integer'
-                       % (element.tag, element.text))
-    return int(text)
-
-
-def _cpus_attr(element: etree._Element, name: str,
-               source: str) -> frozenset[int]:
-    value = element.get(name)
-    if value is None:
-        raise _invalid(source, '<%s> has no %s attribute'
-                       % (element.tag, name))
-    try:
-        cpus = cpuset.parse_cpu_spec(value, key=name)
-    except exception.InvalidCPUSpec as exc:
-        raise _invalid(source, '<%s> %s' % (element.tag, exc)) from exc
-    if not cpus:
-        raise _invalid(source, '<%s> has %s=%r, which names no CPU'
-                       % (element.tag, name, value))
-    return cpus
-
-
-def _root(xml: str | bytes | etree._Element,
-          source: str) -> etree._Element:
-    if isinstance(xml, etree._Element):
-        return xml
-    return xmlutils.parse_untrusted(
-        xml, lambda reason: _invalid(source, reason))
-
-
-def parse_cputune(xml: str | bytes | etree._Element,
-                  source: str = 'string') -> CPUTune:
-    """Read thread placement from a ``<domain>`` or ``<cputune>``.
-
-    :param xml: libvirt domain XML (``virsh dumpxml``, ``XMLDesc``), or
-        just its ``<cputune>`` element, as text or as an lxml element
-    :param source: where the XML came from, for error messages
-    :raises: InvalidDomainXML naming the element and value at fault
-    :returns: the placement; an empty ``CPUTune`` when a domain has no
-        ``<cputune>``
-    """
-    root = _root(xml, source)
-    if root.tag == 'domain':
-        found = root.findall('cputune')
-        if len(found) > 1:
-            raise _invalid(source, '<domain> has %d <cputune> elements; '
-                           'libvirt allows one' % len(found))
-        if not found:
-            return CPUTune()
-        tune = found[0]
-    elif root.tag == 'cputune':
-        tune = root
-    else:
-        raise _invalid(source, 'the root element is <%s>; expected <domain> '
-                       'or <cputune>' % root.tag)
-
-    vcpupins: dict[int, frozenset[int]] = {}
-    iothreadpins: dict[int, frozenset[int]] = {}
-    emulatorpin: frozenset[int] | None = None
-    scheds: list[VCPUSched] = []
-    cfs: dict[str, int] = {}
-    # Naming the tags also skips comments and unresolved entities.
-    for child in tune.iterchildren('vcpupin', 'emulatorpin', 'iothreadpin',
-                                   'vcpusched', 'emulator_period',
-                                   'emulator_quota'):
-        if child.tag in ('emulator_period', 'emulator_quota'):
-            cfs[child.tag] = _int_text(child, source)
-            continue
-        if child.tag == 'vcpupin':
-            vcpu = _int_attr(child, 'vcpu', source)
-            if vcpu in vcpupins:
-                raise _invalid(source, 'vCPU %d has more than one '
-                               '<vcpupin>' % vcpu)
-            vcpupins[vcpu] = _cpus_attr(child, 'cpuset', source)
-        elif child.tag == 'emulatorpin':
-            if emulatorpin is not None:
-                raise _invalid(source, '<cputune> has more than one '
-                               '<emulatorpin>')
-            emulatorpin = _cpus_attr(child, 'cpuset', source)
-        elif child.tag == 'iothreadpin':
-            iothread = _int_attr(child, 'iothread', source, minimum=1)
-            if iothread in iothreadpins:
-                raise _invalid(source, 'I/O thread %d has more than one '
-                               '<iothreadpin>' % iothread)
-            iothreadpins[iothread] = _cpus_attr(child, 'cpuset', source)
-        elif child.tag == 'vcpusched':
-            scheduler = child.get('scheduler')
-            if scheduler not in SCHEDULERS:
-                raise _invalid(source, '<vcpusched> has scheduler=%r; '
-                               'expected one of %s'
-                               % (scheduler, ', '.join(SCHEDULERS)))
-            priority = (_int_attr(child, 'priority', source)
-                        if child.get('priority') is not None else None)
-            scheds.append(VCPUSched(
-                vcpus=_cpus_attr(child, 'vcpus', source),
-                scheduler=scheduler, priority=priority))
-    emulator_bandwidth = None
-    if cfs.get('emulator_quota', -1) > 0:
-        # A quota of -1 (or none) is no cap. Without <emulator_period>
-        # libvirt keeps the kernel's period.
-        emulator_bandwidth = bandwidth.EmulatorBandwidth(
-            period=cfs.get('emulator_period', bandwidth.EMULATOR_PERIOD_US),
-            quota=cfs['emulator_quota'])
-    return CPUTune(vcpupins=vcpupins, emulatorpin=emulatorpin,
-                   iothreadpins=iothreadpins, vcpusched=tuple(scheds),
-                   emulator_bandwidth=emulator_bandwidth)

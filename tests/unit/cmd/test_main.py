@@ -26,7 +26,9 @@ from oslotest import base
 
 from nova_emulator_threads import data
 from nova_emulator_threads.cmd import main
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit.virt import cases
 
 #: A host of three cells of four CPUs, where Nova's fitter leaves guest
@@ -290,9 +292,9 @@ class TestPlanInput(CLITestCase):
         self.assertEqual('the host has no cpu_shared_set',
                          rows['share + cpu_shared_set']['note'])
         # The same host fits isolate in a plain plan.
-        isolate = hardware.instance_topology_from_flavor(
+        isolate = guest_topology.instance_topology_from_flavor(
             1, 2048, {'hw:cpu_policy': 'dedicated',
                       'hw:cpu_emulator_threads': 'isolate'})
-        host = hardware.host_topology_from_caps(
+        host = capabilities.host_topology_from_caps(
             data.example_host_xml(), cpu_dedicated_set='1-9')
         self.assertIsNotNone(hardware.fit_instance_to_host(host, isolate))

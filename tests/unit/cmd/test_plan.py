@@ -23,7 +23,7 @@ import fixtures
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt.libvirt import bandwidth
-from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.unit import base
 from tests.unit.cmd import command
 from tests.unit.virt import cases
@@ -316,7 +316,7 @@ class TestSharedPoolPlan(base.TestCase):
         (cell,) = out['cells']
         local = [0] if cell['host_cell'] == 0 else [4]
         self.assertEqual(local, out['emulatorpin'])
-        tune = cputune.parse_cputune(out['cputune_xml'])
+        tune = cputune_reader.parse_cputune(out['cputune_xml'])
         self.assertEqual(frozenset(local), tune.emulatorpin)
         self.assertEqual(bandwidth.EmulatorBandwidth(100000, 50000),
                          tune.emulator_bandwidth)

@@ -23,9 +23,11 @@ import random
 from lxml import etree
 
 from nova_emulator_threads import cpuset
+from nova_emulator_threads import data
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 
 PAGE_SIZES = (4, 2048, 1048576)
 
@@ -116,7 +118,7 @@ def random_host(rng: random.Random):
                                                 0.8)))
     spec = (cpuset.format_cpu_spec(dedicated), cpuset.format_cpu_spec(shared),
             cpuset.format_cpu_spec(pinned))
-    host = hardware.host_topology_from_caps(xml, *spec)
+    host = capabilities.host_topology_from_caps(xml, *spec)
     cells = []
     for cell in host.cells:
         mempages = tuple(
@@ -194,3 +196,10 @@ def random_case(seed: int) -> Case:
         limits = hardware.Limits(rng.choice((1.0, 4.0, 16.0)),
                                  rng.choice((1.0, 1.5)))
     return Case(seed, xml, dedicated, shared, pinned, host, inst, limits)
+
+
+def bundled(name: str, dedicated: str, shared: str):
+    """A bundled example host, with its shared set and without it."""
+    xml = data.example_host_xml(name)
+    return (capabilities.host_topology_from_caps(xml, dedicated, shared),
+            capabilities.host_topology_from_caps(xml, dedicated, ''))

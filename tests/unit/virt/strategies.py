@@ -31,6 +31,7 @@ from nova_emulator_threads import cpu_request
 from nova_emulator_threads import cpuset
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit.virt import cases
 
 #: Hosts stay at or under this many CPUs, so that thousands of streams
@@ -119,7 +120,7 @@ def hosts(draw: st.DrawFn) -> GeneratedHost:
         pinned = _mask(pinnable, draw(bits) | draw(bits))
     spec = (cpuset.format_cpu_spec(dedicated),
             cpuset.format_cpu_spec(shared), cpuset.format_cpu_spec(pinned))
-    host = hardware.host_topology_from_caps(xml, *spec)
+    host = capabilities.host_topology_from_caps(xml, *spec)
     limits = draw(st.sampled_from((
         None, None, hardware.Limits(1.0, 1.0), hardware.Limits(4.0, 1.5))))
     return GeneratedHost(xml, *spec, host=host, limits=limits)

@@ -13,126 +13,16 @@
 """Density: identical guests packed until the next one does not fit."""
 
 
-from nova_emulator_threads import data
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import density
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
-
-REALTIME = {'hw:cpu_realtime': 'yes'}
-
-
-def bundled(name: str, dedicated: str, shared: str):
-    xml = data.example_host_xml(name)
-    return (hardware.host_topology_from_caps(xml, dedicated, shared),
-            hardware.host_topology_from_caps(xml, dedicated, ''))
-
-
-class TestRealtimeHousekeepingHost(base.TestCase):
-    """The price of each policy on a small realtime host.
-
-    Four cores, one of them kept for housekeeping (host load and emulator
-    threads), three for 1-vCPU realtime guests.
-    """
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.host, self.without = bundled('four-core-housekeeping', '1-3',
-                                          '0')
-        self.rows = {row.policy: row for row in plan.density_report(
-            self.host, self.without, 1, 1024, REALTIME)}
-
-    def test_isolate_fits_one(self) -> None:
-        # "1.05 = 2": each guest takes its vCPU's pCPU and one more.
-        row = self.rows['isolate']
-        self.assertEqual((1, 2, 1), (row.vcpus, row.pcpus_per_guest,
-                                     row.guests))
-
-    def test_shared_emulator_pool_fits_three(self) -> None:
-        row = self.rows['share + cpu_shared_set']
-        self.assertEqual((1, 1, 3), (row.vcpus, row.pcpus_per_guest,
-                                     row.guests))
-        self.assertEqual(frozenset({0}), row.cpu_shared_set)
-        # The pool really is the housekeeping core: libvirt gets
-        # <emulatorpin cpuset='0'/> for the guest.
-        result = plan.plan(self.host, 1, 1024, row.extra_specs)
-        self.assertEqual([0], result['emulatorpin'])
-        self.assertNotIn(0, result['cells'][0]['cpu_pinning'].values())
-
-    def test_accounted_pool_fits_three(self) -> None:
-        # The pool (one housekeeping core at Nova's ratio of 4.0: 4 VCPU)
-        # has room for three guests claiming 1 VCPU each: the three pCPUs
-        # are what ends it, not the pool, and isolate still fits one.
-        rows = {row.policy: row for row in plan.density_report(
-            self.host, self.without, 1, 1024, REALTIME,
-            shared_pool_vcpus=1, cpu_allocation_ratio=4.0)}
-        row = rows['share + accounted pool']
-        self.assertEqual((1, 1, 3, None), (row.vcpus, row.pcpus_per_guest,
-                                           row.guests, row.note))
-        self.assertEqual(1, rows['isolate'].guests)
-        self.assertIn('1 VCPU per guest of a pool of 4', row.emulator_threads)
-        # The guest asks placement for its vCPU's PCPU and 1 VCPU.
-        result = plan.plan(self.host, 1, 1024, row.extra_specs,
-                           pool=plan.SharedPool(vcpus=1))
-        self.assertEqual({'PCPU': 1, 'VCPU': 1}, result['placement'])
-
-    def test_accounted_pool_full_before_the_pcpus(self) -> None:
-        # At a ratio of 2 the pool holds two guests' emulator threads.
-        rows = plan.density_report(self.host, self.without, 1, 1024,
-                                   REALTIME, shared_pool_vcpus=1,
-                                   cpu_allocation_ratio=2.0)
-        row = rows[-1]
-        self.assertEqual(('share + accounted pool', 2), (row.policy,
-                                                         row.guests))
-        self.assertIn('the shared pool (2 VCPU) is full', row.note)
-
-    def test_no_accounted_row_by_default(self) -> None:
-        self.assertNotIn('share + accounted pool', self.rows)
-
-    def test_realtime_mask_needs_two_vcpus_and_fits_one(self) -> None:
-        row = self.rows['realtime, mask ^0']
-        self.assertIn('hw:cpu_realtime_mask', row.note)
-        self.assertIn('counted with 2 vCPUs', row.note)
-        self.assertEqual((2, 2, 1), (row.vcpus, row.pcpus_per_guest,
-                                     row.guests))
-        self.assertRaises(exception.Invalid,
-                          hardware.instance_topology_from_flavor, 1, 1024,
-                          row.extra_specs)
-
-    def test_realtime_without_policy_or_mask_is_refused(self) -> None:
-        # All vCPUs realtime and no emulator threads policy: Nova refuses
-        # the flavor, so there is nothing to count.
-        row = self.rows['no policy']
-        self.assertIsNone(row.guests)
-        self.assertIn('hw:cpu_realtime', row.note)
-
-    def test_realtime_share_without_shared_set_is_refused(self) -> None:
-        # The emulator threads would float over the realtime vCPUs' pCPUs,
-        # which the libvirt driver refuses.
-        row = self.rows['share, no cpu_shared_set']
-        self.assertEqual(frozenset(), row.cpu_shared_set)
-        self.assertIsNone(row.guests)
-        self.assertIn('cpu_shared_set', row.note)
-
-    def test_share_without_shared_set_floats_over_guest_pcpus(self) -> None:
-        # Not realtime: the guests boot, their emulator threads on their
-        # own pCPU.
-        rows = plan.density_report(self.host, self.without, 1, 1024)
-        row = rows[1]
-        self.assertEqual(('share, no cpu_shared_set', 3, None),
-                         (row.policy, row.guests, row.note))
-        result = plan.plan(self.without, 1, 1024, row.extra_specs)
-        pcpus = list(result['cells'][0]['cpu_pinning'].values())
-        self.assertEqual(pcpus, result['emulatorpin'])
-        self.assertEqual(
-            [('no policy', 3), ('share + cpu_shared_set', 3),
-             ('isolate', 1), ('isolate, siblings avoided', 1),
-             ('realtime, mask ^0', 1)],
-            [(row.policy, row.guests) for row in rows if row is not
-             rows[1]])
+from tests.unit.virt.cases import bundled
 
 
 class TestTwoSocketHost(base.TestCase):
@@ -191,8 +81,8 @@ class TestTwoSocketHost(base.TestCase):
         # One cell, two cores of two threads: a 3-vCPU isolate guest takes
         # three threads, and the fourth is a vCPU's sibling.
         xml = cases.caps_xml(1, 2, 2, True, [8192], None)
-        host = hardware.host_topology_from_caps(xml, '0-3', '')
-        inst = hardware.instance_topology_from_flavor(3, 1024, {
+        host = capabilities.host_topology_from_caps(xml, '0-3', '')
+        inst = guest_topology.instance_topology_from_flavor(3, 1024, {
             'hw:cpu_policy': 'dedicated',
             'hw:cpu_emulator_threads': 'isolate'})
         self.assertEqual(1, density.density(host, inst))
@@ -222,11 +112,11 @@ class TestDensity(base.TestCase):
 
     def host(self, pinned: str = ''):
         xml = cases.caps_xml(2, 4, 2, True, [8192, 8192], None)
-        return hardware.host_topology_from_caps(xml, '0-15', '', pinned)
+        return capabilities.host_topology_from_caps(xml, '0-15', '', pinned)
 
     def inst(self, vcpus: int, **specs: str):
         specs.setdefault('hw:cpu_policy', 'dedicated')
-        return hardware.instance_topology_from_flavor(vcpus, 1024, specs)
+        return guest_topology.instance_topology_from_flavor(vcpus, 1024, specs)
 
     def test_packs_until_the_next_does_not_fit(self) -> None:
         host = self.host()

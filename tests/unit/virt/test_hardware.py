@@ -15,8 +15,10 @@
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
 
@@ -27,52 +29,7 @@ DEDICATED = {'hw:cpu_policy': 'dedicated'}
 def host(cells: int = 2, cores: int = 4, threads: int = 1,
          dedicated: str = '', shared: str = '', pinned: str = ''):
     xml = cases.caps_xml(cells, cores, threads, True, [4096] * cells, None)
-    return hardware.host_topology_from_caps(xml, dedicated, shared, pinned)
-
-
-class TestInstanceTopology(base.TestCase):
-
-    def test_no_topology_without_pinning(self) -> None:
-        self.assertIsNone(hardware.instance_topology_from_flavor(2, 1024, {}))
-
-    def test_isolate(self) -> None:
-        inst = hardware.instance_topology_from_flavor(4, 2048, ISOLATE)
-        self.assertEqual('isolate', inst.emulator_threads_policy)
-        self.assertEqual(1, len(inst.cells))
-        cell = inst.cells[0]
-        self.assertEqual(frozenset(range(4)), cell.pcpuset)
-        self.assertEqual(frozenset(), cell.cpuset)
-        self.assertEqual(2048, cell.memory)
-        self.assertEqual('dedicated', cell.cpu_policy)
-
-    def test_auto_numa_layout(self) -> None:
-        inst = hardware.instance_topology_from_flavor(
-            4, 2048, dict(DEDICATED, **{'hw:numa_nodes': '2'}))
-        self.assertEqual([frozenset({0, 1}), frozenset({2, 3})],
-                         [cell.pcpuset for cell in inst.cells])
-        self.assertEqual([1024, 1024], [cell.memory for cell in inst.cells])
-
-    def test_manual_numa_layout(self) -> None:
-        specs = dict(DEDICATED, **{
-            'hw:numa_nodes': '2', 'hw:numa_cpus.0': '0,3',
-            'hw:numa_cpus.1': '1-2', 'hw:numa_mem.0': '1536',
-            'hw:numa_mem.1': '512'})
-        inst = hardware.instance_topology_from_flavor(4, 2048, specs)
-        self.assertEqual([frozenset({0, 3}), frozenset({1, 2})],
-                         [cell.pcpuset for cell in inst.cells])
-        self.assertEqual([1536, 512], [cell.memory for cell in inst.cells])
-
-    def test_mixed(self) -> None:
-        inst = hardware.instance_topology_from_flavor(4, 2048, {
-            'hw:cpu_policy': 'mixed', 'hw:cpu_dedicated_mask': '2-3'})
-        self.assertEqual(frozenset({2, 3}), inst.cells[0].pcpuset)
-        self.assertEqual(frozenset({0, 1}), inst.cells[0].cpuset)
-
-    def test_realtime(self) -> None:
-        inst = hardware.instance_topology_from_flavor(4, 2048, dict(
-            ISOLATE, **{'hw:cpu_realtime': 'yes',
-                        'hw:cpu_realtime_mask': '^0'}))
-        self.assertEqual(frozenset({1, 2, 3}), inst.realtime_cpus)
+    return capabilities.host_topology_from_caps(xml, dedicated, shared, pinned)
 
 
 class TestFit(base.TestCase):
@@ -80,7 +37,7 @@ class TestFit(base.TestCase):
     def test_isolate_reserves_one_extra_pcpu_on_cell_of_guest_cell_0(
             self) -> None:
         h = host(cells=2, cores=4)
-        inst = hardware.instance_topology_from_flavor(2, 1024, dict(
+        inst = guest_topology.instance_topology_from_flavor(2, 1024, dict(
             ISOLATE, **{'hw:numa_nodes': '2'}))
         fitted = hardware.fit_instance_to_host(h, inst)
         self.assertIsNotNone(fitted)
@@ -94,14 +51,16 @@ class TestFit(base.TestCase):
 
     def test_exactly_vcpus_free_is_not_enough_for_isolate(self) -> None:
         h = host(cells=1, cores=4, pinned='0')
-        dedicated = hardware.instance_topology_from_flavor(3, 512, DEDICATED)
-        isolate = hardware.instance_topology_from_flavor(3, 512, ISOLATE)
+        dedicated = guest_topology.instance_topology_from_flavor(
+            3, 512, DEDICATED)
+        isolate = guest_topology.instance_topology_from_flavor(
+            3, 512, ISOLATE)
         self.assertIsNotNone(hardware.fit_instance_to_host(h, dedicated))
         self.assertIsNone(hardware.fit_instance_to_host(h, isolate))
 
     def test_explain_names_cell_needs_and_haves(self) -> None:
         h = host(cells=2, cores=5, pinned='0,5')
-        inst = hardware.instance_topology_from_flavor(4, 512, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(4, 512, ISOLATE)
         self.assertIsNone(hardware.fit_instance_to_host(h, inst))
         self.assertEqual(
             'not enough free pCPUs on host cell 0 for guest cell 0 (needs 5 '
@@ -110,25 +69,26 @@ class TestFit(base.TestCase):
             'emulator threads; 4 of its 5 are free)',
             hardware.explain_no_fit(h, inst))
         self.assertIsNotNone(hardware.fit_instance_to_host(
-            h, hardware.instance_topology_from_flavor(4, 512, DEDICATED)))
+            h,
+            guest_topology.instance_topology_from_flavor(4, 512, DEDICATED)))
 
     def test_explain_too_few_cells(self) -> None:
         h = host(cells=1)
-        inst = hardware.instance_topology_from_flavor(2, 512, dict(
+        inst = guest_topology.instance_topology_from_flavor(2, 512, dict(
             DEDICATED, **{'hw:numa_nodes': '2'}))
         self.assertEqual('the guest has 2 NUMA cells but the host only 1',
                          hardware.explain_no_fit(h, inst))
 
     def test_explain_memory(self) -> None:
         h = host(cells=1)
-        inst = hardware.instance_topology_from_flavor(1, 8192, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(1, 8192, ISOLATE)
         self.assertIn('not enough free memory on host cell 0 for guest cell '
                       '0 (needs 8192 MiB, has 4096 MiB)',
                       hardware.explain_no_fit(h, inst))
 
     def test_explain_thread_policy(self) -> None:
         h = host(cells=1, cores=4, threads=1)
-        inst = hardware.instance_topology_from_flavor(2, 512, dict(
+        inst = guest_topology.instance_topology_from_flavor(2, 512, dict(
             DEDICATED, **{'hw:cpu_thread_policy': 'require'}))
         self.assertIn('cpu_thread_policy=require puts the vCPUs on thread '
                       'siblings of cores whose threads are free',
@@ -137,15 +97,15 @@ class TestFit(base.TestCase):
     def test_explain_pages_needed_and_free(self) -> None:
         # 1024 pages of 2 MiB free: 2048 MiB, and the guest wants 2050.
         xml = cases.caps_xml(1, 4, 1, True, [8192], [[0, 1024]])
-        h = hardware.host_topology_from_caps(xml, '', '', '')
-        inst = hardware.instance_topology_from_flavor(
+        h = capabilities.host_topology_from_caps(xml, '', '', '')
+        inst = guest_topology.instance_topology_from_flavor(
             1, 2050, dict(DEDICATED, **{'hw:mem_page_size': '2048'}))
         self.assertIn('(needs 2050 MiB; 2048 MiB free in 2048 KiB pages)',
                       hardware.explain_no_fit(h, inst))
 
     def test_explain_many_cells_summarised(self) -> None:
         h = host(cells=64, cores=2, pinned='')
-        inst = hardware.instance_topology_from_flavor(4, 512, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(4, 512, ISOLATE)
         reason = hardware.explain_no_fit(h, inst)
         self.assertTrue(reason.startswith(
             'none of the 64 host cells tried fits (64 reasons), among '
@@ -158,7 +118,7 @@ class TestUsage(base.TestCase):
 
     def test_claim_and_free_give_everything_back(self) -> None:
         h = host(cells=2, cores=4)
-        inst = hardware.instance_topology_from_flavor(3, 1024, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(3, 1024, ISOLATE)
         fitted = hardware.fit_instance_to_host(h, inst)
         claimed = claims.numa_usage_from_instance(h, fitted)
         cell = next(c for c in claimed.cells if c.id == fitted.cells[0].id)
@@ -173,7 +133,7 @@ class TestUsage(base.TestCase):
 
     def test_fill_host_then_free_one(self) -> None:
         h = host(cells=1, cores=8)
-        inst = hardware.instance_topology_from_flavor(3, 256, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(3, 256, ISOLATE)
         guests = []
         while (fitted := hardware.fit_instance_to_host(h, inst)) is not None:
             h = claims.numa_usage_from_instance(h, fitted)
@@ -185,7 +145,7 @@ class TestUsage(base.TestCase):
 
     def test_double_claim_is_refused(self) -> None:
         h = host(cells=1, cores=4)
-        inst = hardware.instance_topology_from_flavor(2, 256, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(2, 256, ISOLATE)
         fitted = hardware.fit_instance_to_host(h, inst)
         claimed = claims.numa_usage_from_instance(h, fitted)
         exc = self.assertRaises(exception.CPUPinningConflict,
@@ -199,8 +159,9 @@ class TestUsage(base.TestCase):
 
     def test_thread_isolate_claims_whole_cores(self) -> None:
         xml = cases.caps_xml(1, 4, 2, True, [4096], None)
-        h = hardware.host_topology_from_caps(xml)  # legacy: cpuset==pcpuset
-        inst = hardware.instance_topology_from_flavor(2, 256, dict(
+        # legacy: cpuset==pcpuset
+        h = capabilities.host_topology_from_caps(xml)
+        inst = guest_topology.instance_topology_from_flavor(2, 256, dict(
             DEDICATED, **{'hw:cpu_thread_policy': 'isolate'}))
         fitted = hardware.fit_instance_to_host(h, inst)
         claimed = claims.numa_usage_from_instance(h, fitted)
@@ -233,7 +194,7 @@ class TestEmulatorPCPUSiblings(base.TestCase):
     def fit(self, vcpus: int, siblings: str, pinned: str = '',
             extra: dict[str, str] | None = None):
         h = host(cells=1, cores=4, threads=2, pinned=pinned)
-        inst = hardware.instance_topology_from_flavor(
+        inst = guest_topology.instance_topology_from_flavor(
             vcpus, 256, dict(ISOLATE, **(extra or {})))
         return h, inst, hardware.fit_instance_to_host(
             h, inst, emulator_pcpu_siblings=siblings)
@@ -287,7 +248,7 @@ class TestEmulatorPCPUSiblings(base.TestCase):
         # one free thread on each of its four cores.
         h = host(cells=2, cores=4, threads=2,
                  pinned='2-3,10-11,4-7')
-        inst = hardware.instance_topology_from_flavor(3, 256, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(3, 256, ISOLATE)
         allowed = hardware.fit_instance_to_host(h, inst)
         avoided = hardware.fit_instance_to_host(
             h, inst, emulator_pcpu_siblings='avoid')
@@ -311,7 +272,7 @@ class TestEmulatorPCPUSiblings(base.TestCase):
 
     def test_no_smt_no_difference(self) -> None:
         h = host(cells=1, cores=4, threads=1)
-        inst = hardware.instance_topology_from_flavor(1, 256, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(1, 256, ISOLATE)
         self.assertEqual(
             hardware.fit_instance_to_host(h, inst),
             hardware.fit_instance_to_host(
@@ -319,7 +280,7 @@ class TestEmulatorPCPUSiblings(base.TestCase):
 
     def test_bad_value(self) -> None:
         h = host(cells=1, cores=4, threads=2)
-        inst = hardware.instance_topology_from_flavor(1, 256, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(1, 256, ISOLATE)
         exc = self.assertRaises(
             exception.Invalid, hardware.fit_instance_to_host, h, inst,
             emulator_pcpu_siblings='never')

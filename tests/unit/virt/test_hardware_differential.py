@@ -21,8 +21,10 @@ import collections
 import testtools
 from oslo_config import fixture as config_fixture
 
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import packing
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit import nova_patch_fixture
 from tests.unit.virt import cases
@@ -135,8 +137,8 @@ class TestNovaAnswersItsClaimRefuses(base.TestCase):
         # thread of a core whose other thread is pinned; its claim takes
         # whole cores and refuses it. The packing knows it when it picks.
         xml = cases.caps_xml(1, 4, 2, True, [4096], None)
-        host = hardware.host_topology_from_caps(xml, '', '', '0')
-        inst = hardware.instance_topology_from_flavor(2, 512, {
+        host = capabilities.host_topology_from_caps(xml, '', '', '0')
+        inst = guest_topology.instance_topology_from_flavor(2, 512, {
             'hw:cpu_policy': 'dedicated', 'hw:cpu_thread_policy': 'isolate',
             'hw:cpu_emulator_threads': 'isolate'})
         cell = host.cells[0]

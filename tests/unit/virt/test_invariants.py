@@ -67,8 +67,10 @@ from nova_emulator_threads import exception
 from nova_emulator_threads import overhead
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import topology
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
 from tests.unit.virt import nova_reference as ref
@@ -149,7 +151,7 @@ class Cloud:
         """The fitted topology; True for a guest without one (it floats);
         False for no fit.
         """
-        inst = hardware.instance_topology_from_request(guest.request)
+        inst = guest_topology.instance_topology_from_request(guest.request)
         if inst is None:
             STATS['floating guests'] += 1
             return True
@@ -539,12 +541,13 @@ class TestPlacementRequest(base.TestCase):
                     flavor, extra_specs=specs).request()
                 check_placement_request(self, request)
                 checked += 1
-            inst = hardware.instance_topology_from_request(flavor.request())
+            inst = guest_topology.instance_topology_from_request(
+                flavor.request())
             if inst is None:
                 continue
             ncells = len(inst.cells)
             if ncells not in hosts:
-                hosts[ncells] = hardware.host_topology_from_caps(
+                hosts[ncells] = capabilities.host_topology_from_caps(
                     cases.caps_xml(ncells, 8, 2, True, [65536] * ncells,
                                    None))
             fitted = hardware.fit_instance_to_host(hosts[ncells], inst)
@@ -572,13 +575,13 @@ class TestFoundByTheProperties(base.TestCase):
         # vCPUs on free cores, but Nova's rule puts its emulator pCPU on
         # 15, beside the other guest's 14, and isolate claims whole cores.
         # Nova's own claim refuses Nova's answer; ours says "no fit".
-        host = hardware.host_topology_from_caps(cases.caps_xml(
+        host = capabilities.host_topology_from_caps(cases.caps_xml(
             2, 4, 2, False, [1024, 2048],
             [[262144, 64, 0], [524288, 128, 1]]))
-        mixed = hardware.instance_topology_from_flavor(4, 512, {
+        mixed = guest_topology.instance_topology_from_flavor(4, 512, {
             'hw:numa_nodes': '2', 'hw:cpu_policy': 'mixed',
             'hw:cpu_dedicated_mask': '1,3'})
-        isolate = hardware.instance_topology_from_flavor(3, 1024, {
+        isolate = guest_topology.instance_topology_from_flavor(3, 1024, {
             'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads':
             'isolate', 'hw:cpu_thread_policy': 'isolate'})
         fitted = hardware.fit_instance_to_host(host, mixed)

@@ -22,8 +22,10 @@ import gc
 import itertools
 
 from nova_emulator_threads.virt import claims
+from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt import packing
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
 
@@ -32,7 +34,7 @@ ISOLATE = {'hw:cpu_policy': 'dedicated', 'hw:cpu_emulator_threads': 'isolate'}
 
 def host(pinned: str = ''):
     xml = cases.caps_xml(2, 4, 2, True, [4096, 4096], None)
-    return hardware.host_topology_from_caps(xml, '', '', pinned)
+    return capabilities.host_topology_from_caps(xml, '', '', pinned)
 
 
 class TestMemo(base.TestCase):
@@ -56,7 +58,7 @@ class TestMemo(base.TestCase):
     def test_derived_goes_with_its_object(self) -> None:
         cells = self._alive(packing.CellInfo)
         hosts = self._alive(packing.HostInfo)
-        inst = hardware.instance_topology_from_flavor(2, 512, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(2, 512, ISOLATE)
         topology = host()
         self.assertIsNotNone(hardware.fit_instance_to_host(topology, inst))
         self.assertIs(packing.host_info(topology), topology.derived)
@@ -69,7 +71,7 @@ class TestMemo(base.TestCase):
     def test_too_full_host_derives_no_cells(self) -> None:
         # Most hosts a scheduler asks about are answered from the free
         # pCPU counts: no per-cell info is built for them.
-        inst = hardware.instance_topology_from_flavor(9, 512, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(9, 512, ISOLATE)
         topology = host()
         self.assertIsNone(hardware.fit_instance_to_host(topology, inst))
         self.assertEqual(8, packing.host_info(topology).most_free)
@@ -80,7 +82,7 @@ class TestMemo(base.TestCase):
         # A claim makes new cells for what it changed and keeps the others:
         # each answer is worked out on the cells as they are.
         topology = host()
-        inst = hardware.instance_topology_from_flavor(3, 512, ISOLATE)
+        inst = guest_topology.instance_topology_from_flavor(3, 512, ISOLATE)
         seen = []
         while True:
             fitted = hardware.fit_instance_to_host(topology, inst)
@@ -97,7 +99,7 @@ class TestMemo(base.TestCase):
 
     def test_same_answer_on_a_new_copy(self) -> None:
         topology = host('0,9')
-        inst = hardware.instance_topology_from_flavor(4, 512, dict(
+        inst = guest_topology.instance_topology_from_flavor(4, 512, dict(
             ISOLATE, **{'hw:numa_nodes': '2'}))
         warm = hardware.fit_instance_to_host(topology, inst)
         copy = dataclasses.replace(topology, cells=tuple(

@@ -29,7 +29,7 @@ with warnings.catch_warnings():
 
 from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
-from nova_emulator_threads.virt import hardware
+from nova_emulator_threads.virt.libvirt import capabilities
 from tests.unit import base
 from tests.unit.virt import cases
 
@@ -79,7 +79,7 @@ class TestCapsMatchNovaDriver(base.TestCase):
             self.flags.config(cpu_dedicated_set=dedicated or None,
                               cpu_shared_set=shared or None,
                               group='compute')
-            ours = hardware.host_topology_from_caps(xml, dedicated, shared)
+            ours = capabilities.host_topology_from_caps(xml, dedicated, shared)
             # Every CPU in the XML is online.
             online = set(range(sum(len(c.findall('cpus/cpu')) for c in
                                    vconfig.etree.fromstring(xml).findall(
@@ -97,7 +97,7 @@ class TestCapsMatchNovaDriver(base.TestCase):
         for name in ('two-socket-smt', 'four-core-housekeeping'):
             with open(data.example_host_path(name)) as f:
                 xml = f.read()
-            ours = hardware.host_topology_from_caps(xml)
+            ours = capabilities.host_topology_from_caps(xml)
             self.assertTrue(ours.cells, name)
 
 
@@ -106,7 +106,7 @@ class TestCapsBadInput(base.TestCase):
     XML = cases.caps_xml(2, 2, 2, True, [1024, 1024], None)
 
     def assertInvalid(self, exc_type, fragment, *args, **kwargs) -> None:
-        exc = self.assertRaises(exc_type, hardware.host_topology_from_caps,
+        exc = self.assertRaises(exc_type, capabilities.host_topology_from_caps,
                                 *args, **kwargs)
         self.assertIn(fragment, str(exc))
         self.assertEqual(1, len(str(exc).splitlines()))

@@ -26,6 +26,7 @@ from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import topology
 from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from tests.unit import base
 
 SHARE = fields.CPUEmulatorThreadsPolicy.SHARE
@@ -195,20 +196,20 @@ class EmulatorBandwidthTestCase(base.TestCase):
               <iothreadpin iothread="1" cpuset="8"/>
               <vcpupin vcpu="0" cpuset="9"/>
             </cputune>"""))
-        self.assertEqual(tune, cputune.parse_cputune(text))
+        self.assertEqual(tune, cputune_reader.parse_cputune(text))
 
     def test_read_no_cap(self) -> None:
-        self.assertIsNone(cputune.parse_cputune(
+        self.assertIsNone(cputune_reader.parse_cputune(
             '<cputune><emulator_quota>-1</emulator_quota></cputune>'
         ).emulator_bandwidth)
         self.assertEqual(
             bandwidth.EmulatorBandwidth(period=100000, quota=5000),
-            cputune.parse_cputune(
+            cputune_reader.parse_cputune(
                 '<cputune><emulator_quota>5000</emulator_quota></cputune>'
             ).emulator_bandwidth)
 
     def test_read_garbage(self) -> None:
         exc = self.assertRaises(
-            exception.InvalidDomainXML, cputune.parse_cputune,
+            exception.InvalidDomainXML, cputune_reader.parse_cputune,
             '<cputune><emulator_quota>lots</emulator_quota></cputune>')
         self.assertIn('<emulator_quota>', str(exc))

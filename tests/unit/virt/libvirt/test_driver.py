@@ -20,7 +20,7 @@ from nova.virt.libvirt import driver as nova_driver
 from oslo_config import fixture as config_fixture
 
 from nova_emulator_threads.virt.libvirt import bandwidth
-from nova_emulator_threads.virt.libvirt import cputune
+from nova_emulator_threads.virt.libvirt import cputune_reader
 from nova_emulator_threads.virt.libvirt import driver
 from tests.unit import base
 
@@ -58,7 +58,7 @@ class TestGuestCPUTune(base.TestCase):
             </cputune>"""))
         # What the audit and the tests read back.
         self.assertEqual(bandwidth.EmulatorBandwidth(100000, 25000),
-                         cputune.parse_cputune(ours.to_xml())
+                         cputune_reader.parse_cputune(ours.to_xml())
                          .emulator_bandwidth)
 
     def test_cpu_allocation_ratio(self) -> None:
