@@ -10,20 +10,19 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The fitter's choice points: where the emulator pCPU goes, and the order
-in which host cells are tried.
+"""The fitter's choice points: where the emulator pCPU goes, whether it
+keeps off the vCPUs' cores, and the order in which host cells are tried.
 
 Each is a decision that an operator may want made differently (behind an
 ``[emulator_threads]`` option, Nova's behaviour staying the default), so
 each is one small function apart from the walk in ``virt.hardware`` that
-applies it. Both answer exactly as Nova 34 does. The third,
-``[emulator_threads] emulator_pcpu_siblings``, is an argument of the
-fitter itself (``hardware.emulator_pcpu_avoids_vcpu_cores``).
+applies it. Each answers exactly as Nova 34 does by default.
 """
 
 from collections.abc import Sequence
 
 from nova_emulator_threads import cpu_request
+from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import packing
 from nova_emulator_threads.virt.topology import HostCell
@@ -69,3 +68,28 @@ def _cpu_usage(cell: HostCell) -> int:
 
 def _free_pcpu_count(cell: HostCell) -> int:
     return packing.cell_info(cell).free_count
+
+
+def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
+    """Whether the emulator pCPU must stay off the cores of the vCPUs.
+
+    ``[emulator_threads] emulator_pcpu_siblings``. Nova (``allow``) takes
+    the first free pCPU once the vCPUs are pinned, and on an SMT host that
+    is often the other thread of a vCPU's core, which shares the core's
+    execution units and caches with the vCPU. With ``avoid`` the emulator
+    pCPU is Nova's first free pCPU on a core that runs none of the guest's
+    pinned vCPUs, and a host cell without one does not fit guest cell 0.
+    ``hw:cpu_thread_policy=isolate`` already keeps those cores free in
+    Nova, so ``avoid`` changes nothing for it.
+
+    :raises: exception.Invalid for a value that is neither
+    """
+    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.ALLOW:
+        return False
+    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.AVOID:
+        return True
+    raise exception.Invalid(
+        reason='[emulator_threads] emulator_pcpu_siblings=%r is not '
+               'allowed; expected one of %s' % (
+                   emulator_pcpu_siblings,
+                   ', '.join(fields.EmulatorPCPUSiblings.ALL)))

@@ -38,7 +38,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nova_emulator_threads import exception
 from nova_emulator_threads.objects import fields
 from nova_emulator_threads.virt import choices
 from nova_emulator_threads.virt import no_fit
@@ -64,31 +63,6 @@ class Limits:
 
 
 ALLOW_SIBLINGS = fields.EmulatorPCPUSiblings.ALLOW
-
-
-def emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings: str) -> bool:
-    """Whether the emulator pCPU must stay off the cores of the vCPUs.
-
-    ``[emulator_threads] emulator_pcpu_siblings``. Nova (``allow``) takes
-    the first free pCPU once the vCPUs are pinned, and on an SMT host that
-    is often the other thread of a vCPU's core, which shares the core's
-    execution units and caches with the vCPU. With ``avoid`` the emulator
-    pCPU is Nova's first free pCPU on a core that runs none of the guest's
-    pinned vCPUs, and a host cell without one does not fit guest cell 0.
-    ``hw:cpu_thread_policy=isolate`` already keeps those cores free in
-    Nova, so ``avoid`` changes nothing for it.
-
-    :raises: exception.Invalid for a value that is neither
-    """
-    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.ALLOW:
-        return False
-    if emulator_pcpu_siblings == fields.EmulatorPCPUSiblings.AVOID:
-        return True
-    raise exception.Invalid(
-        reason='[emulator_threads] emulator_pcpu_siblings=%r is not '
-               'allowed; expected one of %s' % (
-                   emulator_pcpu_siblings,
-                   ', '.join(fields.EmulatorPCPUSiblings.ALL)))
 
 
 def _ordered_cells(
@@ -263,7 +237,7 @@ def _fit_cell(
     """Fit one guest cell on one host cell (Nova's
     ``_numa_fit_instance_cell``), updating ``state`` on success.
 
-    :param avoid_vcpu_cores: ``emulator_pcpu_avoids_vcpu_cores``
+    :param avoid_vcpu_cores: ``choices.emulator_pcpu_avoids_vcpu_cores``
 
     :returns: None on success, else ``(reason code, numbers)``
     """
@@ -382,7 +356,7 @@ def fit_instance_to_host(
         Nova's fitter's answer as it is, which a scheduler filter needs so
         as never to be stricter than Nova's ``NUMATopologyFilter``
     :param emulator_pcpu_siblings: ``[emulator_threads]
-        emulator_pcpu_siblings`` (``emulator_pcpu_avoids_vcpu_cores``);
+        emulator_pcpu_siblings`` (``choices.emulator_pcpu_avoids_vcpu_cores``);
         ``allow`` is Nova's choice
     :param devices: free PCI devices per host cell id, for a guest that
         requests none on a host that has some: Nova tries the cells with
@@ -390,7 +364,7 @@ def fit_instance_to_host(
     :returns: the fitted topology, or None (``explain_no_fit`` says why)
     :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
     """
-    avoid = emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
+    avoid = choices.emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
     if not host.cells or not inst.cells or len(host.cells) < len(inst.cells):
         return None
     host_info = packing.host_info(host)
@@ -591,7 +565,7 @@ def explain_no_fit(
 
     :raises: exception.Invalid for a bad ``emulator_pcpu_siblings``
     """
-    avoid = emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
+    avoid = choices.emulator_pcpu_avoids_vcpu_cores(emulator_pcpu_siblings)
     if len(host.cells) < len(inst.cells):
         return ('the guest has %d NUMA cells but the host only %d'
                 % (len(inst.cells), len(host.cells)))

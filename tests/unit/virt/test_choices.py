@@ -12,6 +12,9 @@
 
 """Unit tests of the fitter's choice points, on literal topologies."""
 
+import ddt
+
+from nova_emulator_threads import exception
 from nova_emulator_threads.virt import choices
 from nova_emulator_threads.virt import topology
 from tests.unit import base
@@ -35,6 +38,7 @@ def _cell(id: int, free: int, memory_free: int = 1024,
         memory_usage=4096 - memory_free)
 
 
+@ddt.ddt
 class EmulatorReservationTestCase(base.TestCase):
 
     def test_isolate_on_guest_cell_0_only(self) -> None:
@@ -42,11 +46,25 @@ class EmulatorReservationTestCase(base.TestCase):
         self.assertEqual([1, 0], [choices.emulator_reservation(inst, index)
                                   for index in range(2)])
 
-    def test_share_and_no_policy_reserve_nothing(self) -> None:
-        for policy in ('share', None):
-            with self.subTest(policy=policy):
-                self.assertEqual(
-                    0, choices.emulator_reservation(_guest(1, policy), 0))
+    @ddt.data('share', None)
+    def test_share_and_no_policy_reserve_nothing(self, policy) -> None:
+        self.assertEqual(0, choices.emulator_reservation(_guest(1, policy), 0))
+
+
+@ddt.ddt
+class EmulatorPCPUAvoidsVCPUCoresTestCase(base.TestCase):
+
+    @ddt.unpack
+    @ddt.data(('allow', False), ('avoid', True))
+    def test_values(self, value: str, avoids: bool) -> None:
+        self.assertIs(avoids, choices.emulator_pcpu_avoids_vcpu_cores(value))
+
+    def test_bad_value_names_the_option_and_the_choices(self) -> None:
+        exc = self.assertRaises(exception.Invalid,
+                                choices.emulator_pcpu_avoids_vcpu_cores,
+                                'never')
+        self.assertIn("emulator_pcpu_siblings='never' is not allowed; "
+                      "expected one of allow, avoid", str(exc))
 
 
 class HostCellOrderTestCase(base.TestCase):
