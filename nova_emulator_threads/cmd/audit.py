@@ -72,13 +72,7 @@ def add_parser(subparsers: typing.Any,
                     'thread, and findings. Exit status 0: clean, 1: '
                     'findings, 2: error.')
     host_options.add_host_arguments(parser)
-    parser.add_argument(
-        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
-        default=None,
-        help="the host's [emulator_threads] shared_pool_affinity (default: "
-             "from --config-file, else any, as Nova): with numa and "
-             "--cpu-shared-set, a 'share' guest's emulator threads must be "
-             "on the shared CPUs of its NUMA nodes")
+    add_shared_pool_affinity_argument(parser)
     parser.add_argument(
         '--measure', metavar='SECONDS', type=float, default=None,
         help='also measure, over SECONDS, how much time each vCPU loses '
@@ -86,6 +80,31 @@ def add_parser(subparsers: typing.Any,
     measure_cmd.add_threshold_argument(parser)
     output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
+
+
+def add_shared_pool_affinity_argument(parser: argparse.ArgumentParser,
+                                      ) -> None:
+    """``--shared-pool-affinity``, for the commands that audit."""
+    parser.add_argument(
+        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
+        default=None,
+        help="the host's [emulator_threads] shared_pool_affinity (default: "
+             "from --config-file, else any, as Nova): with numa and "
+             "--cpu-shared-set, a 'share' guest's emulator threads belong "
+             "on the shared CPUs of its NUMA nodes")
+
+
+def shared_pool_placement(
+        args: argparse.Namespace) -> tuple[str, dict[int, int] | None]:
+    """The host's ``shared_pool_affinity``, and its CPU -> NUMA node map
+    when that is ``numa`` (read only then).
+    """
+    affinity: str = nova_conf.emulator_threads_option(
+        args, 'shared_pool_affinity')
+    cpu_nodes = None
+    if affinity == fields.SharedPoolAffinity.NUMA:
+        cpu_nodes = sysfs.read_cpu_nodes(args.sys_root)
+    return affinity, cpu_nodes
 
 
 def run_audit(args: argparse.Namespace,
@@ -96,12 +115,7 @@ def run_audit(args: argparse.Namespace,
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
-    affinity = nova_conf.emulator_threads_option(args,
-                                                 'shared_pool_affinity')
-    cpu_nodes = None
-    if affinity == fields.SharedPoolAffinity.NUMA:
-        cpu_nodes = sysfs.read_cpu_nodes(args.sys_root)
-    return audit.audit(host, cpu_shared_set, affinity, cpu_nodes)
+    return audit.audit(host, cpu_shared_set, *shared_pool_placement(args))
 
 
 def audit_and_measure(args: argparse.Namespace,

@@ -83,6 +83,7 @@ def add_parser(subparsers: typing.Any,
     parser.add_argument('--dry-run', action='store_true',
                         help='with --apply-audit: say what would be done')
     host_options.add_host_arguments(parser)
+    audit_cmd.add_shared_pool_affinity_argument(parser)
     output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
 
@@ -168,13 +169,15 @@ def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
 def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
     cpu_shared_set = host_options.shared_set(args)
     report = audit_cmd.run_audit(args, conn)
+    affinity, cpu_nodes = audit_cmd.shared_pool_placement(args)
     failed = []
     for guest in report.guests:
         name = guest.guest.name
         fixable = [f for f in report.findings_for(name) if f.fixable_by_pin]
         if not fixable:
             continue
-        advice = remedy.recommend(report, name, cpu_shared_set)
+        advice = remedy.recommend(report, name, cpu_shared_set, affinity,
+                                  cpu_nodes)
         if advice.cpus is None:
             _say('%s: not changed: %s' % (name, advice.reason))
             continue

@@ -150,6 +150,39 @@ def _nova_emulator_set(request: cpu_request.CPURequest,
     return cputune.emulatorpin_cpuset(fitted, cpu_shared_set, host=host)
 
 
+def _numa_affinity_applies(request: cpu_request.CPURequest,
+                            cpu_shared_set: frozenset[int],
+                            shared_pool_affinity: str,
+                            cpu_nodes: Mapping[int, int] | None) -> bool:
+    """Whether ``shared_pool_affinity = numa`` places this guest's
+    emulator threads (a ``share`` guest, the shared set and the CPUs'
+    nodes known).
+    """
+    return (request.emulator_threads_policy == _SHARE and
+            bool(cpu_shared_set) and cpu_nodes is not None and
+            shared_pool_affinity == fields.SharedPoolAffinity.NUMA)
+
+
+def numa_local_share_set(
+        request: cpu_request.CPURequest,
+        vcpu_pins: dict[int, frozenset[int]],
+        cpu_shared_set: frozenset[int],
+        shared_pool_affinity: str,
+        cpu_nodes: Mapping[int, int] | None) -> frozenset[int] | None:
+    """Where ``shared_pool_affinity = numa`` puts a ``share`` guest's
+    emulator threads, given where its vCPUs are pinned.
+
+    :param cpu_shared_set: the host's usable ``[compute] cpu_shared_set``
+    :returns: the set, or None where the option does not place them (see
+        ``_numa_affinity_applies``) or a pCPU's node is unknown
+    """
+    if cpu_nodes is None or not _numa_affinity_applies(
+            request, cpu_shared_set, shared_pool_affinity, cpu_nodes):
+        return None
+    return _numa_local_emulator_set(request, vcpu_pins, cpu_shared_set,
+                                    cpu_nodes)
+
+
 def _numa_local_emulator_set(
         request: cpu_request.CPURequest,
         vcpu_pins: dict[int, frozenset[int]],
@@ -299,14 +332,12 @@ def _floating_emulator_findings(
             findings.WARNING, findings.NOVA_UNCHECKED, domain.name,
             'cannot tell where Nova places the emulator threads: %s'
             % exc)]
-    numa_local = False
-    if (policy_name == _SHARE and shared and cpu_nodes is not None and
-            shared_pool_affinity == fields.SharedPoolAffinity.NUMA):
-        numa_local = True
-        local = _numa_local_emulator_set(request, pins, shared,
-                                         cpu_nodes)
-        if local is not None:
-            expected = local
+    numa_local = _numa_affinity_applies(request, shared,
+                                        shared_pool_affinity, cpu_nodes)
+    local = numa_local_share_set(request, pins, shared,
+                                 shared_pool_affinity, cpu_nodes)
+    if local is not None:
+        expected = local
     unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
     if unknown_shared_set and not emulator & vcpu_pcpus:
         # Off the guest's vCPUs: [compute] cpu_shared_set, presumably.

@@ -36,6 +36,7 @@ the guest is Nova's:
 """
 
 import dataclasses
+from collections.abc import Mapping
 
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
@@ -130,23 +131,35 @@ def _free_pcpus(report: audit.AuditReport) -> frozenset[int]:
 
 def recommend(report: audit.AuditReport, name: str,
               cpu_shared_set: frozenset[int] | None = None,
+              shared_pool_affinity: str = fields.SharedPoolAffinity.ANY,
+              cpu_nodes: Mapping[int, int] | None = None,
               ) -> Recommendation:
     """The emulator set ``pin --apply-audit`` moves a guest's threads to.
+
+    The arguments after ``name`` are ``audit.audit``'s: the
+    recommendation is where the audit expects the threads.
 
     :param report: an audit of the host
     :param name: the guest
     :param cpu_shared_set: the host's ``[compute] cpu_shared_set``, if
         known
+    :param shared_pool_affinity: the host's ``[emulator_threads]
+        shared_pool_affinity``
+    :param cpu_nodes: the host's CPU -> NUMA node, needed for
+        ``shared_pool_affinity = numa``
     """
     guest = next(g for g in report.guests if g.guest.name == name)
     if guest.policy is not None:
-        return _for_nova_guest(report, guest, guest.policy, cpu_shared_set)
+        return _for_nova_guest(report, guest, guest.policy, cpu_shared_set,
+                               shared_pool_affinity, cpu_nodes)
     return _free_pcpus_for(report, name)
 
 
 def _for_nova_guest(report: audit.AuditReport, guest: audit.GuestReport,
                     nova: flavor_check.NovaPolicy,
                     cpu_shared_set: frozenset[int] | None,
+                    shared_pool_affinity: str,
+                    cpu_nodes: Mapping[int, int] | None,
                     ) -> Recommendation:
     """Where Nova's own placement rules put the guest's emulator threads."""
     name = guest.guest.name
@@ -160,12 +173,20 @@ def _for_nova_guest(report: audit.AuditReport, guest: audit.GuestReport,
             fields.CPUEmulatorThreadsPolicy.SHARE and
             cpu_shared_set is not None):
         target = cpu_shared_set & report.snapshot.cpus.online
+        where = '[compute] cpu_shared_set'
+        local = flavor_check.numa_local_share_set(
+            nova.request, dict(guest.guest.domain.vcpu_pins), target,
+            shared_pool_affinity, cpu_nodes)
+        if local is not None:
+            target = local
+            where = ("the [compute] cpu_shared_set CPUs of the guest's NUMA "
+                     'nodes ([emulator_threads] shared_pool_affinity = numa)')
         blocked = problems(report, name, target)
         if blocked:
             return Recommendation(
-                name, None, '[compute] cpu_shared_set %s is not usable: '
-                '%s' % (findings.fmt(cpu_shared_set), '; '.join(blocked)))
-        return Recommendation(name, target, '[compute] cpu_shared_set')
+                name, None, '%s %s is not usable: %s' % (
+                    where, findings.fmt(target), '; '.join(blocked)))
+        return Recommendation(name, target, where)
     return Recommendation(
         name, None, 'Nova guest with %s: Nova puts its emulator threads '
         'back at the next hard reboot, resize or migration; set '

@@ -265,3 +265,36 @@ class CommandTestCase(base.TestCase):
         self.assertEqual(1, status, out)
         self.assertIn('[compute] cpu_shared_set (0,4), but they may run on 4',
                       out)
+
+    def two_numa_nodes(self) -> None:
+        """Nodes 0 (CPUs 0-3) and 1 (4-7) in the fake sysfs."""
+        for node, cpus in (('node0', '0-3'), ('node1', '4-7')):
+            path = os.path.join(self.tree.sys_root, 'devices', 'system',
+                                'node', node)
+            os.makedirs(path)
+            with open(os.path.join(path, 'cpulist'), 'w') as f:
+                f.write(cpus + '\n')
+
+    def test_apply_audit_numa_local_share_guest(self) -> None:
+        # The whole shared set is wrong under shared_pool_affinity = numa:
+        # pin moves the threads where the audit expects them.
+        self.two_numa_nodes()
+        meta = {'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 1024,
+                'extra_specs': {'hw:cpu_policy': 'dedicated',
+                                'hw:cpu_emulator_threads': 'share'}}
+        guest = fakehost.domain_xml(
+            'vm', testdriver.UUID_A, {0: '5', 1: '6'}, emulatorpin='0,4',
+            iothreadpins={1: '0,4'}, nova=meta)
+        args = [*self.host_args(self.node(guest)), '--cpu-shared-set', '0,4',
+                '--shared-pool-affinity', 'numa']
+        status, out, _ = self.cli('pin', '--apply-audit', '--dry-run', *args)
+        self.assertEqual(1, status)
+        self.assertEqual(
+            "vm: emulator and I/O threads -> 4 (the [compute] cpu_shared_set "
+            "CPUs of the guest's NUMA nodes ([emulator_threads] "
+            "shared_pool_affinity = numa)) [dry run]\n", out)
+        status, out, err = self.cli('pin', '--apply-audit', *args)
+        self.assertEqual((0, ''), (status, err), out)
+        self.assertIn('live   emulator threads 0,4 -> 4: applied', out)
+        self.assertTrue(out.endswith('audit after the changes: no findings\n'),
+                        out)

@@ -262,6 +262,12 @@ class NUMALocalShareTestCase(base.TestCase):
                       "nodes (4; [emulator_threads] shared_pool_affinity = "
                       "numa), but they may run on 0,4",
                       report.findings[0].message)
+        # The remedy puts them where the audit expects them.
+        advice = remedy.recommend(report, 'g', P('0,4'), 'numa', self.NODES)
+        self.assertEqual({4}, advice.cpus)
+        self.assertIn('shared_pool_affinity = numa', advice.reason)
+        # As Nova places them (any), the whole set.
+        self.assertEqual({0, 4}, remedy.recommend(report, 'g', P('0,4')).cpus)
 
     def test_other_nodes_shared_cpu_is_flagged(self) -> None:
         report = self.check({0: '5', 1: '6'}, '0', '0,4', 'numa')
