@@ -17,7 +17,8 @@ option, as an operator and a user see it.
   ``<iothreadpin>`` of a ``share`` guest in the domain XML;
 * ``shared_pool_vcpus``: the placement allocations (``VCPU`` besides
   ``PCPU``), NoValidHost when the pool is full, the room given back by a
-  delete, and carried by a cold migration and a resize;
+  delete, and carried by a cold migration, a resize and a live
+  migration;
 * ``shared_pool_quota``: ``<emulator_period>``/``<emulator_quota>``;
 * a ``share`` guest with realtime vCPUs is never sent to a host without
   a shared pool (whatever the options).
@@ -29,6 +30,7 @@ from typing import Any
 import fixtures
 from lxml import etree
 from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.libvirt import base as libvirt_base
 
 from tests.functional import base
 
@@ -256,6 +258,52 @@ class AccountedPoolMoveTest(SharedPoolTestBase):
         self.assertEqual(1, self.pool_usage('host1'))
         self.assertEqual(0, self.pool_usage('host2'))
         self.assertEqual(2, self.allocation(server['id'], 'host1')['PCPU'])
+
+
+class AccountedPoolLiveMigrationTest(libvirt_base.LibvirtMigrationMixin,
+                                     SharedPoolTestBase):
+    """A live migration carries the pool's VCPU, and the destination's
+    XML pins the emulator threads to the destination cell's shared CPU.
+
+    Fake libvirt cannot move a guest: ``_migrate_stub`` starts the
+    destination XML that Nova's source driver built, as Nova's own live
+    migration tests do; everything else of the move is real.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.emulator_options(shared_pool_vcpus=1,
+                              shared_pool_affinity='numa')
+        self.start_two_hosts_for_moves()
+        self.src = self.computes['host1']
+        self.dest = self.computes['host2']
+        self.during: dict[str, int] = {}
+
+    def _migrate_stub(self, domain: Any, destination: str, params: Any,
+                      flags: int) -> None:
+        # While the guest moves, both hosts hold its share of the pool.
+        self.during = {host: self.pool_usage(host)
+                       for host in ('host1', 'host2')}
+        super()._migrate_stub(domain, destination, params, flags)
+
+    def test_live_migrate(self) -> None:
+        self.server = self.boot(self.flavor(vcpus=2, **base.SHARE),
+                                host='host1')
+        self.assertEqual(1, self.pool_usage('host1'))
+
+        server = self._live_migrate(self.server, 'completed')
+        self.assertTrue(self.migrate_stub_ran)
+        self.assertEqual({'host1': 1, 'host2': 1}, self.during)
+        self.assertEqual('host2', self.host_of(server))
+        self.assertEqual(0, self.pool_usage('host1'))
+        self.assertEqual(1, self.pool_usage('host2'))
+        self.assertEqual(1, self.allocation(server['id'], 'host2')['VCPU'])
+        (cell,) = self.instance_numa(server).cells
+        self.assert_shared(server, 'host2', vcpus=2,
+                           emulatorpin={0} if cell.id == 0 else {4})
+        self._run_periodics()
+        self.assertEqual(0, self.pool_usage('host1'))
+        self.assertEqual(1, self.pool_usage('host2'))
 
 
 class QuotaTest(SharedPoolTestBase):
