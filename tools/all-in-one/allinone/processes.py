@@ -134,37 +134,61 @@ def ours(pid: int) -> bool:
     return (str(layout.ROOT) + '/').encode() in cmdline
 
 
-def _signal(pid: int, signum: int, group: bool = True) -> None:
+def _signal(pid: int, signum: int, group: bool = True) -> bool:
     """Signal ``pid``, or its whole process group if it leads one and
-    ``group`` is true.
+    ``group`` is true. Whether a group was signalled.
     """
     try:
         if group and os.getpgid(pid) == pid:
             os.killpg(pid, signum)
-        else:
-            os.kill(pid, signum)
+            return True
+        os.kill(pid, signum)
     except ProcessLookupError:
         pass
+    return False
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (not a zombie)."""
+    for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # state, ppid, pgrp
+        if fields[2] == str(pgid) and fields[0] != 'Z':
+            return True
+    return False
 
 
 def terminate(pids: typing.Collection[int],
               sig: int = signal.SIGTERM, group: bool = True) -> bool:
     """Stop processes together: ``sig`` to each (to its process group if
     it leads one and ``group`` is true), SIGKILL to those still there
-    after STOP_TIMEOUT. Whether all of them are gone.
+    after STOP_TIMEOUT. Whether all of them, and every process of the
+    groups signalled, are gone (a worker that outlives its leader would
+    hold the service's port against a restart).
     """
-    for pid in pids:
-        _signal(pid, sig, group)
+    groups = [pid for pid in pids if _signal(pid, sig, group)]
+
+    def gone() -> bool:
+        return not (any(running(pid) for pid in pids) or
+                    any(group_running(pgid) for pgid in groups))
+
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if not any(running(pid) for pid in pids):
+        if gone():
             return True
         time.sleep(0.1)
     for pid in pids:
-        if running(pid):
-            _signal(pid, signal.SIGKILL, group)
+        _signal(pid, signal.SIGKILL, group)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     time.sleep(0.5)
-    return not any(running(pid) for pid in pids)
+    return gone()
 
 
 def wait_for(what: str, check: typing.Callable[[], bool],
