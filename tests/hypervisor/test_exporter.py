@@ -36,7 +36,6 @@ from nova_emulator_threads.cmd import exporter
 from nova_emulator_threads.cmd import main
 from tests.hypervisor import base
 from tests.hypervisor import libvirtd
-from tests.hypervisor import proof
 from tests.hypervisor import spinguest
 
 PROMETHEUS = '/usr/bin/prometheus'
@@ -115,14 +114,7 @@ class Prometheus(fixtures.Fixture):
 class ExporterTestCase(base.HypervisorTestCase):
 
     def test_prometheus_scrapes_emulator_time(self) -> None:
-        directory = self.useFixture(fixtures.TempDir()).path
-        disk = spinguest.build_disk(directory, mib=64)
-        _, specs, dedicated, shared = proof.PINNINGS[0]
-        tune = proof.plan(self.caps, specs,
-                          dedicated, shared)
-        guest = self.useFixture(spinguest.SpinGuest(
-            self.daemon, 'scraped', tune, disk, iothreads=1))
-        guest.wait_booted()
+        guest, directory = self.default_spin_guest('scraped', mib=64)
 
         listen = '127.0.0.1:%d' % free_port()
         args = main.build_parser().parse_args([
