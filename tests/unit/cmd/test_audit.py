@@ -23,6 +23,7 @@ from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import pin
 from tests.unit import base
+from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
@@ -43,10 +44,7 @@ class CommandTestCase(base.TestCase):
         return self.useFixture(testdriver.TestDriverFixture(list(domains))).uri
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main(list(argv))
-        return status, out.getvalue(), err.getvalue()
+        return command.main(*argv)
 
     def host_args(self, uri: str) -> list[str]:
         return ['--connect', uri, '--proc-root', self.tree.proc_root,
@@ -76,6 +74,14 @@ class CommandTestCase(base.TestCase):
                          'run on pCPU 1, shared with vCPU 0 on pCPU 1: they '
                          'preempt the vCPU whenever they have work'}],
             result['findings'])
+
+    def test_audit_installed_command(self) -> None:
+        # The smoke test of the console script: what main() prints.
+        args = ['audit', *self.host_args(self.node(BAD, CLEAN)), '-f', 'json']
+        result = command.run(*args)
+        self.assertEqual(1, result.returncode, result.stderr)
+        self.assertEqual(self.cli(*args),
+                         (result.returncode, result.stdout, result.stderr))
 
     def test_audit_table(self) -> None:
         uri = self.node(BAD, CLEAN)
@@ -154,6 +160,17 @@ class CommandTestCase(base.TestCase):
             '  config I/O thread 1     0-1 -> 0: applied\n'
             '  live   emulator threads 0-1 -> 0: applied\n'
             '  live   I/O thread 1     0-1 -> 0: applied\n', out)
+
+    def test_pin_installed_command(self) -> None:
+        # The smoke test of the console script. Each connection to the
+        # test driver's file starts from the file: both runs pin the same.
+        args = ['pin', 'bad', '0', *self.host_args(self.node(BAD, CLEAN))]
+        result = command.run(*args)
+        self.assertEqual((0, ''), (result.returncode, result.stderr))
+        self.assertIn('live   I/O thread 1     0-1 -> 0: applied',
+                      result.stdout)
+        self.assertEqual(self.cli(*args),
+                         (result.returncode, result.stdout, result.stderr))
 
     def test_pin_live_only_says_they_now_differ(self) -> None:
         uri = self.node(BAD)

@@ -20,12 +20,12 @@ import io
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 
 from oslotest import base
 
 from nova_emulator_threads.cmd import main
+from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
@@ -57,13 +57,13 @@ class ExporterTestCase(base.BaseTestCase):
                 *extra]
 
     def test_serves_metrics_until_stopped(self) -> None:
-        # The installed command in a subprocess: its HTTP server runs in a
-        # thread, which this test process (eventlet-patched by Nova's
-        # test modules) must not host.
+        # The installed command in a subprocess (the smoke test of the
+        # console script): its HTTP server runs in a thread, which this
+        # test process (eventlet-patched by Nova's test modules) must not
+        # host.
         listen = '127.0.0.1:%d' % free_port()
         process = subprocess.Popen(
-            [sys.executable, '-m', 'nova_emulator_threads.cmd.main',
-             *self.argv('--listen', listen)],
+            [command.COMMAND, *self.argv('--listen', listen)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(process.kill)
         self.assertEqual(

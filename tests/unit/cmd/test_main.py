@@ -17,7 +17,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 import fixtures
@@ -29,6 +28,7 @@ from nova_emulator_threads.cmd import main
 from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import capabilities
+from tests.unit.cmd import command
 from tests.unit.virt import cases
 
 #: A host of three cells of four CPUs, where Nova's fitter leaves guest
@@ -50,13 +50,7 @@ class CLITestCase(base.BaseTestCase):
 
     def cli(self, *argv: str, stdin: bytes | None = None
             ) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        if stdin is not None:
-            self.useFixture(fixtures.MonkeyPatch(
-                'sys.stdin', io.TextIOWrapper(io.BytesIO(stdin))))
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main(list(argv))
-        return status, out.getvalue(), err.getvalue()
+        return command.main(*argv, stdin=stdin)
 
     def file(self, text: str | bytes) -> str:
         path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'f')
@@ -139,11 +133,9 @@ class TestWriteErrors(CLITestCase):
 
     def test_installed_command_into_head(self) -> None:
         # The whole chain, as a shell runs it: no traceback, exit 2.
-        command = os.path.join(os.path.dirname(sys.executable),
-                               'nova-emulator-threads')
         result = subprocess.run(
             ['bash', '-c', '"$0" plan --density -f json | head -c1 '
-             '>/dev/null; echo "${PIPESTATUS[0]}"', command],
+             '>/dev/null; echo "${PIPESTATUS[0]}"', command.COMMAND],
             capture_output=True, text=True, timeout=120, check=False)
         self.assertNotIn('Traceback', result.stderr)
         self.assertIn(result.stdout.strip(), ('0', '2'))
@@ -199,6 +191,13 @@ class TestCompletion(CLITestCase):
             script.flush()
             subprocess.run(['bash', '-n', script.name], check=True,
                            timeout=60)
+
+
+    def test_installed_command(self) -> None:
+        # The smoke test of the console script: the script main() prints.
+        result = command.run('complete')
+        self.assertEqual((0, ''), (result.returncode, result.stderr))
+        self.assertEqual(self.cli('complete'), (0, result.stdout, ''))
 
 
 class TestPlanInput(CLITestCase):
