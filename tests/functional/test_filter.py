@@ -77,6 +77,7 @@ class FilterEquivalenceTest(base.EmulatorThreadsTestBase):
                 outcomes.append(self.boot_settled(flavor)['status'])
 
         self.assertGreater(len(self.requests), 10)
+        # A loop, not cases: every request of the one run above, compared.
         for request in self.requests:
             self.assertEqual(request['nova_alone'], request['with_ours'],
                              request)

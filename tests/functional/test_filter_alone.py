@@ -94,6 +94,7 @@ class FilterAloneTest(base.EmulatorThreadsTestBase):
                 outcomes.append(self.boot_settled(flavor)['status'])
 
         self.assertGreater(len(self.requests), 10)
+        # A loop, not cases: every request of the one run above, compared.
         for request in self.requests:
             self.assertEqual(request['nova'], request['ours'], request)
         # Not vacuous: hosts placement offered were cut, some requests

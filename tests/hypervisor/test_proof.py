@@ -67,6 +67,7 @@ class ProofTestCase(base.HypervisorTestCase):
         self.assertEqual(default.vcpu_pcpus, default.emulator_pcpus)
         self.assertGreater(default.median('emulator_on_pcpus_s'), 0.1)
         self.assertGreater(default.median('waited_s'), 0.1)
+        # Loops, not cases: the rows of the one proof run above.
         for name in ('share', 'isolate'):
             moved = by_name[name]
             self.assertFalse(moved.vcpu_pcpus & moved.emulator_pcpus, name)

@@ -15,16 +15,14 @@
 recorded host: it serves /metrics over HTTP, and bad options are one
 line."""
 
-import contextlib
-import io
 import signal
 import socket
 import subprocess
 import urllib.request
 
+import ddt
 from oslotest import base
 
-from nova_emulator_threads.cmd import main
 from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
@@ -40,6 +38,7 @@ def free_port() -> int:
         return port
 
 
+@ddt.ddt
 class ExporterTestCase(base.BaseTestCase):
 
     def setUp(self) -> None:
@@ -86,15 +85,11 @@ class ExporterTestCase(base.BaseTestCase):
         process.send_signal(signal.SIGTERM)
         self.assertEqual(0, process.wait(30), process.stderr.read())
 
-    def test_bad_listen_is_one_line(self) -> None:
-        for listen in ('9733', 'localhost:0', 'localhost:x', ':80',
-                       '127.0.0.1:70000'):
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), \
-                    contextlib.redirect_stderr(err):
-                status = main.main(self.argv('--listen', listen))
-            self.assertEqual((2, ''), (status, out.getvalue()))
-            self.assertEqual(
-                'nova-emulator-threads exporter: Invalid input: --listen=%r: '
-                'expected ADDRESS:PORT with a port from 1 to 65535, e.g. '
-                '127.0.0.1:9733\n' % listen, err.getvalue())
+    @ddt.data('9733', 'localhost:0', 'localhost:x', ':80', '127.0.0.1:70000')
+    def test_bad_listen_is_one_line(self, listen: str) -> None:
+        status, out, err = command.main(*self.argv('--listen', listen))
+        self.assertEqual((2, ''), (status, out))
+        self.assertEqual(
+            'nova-emulator-threads exporter: Invalid input: --listen=%r: '
+            'expected ADDRESS:PORT with a port from 1 to 65535, e.g. '
+            '127.0.0.1:9733\n' % listen, err)

@@ -19,6 +19,7 @@ import os
 import subprocess
 import tempfile
 
+import ddt
 import fixtures
 import yaml
 from oslotest import base
@@ -200,6 +201,7 @@ class TestCompletion(CLITestCase):
         self.assertEqual(self.cli('complete'), (0, result.stdout, ''))
 
 
+@ddt.ddt
 class TestPlanInput(CLITestCase):
 
     def test_multi_cell_nova_bug_verdict(self) -> None:
@@ -238,12 +240,13 @@ class TestPlanInput(CLITestCase):
             stdin=cases.caps_xml(1, 4, 1, True, [4096], None).encode())
         self.assertEqual((0, 'true\n'), (status, out), err)
 
-    def test_cpu_sets_naming_no_cpu(self) -> None:
-        for flag, value in (('--cpu-dedicated-set', ',,,'),
-                            ('--cpu-shared-set', '^0'),
-                            ('--cpu-dedicated-set', '0-3,^0-3')):
-            self.assertOneLineError(self.cli('plan', flag, value),
-                                    repr(value), 'names no CPU')
+    @ddt.data(('--cpu-dedicated-set', ',,,'),
+              ('--cpu-shared-set', '^0'),
+              ('--cpu-dedicated-set', '0-3,^0-3'))
+    @ddt.unpack
+    def test_cpu_sets_naming_no_cpu(self, flag: str, value: str) -> None:
+        self.assertOneLineError(self.cli('plan', flag, value),
+                                repr(value), 'names no CPU')
 
     def test_bundled_host_with_one_set(self) -> None:
         status, out, err = self.cli('plan', '--cpu-dedicated-set', '2-15',
@@ -285,6 +288,7 @@ class TestPlanInput(CLITestCase):
             'plan', '--density', '--cpu-dedicated-set', '1-9', '-f', 'json')
         self.assertEqual(0, status, err)
         rows = {row['policy']: row for row in json.loads(out)['density']}
+        # A loop, not cases: rows of the one report above.
         for policy in ('no policy', 'isolate', 'realtime, mask ^0'):
             self.assertIsNotNone(rows[policy]['guests'], rows[policy])
             self.assertNotIn('no cpu_shared_set', rows[policy]['note'] or '')

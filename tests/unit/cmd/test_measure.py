@@ -18,6 +18,7 @@ scheduler counters move while the command waits, through ``main``."""
 import json
 from collections.abc import Callable
 
+import ddt
 import fixtures
 import testscenarios
 from oslotest import base
@@ -64,6 +65,7 @@ OWNER = {**{tid: PID_A for tid, _, _ in THREADS_A}, VHOST_A: VHOST_A,
          **{tid: PID_B for tid, _, _ in THREADS_B}}
 
 
+@ddt.ddt
 class MeasureCommandTestCase(testscenarios.WithScenarios,
                              base.BaseTestCase):
 
@@ -304,22 +306,23 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertTrue(out.endswith(
             '\n2 guests, 2 vCPUs lost time to emulator threads\n'), out)
 
-    def test_bad_input_is_one_line(self) -> None:
+    @ddt.data(
+        (['--seconds', '0'], '--seconds=0.0: expected a number of seconds '
+                             'from 0.1 to 3600'),
+        (['--seconds', 'nan'], '--seconds=nan'),
+        (['--seconds', 'x'], "invalid float value: 'x'"),
+        (['--threshold-ms', '-1'], '--threshold-ms=-1.0'),
+        (['nope'], "Domain 'nope' not found"),
+        (['--format', 'xml'], "invalid choice: 'xml'"))
+    @ddt.unpack
+    def test_bad_input_is_one_line(self, argv: list[str], words: str) -> None:
         uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
         host = ['-c', uri, '--proc-root', self.tree.proc_root,
                 '--sys-root', self.tree.sys_root]
-        for argv, words in (
-                (['--seconds', '0'], '--seconds=0.0: expected a number of '
-                                     'seconds from 0.1 to 3600'),
-                (['--seconds', 'nan'], '--seconds=nan'),
-                (['--seconds', 'x'], "invalid float value: 'x'"),
-                (['--threshold-ms', '-1'], '--threshold-ms=-1.0'),
-                (['nope'], "Domain 'nope' not found"),
-                (['--format', 'xml'], "invalid choice: 'xml'")):
-            status, out, err = self.cli('measure', *host, *argv)
-            self.assertEqual((2, ''), (status, out), err)
-            self.assertEqual(1, err.count('\n'), err)
-            self.assertIn(words, err)
+        status, out, err = self.cli('measure', *host, *argv)
+        self.assertEqual((2, ''), (status, out), err)
+        self.assertEqual(1, err.count('\n'), err)
+        self.assertIn(words, err)
 
     # -- audit --measure --------------------------------------------------
 

@@ -16,6 +16,7 @@ import json
 import os
 import typing
 
+import ddt
 import fixtures
 
 from nova_emulator_threads.cmd import plan
@@ -261,6 +262,7 @@ class _CapsFile(fixtures.Fixture):
             f.write(self.text)
 
 
+@ddt.ddt
 class TestSharedPoolPlan(base.TestCase):
     """``plan`` with the shared emulator pool options, in-process."""
 
@@ -330,14 +332,12 @@ class TestSharedPoolPlan(base.TestCase):
         self.assertIn("needs [compute] cpu_shared_set",
                       json.loads(out)['reason'])
 
-    def test_bad_values(self) -> None:
-        for argv, fragment in (
-                (('--shared-pool-vcpus', '-1'), '--shared-pool-vcpus=-1'),
-                (('--cpu-allocation-ratio', '0'),
-                 '--cpu-allocation-ratio=0.0'),
-                (('--shared-pool-affinity', 'socket'),
-                 '--shared-pool-affinity')):
-            status, out, err = self.main(*argv)
-            self.assertEqual((2, ''), (status, out), argv)
-            self.assertEqual(1, len(err.strip().splitlines()), err)
-            self.assertIn(fragment, err)
+    @ddt.data((('--shared-pool-vcpus', '-1'), '--shared-pool-vcpus=-1'),
+              (('--cpu-allocation-ratio', '0'), '--cpu-allocation-ratio=0.0'),
+              (('--shared-pool-affinity', 'socket'), '--shared-pool-affinity'))
+    @ddt.unpack
+    def test_bad_values(self, argv: tuple[str, ...], fragment: str) -> None:
+        status, out, err = self.main(*argv)
+        self.assertEqual((2, ''), (status, out), argv)
+        self.assertEqual(1, len(err.strip().splitlines()), err)
+        self.assertIn(fragment, err)
