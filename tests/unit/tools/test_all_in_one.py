@@ -118,6 +118,7 @@ class AllInOneConfigTestCase(base.BaseTestCase):
                          compute['DEFAULT']['compute_driver'])
         self.assertEqual('0,1', compute['compute']['cpu_dedicated_set'])
         nova = self.render('nova.conf')
+        # A loop, not cases: two sections of the one file rendered above.
         for section in ('database', 'api_database'):
             self.assertFalse(nova.has_section(section), section)
         controller = self.render('nova-controller.conf')
@@ -125,6 +126,7 @@ class AllInOneConfigTestCase(base.BaseTestCase):
                       controller['api_database']['connection'])
 
     def test_everything_listens_on_loopback(self):
+        # A loop, not cases: every URL of the one layout.
         for url in layout.URLS.values():
             self.assertTrue(url.startswith('http://127.0.0.1:'), url)
         rabbit = (self.out / 'r')

@@ -473,6 +473,7 @@ class MatchesNovaDriverTestCase(test.NoDBTestCase):
         host = self.driver._get_host_numa_topology()
         self.assertEqual([0, 1], [cell.id for cell in host.cells])
         self.assertEqual(set(range(40)), self.driver._host.get_online_cpus())
+        # A loop, not cases: both cells of the one host Nova read above.
         for cell, first in zip(host.cells, (0, 10)):
             self.assertEqual(set(range(first, first + 10)) |
                              set(range(first + 20, first + 30)), cell.cpuset)
