@@ -180,6 +180,15 @@ class EmulatorThreadsTest(base.BaseV2ComputeAdminTest):
         need = flavor['vcpus'] + 1
         return sum(self.free(p) // need for p in self.providers())
 
+    def room_or_skip(self, flavor):
+        """room(flavor); the test is skipped when there is none."""
+        room = self.room(flavor)
+        if not room:
+            raise self.skipException('no compute host has %d free pCPUs for '
+                                     'one isolate server'
+                                     % (flavor['vcpus'] + 1))
+        return room
+
     # -- the compute host -----------------------------------------------
 
     @staticmethod

@@ -79,10 +79,7 @@ class FillTest(base.EmulatorThreadsTest):
     def test_fill_delete_refill(self):
         flavor = self.pinned_flavor(base.ISOLATE)
         need = flavor['vcpus'] + 1
-        room = self.room(flavor)
-        if not room:
-            raise self.skipException('no compute host has %d free pCPUs for '
-                                     'one isolate server' % need)
+        room = self.room_or_skip(flavor)
         if room + 1 > CONF.emulator_threads.fill_limit:
             raise self.skipException(
                 'filling the cloud takes %d servers, more than '

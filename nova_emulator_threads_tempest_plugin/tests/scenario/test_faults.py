@@ -243,10 +243,7 @@ class ComputeKilledMidBootTest(FaultTest):
     def test_compute_killed_during_a_burst_of_isolate_boots(self):
         flavor = self.pinned_flavor(base.ISOLATE)
         need = flavor['vcpus'] + 1
-        room = self.room(flavor)
-        if not room:
-            raise self.skipException('no compute host has %d free pCPUs for '
-                                     'one isolate server' % need)
+        room = self.room_or_skip(flavor)
         burst = min(room + 2, CONF.emulator_threads.fill_limit + 2)
         server_ids = [self.create(flavor) for _ in range(burst)]
 
