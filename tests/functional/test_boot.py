@@ -23,7 +23,6 @@ from nova_emulator_threads.virt.libvirt import driver
 from tests.functional import base
 
 
-@ddt.ddt
 class IsolateTest(base.EmulatorThreadsTestBase):
     """``isolate``: one more dedicated pCPU, claimed and pinned."""
 
@@ -87,6 +86,7 @@ class ShareTest(base.EmulatorThreadsTestBase):
         self.assert_shared(server, host, vcpus=2, emulatorpin={0, 4})
 
 
+@ddt.ddt
 class RefusedRequestTest(base.EmulatorThreadsTestBase):
     """Bad requests are refused by the API with one clear sentence."""
 
