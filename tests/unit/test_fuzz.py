@@ -424,6 +424,19 @@ class TestHostTopologyFromCaps(base.TestCase):
             STATS['host_topology_from_caps planned'] += 1
 
 
+def _traced(call: Any, *args: Any) -> tuple[Any, int]:
+    """``call(*args)`` with tracemalloc on: its result, and the peak of
+    memory allocated meanwhile, in bytes.
+    """
+    tracemalloc.start()
+    try:
+        result = call(*args)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
 @ddt.ddt
 class TestMemoryBound(base.TestCase):
     """Huge ranges are refused before any set is built."""
@@ -435,22 +448,13 @@ class TestMemoryBound(base.TestCase):
                     ['2,000 ranges, then too large',
                      '0-3,' * 2000 + '0-99999999'])
     def test_huge_ranges_cost_nothing(self, spec: str) -> None:
-        tracemalloc.start()
-        try:
-            self.assertRaises(exception.InvalidCPUSpec,
-                              cpuset.parse_cpu_spec, spec)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        _exc, peak = _traced(self.assertRaises, exception.InvalidCPUSpec,
+                             cpuset.parse_cpu_spec, spec)
         self.assertLess(peak, 256 * 1024, spec[:20])
 
     def test_the_largest_range_allowed(self) -> None:
-        tracemalloc.start()
-        try:
-            cpus = cpuset.parse_cpu_spec('0-%d' % cpuset.MAX_CPU_ID)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        cpus, peak = _traced(cpuset.parse_cpu_spec,
+                             '0-%d' % cpuset.MAX_CPU_ID)
         self.assertEqual(cpuset.MAX_CPU_ID + 1, len(cpus))
         # 8,192 ints: well under a few MiB.
         self.assertLess(peak, 4 * 1024 * 1024)
@@ -463,13 +467,9 @@ class TestMemoryBound(base.TestCase):
                '<cells><cell id="0"><memory>&e9;</memory><cpus><cpu id="0"/>'
                '</cpus></cell></cells></topology></host></capabilities>'
                % laughs)
-        tracemalloc.start()
-        try:
-            self.assertRaises(exception.InvalidHostCapabilities,
-                              capabilities.host_topology_from_caps, xml)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        _exc, peak = _traced(self.assertRaises,
+                             exception.InvalidHostCapabilities,
+                             capabilities.host_topology_from_caps, xml)
         self.assertLess(peak, 4 * 1024 * 1024)
 
 
