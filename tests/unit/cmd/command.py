@@ -21,6 +21,7 @@ to prove the entry point works.
 import contextlib
 import io
 import os
+import socket
 import subprocess
 import sys
 from unittest import mock
@@ -35,6 +36,14 @@ COMMAND = os.path.join(os.path.dirname(sys.executable),
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([COMMAND, *args], capture_output=True, text=True,
                           timeout=120, check=False)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for ``exporter --listen``."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def main(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:

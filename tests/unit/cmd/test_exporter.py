@@ -16,7 +16,6 @@ recorded host: it serves /metrics over HTTP, and bad options are one
 line."""
 
 import signal
-import socket
 import subprocess
 import urllib.request
 
@@ -29,13 +28,6 @@ from tests.unit.host import testdriver
 
 GUEST = fakehost.domain_xml('instance-0000000a', testdriver.UUID_A, {0: '2'},
                             emulatorpin='2-3')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @ddt.ddt
@@ -60,7 +52,7 @@ class ExporterTestCase(base.BaseTestCase):
         # console script): its HTTP server runs in a thread, which this
         # test process (eventlet-patched by Nova's test modules) must not
         # host.
-        listen = '127.0.0.1:%d' % free_port()
+        listen = '127.0.0.1:%d' % command.free_port()
         process = subprocess.Popen(
             [command.COMMAND, *self.argv('--listen', listen)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
