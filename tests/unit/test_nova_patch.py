@@ -37,6 +37,16 @@ from tests.unit.virt import nova_reference as ref
 flavor = nova_patch_fixture.flavor
 
 
+#: The Nova modules of the API, scheduler and compute services that call
+#: the functions the seams rebind.
+NOVA_SERVICE_MODULES = (
+    'nova.api.openstack.compute.servers', 'nova.scheduler.utils',
+    'nova.scheduler.manager', 'nova.scheduler.filters.numa_topology_filter',
+    'nova.scheduler.host_manager', 'nova.compute.manager',
+    'nova.compute.claims', 'nova.compute.resource_tracker',
+    'nova.virt.libvirt.driver')
+
+
 def _nova_names_holding(value: object, *modules: str) -> list[str]:
     """Import the Nova modules; then every ``module.name`` of a loaded
     Nova module bound to ``value``, sorted.
@@ -73,6 +83,11 @@ class TestApply(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        # Some of the Nova modules the tests below look into import ours,
+        # which applies the seams: import them all before the fixture
+        # undoes the seams, whatever this process imported before.
+        for module in NOVA_SERVICE_MODULES:
+            importlib.import_module(module)
         self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=False))
         self.conf = self.useFixture(config_fixture.Config())
         self.log = self.useFixture(fixtures.FakeLogger(
