@@ -33,7 +33,7 @@ class IsolateTest(base.EmulatorThreadsTest):
         host = self.compute_host(server)
         tune = host.domain(server['id']).live.cputune
         vcpu_pcpus = set()
-        # One property of every vCPU of this guest, not separate cases.
+        # A loop, not cases: every vCPU of this one guest.
         for vcpu in range(flavor['vcpus']):
             self.assertEqual(1, len(tune.vcpupins[vcpu]), tune.vcpupins)
             vcpu_pcpus |= tune.vcpupins[vcpu]
@@ -105,7 +105,7 @@ class DeleteTest(base.EmulatorThreadsTest):
             servers.append(self.boot(self.pinned_flavor(base.SHARE),
                                      host=CONF.emulator_threads.share_host))
         hosts = {}
-        # Every server of this one test, not separate cases.
+        # A loop, not cases: every server of this one test.
         for server in servers:
             name = server['OS-EXT-SRV-ATTR:host']
             host = self.host_client(name)

@@ -257,7 +257,7 @@ class ComputeKilledMidBootTest(FaultTest):
         self.fault('restart', 'nova-compute-%s' % host)
 
         servers = self.settled(server_ids)
-        # Every server of the one burst, not separate cases.
+        # A loop, not cases: every server of the one burst.
         for server in servers:
             self.assertIn(server['status'], ('ACTIVE', 'ERROR'),
                           server['id'])
