@@ -52,25 +52,62 @@ class EmulatorThreadsTest(base.BaseV2ComputeAdminTest):
             flavor['id'], **extra_specs)
         return flavor
 
-    def boot(self, flavor, host=None, status='ACTIVE'):
-        """A server with no network, deleted (and waited for) at the end.
+    #: True in the tests that boot share servers on the share host.
+    needs_share_host = False
+
+    @classmethod
+    def skip_checks(cls):
+        super().skip_checks()
+        if cls.needs_share_host and not CONF.emulator_threads.share_host:
+            raise cls.skipException(
+                '[emulator_threads] share_host is not set: no compute host '
+                'with a cpu_shared_set to boot a share server on')
+
+    def create(self, flavor, host=None):
+        """Ask for a server with no network (no wait); it is deleted (and
+        waited for) at the end.
 
         It is booted as the test's project member, as users boot, unless
         it asks for a host, which only an admin may.
-        :returns: the server as an admin shows it (with its host)
+        :returns: its id
         """
-        client = self.admin_servers_client if host else self.servers_client
         kwargs = {'host': host} if host else {}
-        server = client.create_server(
+        server = self._servers_client(host).create_server(
             name=data_utils.rand_name(
                 prefix=CONF.resource_name_prefix,
                 name=self.__class__.__name__),
             imageRef=CONF.compute.image_ref, flavorRef=flavor['id'],
             networks='none', **kwargs)['server']
         self.addCleanup(self.delete_and_wait, server['id'])
-        waiters.wait_for_server_status(client, server['id'], status,
+        return server['id']
+
+    def _servers_client(self, host):
+        return self.admin_servers_client if host else self.servers_client
+
+    def boot(self, flavor, host=None, status='ACTIVE'):
+        """A server as create() asks for it, once it has the status.
+
+        :returns: the server as an admin shows it (with its host)
+        """
+        server_id = self.create(flavor, host)
+        waiters.wait_for_server_status(self._servers_client(host), server_id,
+                                       status,
                                        raise_on_error=status != 'ERROR')
-        return self.admin_servers_client.show_server(server['id'])['server']
+        return self.show(server_id)
+
+    def show(self, server_id):
+        return self.admin_servers_client.show_server(server_id)['server']
+
+    def boot_refused(self, flavor, host=None):
+        """A boot the scheduler refuses: ERROR, with a fault its user can
+        read, and nothing claimed. The server is deleted again.
+        """
+        refused = self.boot(flavor, host=host, status='ERROR')
+        self.assertIn('No valid host was found',
+                      refused.get('fault', {}).get('message', ''),
+                      refused['id'])
+        self.assertEqual({}, self.allocated(refused['id']))
+        self.delete_and_wait(refused['id'])
 
     def delete_and_wait(self, server_id):
         """Delete a server; wait until placement has its resources back.
@@ -119,15 +156,38 @@ class EmulatorThreadsTest(base.BaseV2ComputeAdminTest):
                     provider['uuid'])['usages'].items() if used}
             for provider in self.providers()}
 
-    def free_pcpus(self, provider):
+    def provider(self, name):
+        """The resource provider of the compute host of that name."""
+        (provider,) = [p for p in self.providers() if p['name'] == name]
+        return provider
+
+    def free(self, provider, resource_class='PCPU'):
+        """How much of the resource class the provider has left."""
         inventory = self.providers_client.list_resource_provider_inventories(
-            provider['uuid'])['inventories'].get('PCPU')
+            provider['uuid'])['inventories'].get(resource_class)
         if inventory is None:
             return 0
         used = self.providers_client.list_resource_provider_usages(
-            provider['uuid'])['usages'].get('PCPU', 0)
+            provider['uuid'])['usages'].get(resource_class, 0)
         return int((inventory['total'] - inventory['reserved'])
                    * inventory['allocation_ratio']) - used
+
+    def room(self, flavor):
+        """How many isolate servers of the flavor placement has room for.
+
+        Each takes its vCPUs and the emulator threads' pCPU.
+        """
+        need = flavor['vcpus'] + 1
+        return sum(self.free(p) // need for p in self.providers())
+
+    def room_or_skip(self, flavor):
+        """room(flavor); the test is skipped when there is none."""
+        room = self.room(flavor)
+        if not room:
+            raise self.skipException('no compute host has %d free pCPUs for '
+                                     'one isolate server'
+                                     % (flavor['vcpus'] + 1))
+        return room
 
     # -- the compute host -----------------------------------------------
 

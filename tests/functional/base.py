@@ -32,6 +32,7 @@ import fixtures
 from lxml import etree
 from nova import context as nova_context
 from nova import objects
+from nova.scheduler import host_manager
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional import integrated_helpers
 from nova.tests.functional.api import client
@@ -282,6 +283,30 @@ class EmulatorThreadsTestBase(libvirt_base.ServersTestBase,
                 return server
             time.sleep(0.5)
         self.fail('server %s did not settle: %s' % (server['id'], server))
+
+    def spy_filtered_hosts(
+            self, spy: Callable[[Any, list[dict[str, Any]]], Any]
+    ) -> list[dict[str, Any]]:
+        """Put ``spy(original, requests)`` in the place of the scheduler's
+        ``HostManager.get_filtered_hosts``.
+
+        :returns: the list the spy records each request in
+        """
+        requests: list[dict[str, Any]] = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.scheduler.host_manager.HostManager.get_filtered_hosts',
+            spy(host_manager.HostManager.get_filtered_hosts, requests)))
+        return requests
+
+    def boot_filter_flavors(self, rounds: int = 3) -> list[str]:
+        """Boot each of ``filter_flavors()``, ``rounds`` times over, one
+        at a time until it settles.
+
+        :returns: the status of each server
+        """
+        flavors = self.filter_flavors()
+        return [self.boot_settled(flavor)['status']
+                for _round in range(rounds) for flavor in flavors]
 
     def filter_flavors(self) -> list[str]:
         """Flavors that exercise every branch of the NUMA filters."""

@@ -96,6 +96,7 @@ class EmulatorPCPUSiblingsTest(base.EmulatorThreadsTestBase):
         # The scheduler's filter, the scheduler's own claim on its host
         # state and the compute host's NUMA claim chose the same pCPU,
         # which is the one libvirt got.
+        # A loop, not cases: one answer, seen by each of its three callers.
         for caller in ('numa_topology_filter.py', 'host_manager.py',
                        'claims.py'):
             self.assertEqual([{emulator}], self.answers(caller), caller)

@@ -24,8 +24,6 @@ hosts, and the guests land where Nova's filter would have let them.
 
 from typing import Any
 
-import fixtures
-from nova.scheduler import host_manager
 from nova.scheduler.filters import numa_topology_filter
 
 from tests.functional import base
@@ -48,13 +46,10 @@ class FilterAloneTest(base.EmulatorThreadsTestBase):
     def setUp(self) -> None:
         super().setUp()
         self.start_filter_hosts()
-        self.requests: list[dict[str, Any]] = []
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.scheduler.host_manager.HostManager.get_filtered_hosts',
-            self._spy(host_manager.HostManager.get_filtered_hosts)))
+        self.requests = self.spy_filtered_hosts(self._spy)
 
-    def _spy(self, original: Any) -> Any:
-        requests = self.requests
+    @staticmethod
+    def _spy(original: Any, requests: list[dict[str, Any]]) -> Any:
 
         def get_filtered_hosts(manager: Any, hosts: Any, spec_obj: Any,
                                index: int = 0) -> Any:
@@ -87,13 +82,9 @@ class FilterAloneTest(base.EmulatorThreadsTestBase):
         return get_filtered_hosts
 
     def test_same_hosts_candidates_and_limits_as_nova(self) -> None:
-        flavors = self.filter_flavors()
-        outcomes = []
-        for _round in range(3):
-            for flavor in flavors:
-                outcomes.append(self.boot_settled(flavor)['status'])
-
+        outcomes = self.boot_filter_flavors()
         self.assertGreater(len(self.requests), 10)
+        # A loop, not cases: every request of the one run above, compared.
         for request in self.requests:
             self.assertEqual(request['nova'], request['ours'], request)
         # Not vacuous: hosts placement offered were cut, some requests

@@ -69,6 +69,7 @@ class NUMAAffinityTest(SharedPoolTestBase):
         host = self.start_host('host1', dedicated='1-3,5-7', shared='0,4')
         flavor = self.flavor(vcpus=2, **base.SHARE)
         # The first fills most of one cell, the second goes to the other.
+        # A loop, not cases: both guests of one host, each in its own cell.
         for server in (self.boot(flavor), self.boot(flavor)):
             (cell,) = self.instance_numa(server).cells
             local = {0} if cell.id == 0 else {4}
@@ -96,6 +97,7 @@ class NUMAAffinityTest(SharedPoolTestBase):
         cells = {s['id']: self.instance_numa(s).cells[0].id
                  for s in (first, second)}
         self.assertEqual({0, 1}, set(cells.values()))
+        # A loop, not cases: both guests of the one host above.
         for server in (first, second):
             # Cell 0's shared CPU either way: local for one, the whole set
             # for the other.

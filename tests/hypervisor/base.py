@@ -20,6 +20,7 @@ import time
 import unittest
 import uuid
 
+import fixtures
 import testtools
 from lxml import etree
 
@@ -28,6 +29,8 @@ from nova_emulator_threads.cmd import main
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import procfs
 from tests.hypervisor import libvirtd
+from tests.hypervisor import proof
+from tests.hypervisor import spinguest
 
 P = cpuset.parse_cpu_spec
 
@@ -91,6 +94,22 @@ class HypervisorTestCase(testtools.TestCase):
               **kwargs: object) -> libvirtd.Guest:
         return self.useFixture(libvirtd.Guest(
             self.daemon, '%s-%s' % (name, self.suffix), tune, **kwargs))
+
+    def default_spin_guest(self, name: str, mib: int
+                           ) -> tuple[spinguest.SpinGuest, str]:
+        """A booted one-vCPU spinning guest with one I/O thread, pinned as
+        Nova pins it by default (its emulator threads on its vCPU's pCPU).
+
+        :returns: the guest, and the temporary directory of its disk
+        """
+        directory = self.useFixture(fixtures.TempDir()).path
+        disk = spinguest.build_disk(directory, mib=mib)
+        _, specs, dedicated, shared = proof.PINNINGS[0]
+        tune = proof.plan(self.caps, specs, dedicated, shared)
+        guest = self.useFixture(spinguest.SpinGuest(
+            self.daemon, name, tune, disk, iothreads=1))
+        guest.wait_booted()
+        return guest, directory
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()

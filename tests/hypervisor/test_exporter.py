@@ -23,7 +23,6 @@ findings, labelled with the guest's name and UUID.
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -36,8 +35,8 @@ from nova_emulator_threads.cmd import exporter
 from nova_emulator_threads.cmd import main
 from tests.hypervisor import base
 from tests.hypervisor import libvirtd
-from tests.hypervisor import proof
 from tests.hypervisor import spinguest
+from tests.unit.cmd import command
 
 PROMETHEUS = '/usr/bin/prometheus'
 CONFIG = '''\
@@ -50,13 +49,6 @@ scrape_configs:
       - targets: ['%s']
 '''
 QUERY_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Prometheus(fixtures.Fixture):
@@ -75,7 +67,7 @@ class Prometheus(fixtures.Fixture):
         config = os.path.join(tree, 'prometheus.yml')
         with open(config, 'w') as handle:
             handle.write(CONFIG % self.target)
-        self.url = 'http://127.0.0.1:%d' % free_port()
+        self.url = 'http://127.0.0.1:%d' % command.free_port()
         self.log_path = os.path.join(tree, 'prometheus.log')
         log = open(self.log_path, 'w')  # noqa: SIM115 - closed on cleanup
         self.addCleanup(log.close)
@@ -115,16 +107,9 @@ class Prometheus(fixtures.Fixture):
 class ExporterTestCase(base.HypervisorTestCase):
 
     def test_prometheus_scrapes_emulator_time(self) -> None:
-        directory = self.useFixture(fixtures.TempDir()).path
-        disk = spinguest.build_disk(directory, mib=64)
-        _, specs, dedicated, shared = proof.PINNINGS[0]
-        tune = proof.plan(self.caps, specs,
-                          dedicated, shared)
-        guest = self.useFixture(spinguest.SpinGuest(
-            self.daemon, 'scraped', tune, disk, iothreads=1))
-        guest.wait_booted()
+        guest, directory = self.default_spin_guest('scraped', mib=64)
 
-        listen = '127.0.0.1:%d' % free_port()
+        listen = '127.0.0.1:%d' % command.free_port()
         args = main.build_parser().parse_args([
             'exporter', '-c', self.daemon.uri, '--listen', listen])
         server, _collector = exporter.start(args)

@@ -233,7 +233,8 @@ class HypervisorTest(base.HypervisorTestCase):
         guest = self.guest('quota', cputune.format_cputune(planned),
                            iothreads=len(planned.iothreadpins))
 
-        # libvirt kept it, in the live and the persistent definition ...
+        # libvirt kept it, in the live and the persistent definition (a
+        # loop, not cases: both definitions of the one guest) ...
         for flags in (0, self.daemon.libvirt.VIR_DOMAIN_XML_INACTIVE):
             self.assertEqual(cap, cputune_reader.parse_cputune(
                 guest.dom.XMLDesc(flags)).emulator_bandwidth)

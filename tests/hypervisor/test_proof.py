@@ -21,12 +21,10 @@ help fails.
 
 import json
 
-import fixtures
 import testtools
 
 from tests.hypervisor import base
 from tests.hypervisor import proof
-from tests.hypervisor import spinguest
 
 #: What CI asks of share and isolate against the default.
 CI_RATIO = 5.0
@@ -35,14 +33,7 @@ CI_RATIO = 5.0
 class ProofTestCase(base.HypervisorTestCase):
 
     def test_measure_a_spinning_guest(self) -> None:
-        directory = self.useFixture(fixtures.TempDir()).path
-        disk = spinguest.build_disk(directory, mib=1)
-        caps = self.caps
-        _, specs, dedicated, shared = proof.PINNINGS[0]
-        tune = proof.plan(caps, specs, dedicated, shared)
-        guest = self.useFixture(spinguest.SpinGuest(
-            self.daemon, 'measured', tune, disk, iothreads=1))
-        guest.wait_booted()
+        guest, _directory = self.default_spin_guest('measured', mib=1)
         status, out, err = self.cli('measure', '--seconds', '2',
                                     '--format', 'json', guest.name)
         self.assertIn(status, (0, 1), err)
@@ -76,6 +67,7 @@ class ProofTestCase(base.HypervisorTestCase):
         self.assertEqual(default.vcpu_pcpus, default.emulator_pcpus)
         self.assertGreater(default.median('emulator_on_pcpus_s'), 0.1)
         self.assertGreater(default.median('waited_s'), 0.1)
+        # Loops, not cases: the rows of the one proof run above.
         for name in ('share', 'isolate'):
             moved = by_name[name]
             self.assertFalse(moved.vcpu_pcpus & moved.emulator_pcpus, name)

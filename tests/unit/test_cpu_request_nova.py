@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import ddt
 import fixtures
 from oslo_utils import strutils
 
@@ -425,6 +426,7 @@ def generate(rng: random.Random) -> Case:
 # -- the tests ---------------------------------------------------------------
 
 
+@ddt.ddt
 class TestNovaDifferential(base.TestCase):
 
     def setUp(self) -> None:
@@ -485,6 +487,7 @@ class TestNovaDifferential(base.TestCase):
     def test_generated_flavors(self) -> None:
         rng = random.Random(SEED)
         outcomes: dict[str, int] = {}
+        # A loop, not cases: generated flavors, compared with Nova.
         for _ in range(CASES):
             outcome = self._compare(generate(rng))
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -519,10 +522,10 @@ class TestNovaDifferential(base.TestCase):
         {},
     ]
 
-    def test_placement_cases(self) -> None:
-        for specs in self.PLACEMENT_CASES:
-            self.assertEqual('accepted', self._compare(Case(4, 2048, specs,
-                                                            {})), repr(specs))
+    @ddt.data(*PLACEMENT_CASES)
+    def test_placement_cases(self, specs: dict[str, str]) -> None:
+        self.assertEqual('accepted', self._compare(Case(4, 2048, specs, {})),
+                         repr(specs))
 
     def test_named_group_suffix(self) -> None:
         # Nova's numa_get_constraints counts resources<N>:PCPU with a
@@ -537,31 +540,37 @@ class TestNovaDifferential(base.TestCase):
         self.assertEqual('dedicated', ours.cpu_policy)
         self.assertEqual({'PCPU': 4}, overhead.placement_request(ours))
 
-    def test_each_deliberate_difference_is_real(self) -> None:
-        # Every entry of DELIBERATE_DIFFERENCES: an example that Nova
-        # accepts, we reject, and that the entry (and only it) explains.
-        examples = {
-            'share without pinned vCPUs': Case(
-                4, 2048, {'hw:emulator_threads_policy': 'share'}, {}),
-            'malformed mask Nova ignores': Case(
-                4, 2048, {'hw:cpu_realtime_mask': '3-1'}, {}),
-            'hw:numa_cpus.N / hw:numa_mem.N with a gap': Case(
-                4, 2048, {'hw:cpu_policy': 'dedicated',
-                          'hw:numa_cpus.0': '0-3', 'hw:numa_mem.0': '2048',
-                          'hw:numa_cpus.2': '0'}, {}),
-            'page size not a positive whole number of KiB': Case(
-                4, 2048, {'hw:mem_page_size': '0'}, {}),
-            'negative resource amount': Case(
-                4, 2048, {'resources1:VCPU': '-1'}, {}),
-            'HW_CPU_HYPERTHREADING both required and forbidden': Case(
-                4, 2048, {'hw:cpu_policy': 'dedicated',
-                          'trait1:HW_CPU_HYPERTHREADING': 'required',
-                          'trait2:HW_CPU_HYPERTHREADING': 'forbidden'}, {}),
-        }
-        self.assertEqual(set(DELIBERATE_DIFFERENCES), set(examples))
-        for name, case in examples.items():
-            self.assertEqual(name, self._compare(case), repr(case))
-            others = [other for other, applies in
-                      DELIBERATE_DIFFERENCES.items()
-                      if other != name and applies(case, nova_parse(case))]
-            self.assertEqual([], others, name)
+    # Every entry of DELIBERATE_DIFFERENCES: an example that Nova accepts,
+    # we reject, and that the entry (and only it) explains.
+    DIFFERENCE_EXAMPLES = {
+        'share without pinned vCPUs': Case(
+            4, 2048, {'hw:emulator_threads_policy': 'share'}, {}),
+        'malformed mask Nova ignores': Case(
+            4, 2048, {'hw:cpu_realtime_mask': '3-1'}, {}),
+        'hw:numa_cpus.N / hw:numa_mem.N with a gap': Case(
+            4, 2048, {'hw:cpu_policy': 'dedicated',
+                      'hw:numa_cpus.0': '0-3', 'hw:numa_mem.0': '2048',
+                      'hw:numa_cpus.2': '0'}, {}),
+        'page size not a positive whole number of KiB': Case(
+            4, 2048, {'hw:mem_page_size': '0'}, {}),
+        'negative resource amount': Case(
+            4, 2048, {'resources1:VCPU': '-1'}, {}),
+        'HW_CPU_HYPERTHREADING both required and forbidden': Case(
+            4, 2048, {'hw:cpu_policy': 'dedicated',
+                      'trait1:HW_CPU_HYPERTHREADING': 'required',
+                      'trait2:HW_CPU_HYPERTHREADING': 'forbidden'}, {}),
+    }
+
+    def test_each_deliberate_difference_has_an_example(self) -> None:
+        self.assertEqual(set(DELIBERATE_DIFFERENCES),
+                         set(self.DIFFERENCE_EXAMPLES))
+
+    # (test name, the entry's name, its example)
+    @ddt.named_data(*[(name, name, case)
+                      for name, case in DIFFERENCE_EXAMPLES.items()])
+    def test_each_deliberate_difference_is_real(self, name: str,
+                                                case: Case) -> None:
+        self.assertEqual(name, self._compare(case), repr(case))
+        others = [other for other, applies in DELIBERATE_DIFFERENCES.items()
+                  if other != name and applies(case, nova_parse(case))]
+        self.assertEqual([], others, name)

@@ -59,6 +59,7 @@ class ExampleHostsTestCase(base.TestCase):
                                       caps.host.cpu.threads))
         cells = caps.host.topology.cells
         self.assertEqual([0, 1], [cell.id for cell in cells])
+        # A loop, not cases: both cells of the one host read above.
         for cell, first in zip(cells, (0, 10)):
             cpus = {cpu.id: cpu for cpu in cell.cpus}
             self.assertEqual(set(range(first, first + 10)) |

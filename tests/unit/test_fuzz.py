@@ -31,7 +31,7 @@ that interrupts one still running after ``HARD_BOUND`` seconds; CPU ids
 are capped at ``cpuset.MAX_CPU_ID`` so that no range builds a set of a
 hundred million ints (``TestMemoryBound`` measures it).
 
-``TestCommandLine`` feeds representative cases to the installed
+``TestCommandLine`` feeds representative cases to
 ``nova-emulator-threads plan``: exit status 2 and one line on stderr.
 """
 
@@ -40,12 +40,12 @@ import contextlib
 import datetime
 import os
 import signal
-import subprocess
 import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
+import ddt
 import fixtures
 import hypothesis
 import testtools
@@ -424,28 +424,37 @@ class TestHostTopologyFromCaps(base.TestCase):
             STATS['host_topology_from_caps planned'] += 1
 
 
+def _traced(call: Any, *args: Any) -> tuple[Any, int]:
+    """``call(*args)`` with tracemalloc on: its result, and the peak of
+    memory allocated meanwhile, in bytes.
+    """
+    tracemalloc.start()
+    try:
+        result = call(*args)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+@ddt.ddt
 class TestMemoryBound(base.TestCase):
     """Huge ranges are refused before any set is built."""
 
-    def test_huge_ranges_cost_nothing(self) -> None:
-        for spec in ('0-99999999', '0-' + '9' * 5000, '0-8192',
-                     '^0-4294967295', '0-3,' * 2000 + '0-99999999'):
-            tracemalloc.start()
-            try:
-                self.assertRaises(exception.InvalidCPUSpec,
-                                  cpuset.parse_cpu_spec, spec)
-                _current, peak = tracemalloc.get_traced_memory()
-            finally:
-                tracemalloc.stop()
-            self.assertLess(peak, 256 * 1024, spec[:20])
+    @ddt.named_data(['past the largest id', '0-99999999'],
+                    ['5,000 digits', '0-' + '9' * 5000],
+                    ['one past the largest id', '0-8192'],
+                    ['excluding 2**32 ids', '^0-4294967295'],
+                    ['2,000 ranges, then too large',
+                     '0-3,' * 2000 + '0-99999999'])
+    def test_huge_ranges_cost_nothing(self, spec: str) -> None:
+        _exc, peak = _traced(self.assertRaises, exception.InvalidCPUSpec,
+                             cpuset.parse_cpu_spec, spec)
+        self.assertLess(peak, 256 * 1024, spec[:20])
 
     def test_the_largest_range_allowed(self) -> None:
-        tracemalloc.start()
-        try:
-            cpus = cpuset.parse_cpu_spec('0-%d' % cpuset.MAX_CPU_ID)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        cpus, peak = _traced(cpuset.parse_cpu_spec,
+                             '0-%d' % cpuset.MAX_CPU_ID)
         self.assertEqual(cpuset.MAX_CPU_ID + 1, len(cpus))
         # 8,192 ints: well under a few MiB.
         self.assertLess(peak, 4 * 1024 * 1024)
@@ -458,98 +467,83 @@ class TestMemoryBound(base.TestCase):
                '<cells><cell id="0"><memory>&e9;</memory><cpus><cpu id="0"/>'
                '</cpus></cell></cells></topology></host></capabilities>'
                % laughs)
-        tracemalloc.start()
-        try:
-            self.assertRaises(exception.InvalidHostCapabilities,
-                              capabilities.host_topology_from_caps, xml)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        _exc, peak = _traced(self.assertRaises,
+                             exception.InvalidHostCapabilities,
+                             capabilities.host_topology_from_caps, xml)
         self.assertLess(peak, 4 * 1024 * 1024)
 
 
+_CELL = ('<cell id="0"><memory>1048576</memory><cpus><cpu id="0"/>'
+         '<cpu id="1"/></cpus></cell>')
+
+
+@ddt.ddt
 class TestCommandLine(base.TestCase):
     """Hostile input through ``nova-emulator-threads plan``."""
 
-    def setUp(self) -> None:
-        super().setUp()
-        self.assertTrue(os.access(command.COMMAND, os.X_OK),
-                        '%s is not installed' % command.COMMAND)
-        self.directory = self.useFixture(fixtures.TempDir()).path
+    def assertRefusedInOneLine(self, argv: tuple[str, ...],
+                               fragments: tuple[str, ...]) -> None:
+        status, stdout, stderr = command.main('plan', *argv)
+        self.assertEqual(2, status, stderr)
+        self.assertEqual('', stdout)
+        self.assertEqual(1, len(stderr.splitlines()), stderr)
+        self.assertTrue(stderr.startswith('nova-emulator-threads plan: '),
+                        stderr)
+        self.assertNotIn('Traceback', stderr)
+        self.assertNotIn(PASSWD_MARKER, stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, stderr)
 
-    def host_file(self, name: str, content: bytes) -> str:
-        path = os.path.join(self.directory, name)
+    @ddt.named_data(
+        ['huge range', ('--cpu-dedicated-set', '0-99999999'),
+         ('cpu_dedicated_set', '99999999', '8191')],
+        ['negative id', ('--cpu-shared-set=-1',), ('cpu_shared_set', "'-1'")],
+        ['unicode digits', ('--pinned', '\u0661-\u0663'),
+         ('pinned', '\u0661-\u0663')],
+        ['too many vCPUs', ('--vcpus', '99999999999'),
+         ('vcpus', '99999999999')],
+        ['endless number', ('--extra-spec', 'hw:numa_nodes=' + '9' * 5000),
+         ('hw:numa_nodes', 'at most 20 digits')],
+        ['key twice', ('--extra-spec', 'hw:cpu_policy=dedicated',
+                       '--extra-spec', 'hw:cpu_policy=shared'),
+         ('hw:cpu_policy', 'twice')],
+    )
+    def test_bad_option_is_exit_2_and_one_line(
+            self, argv: tuple[str, ...], fragments: tuple[str, ...]) -> None:
+        self.assertRefusedInOneLine(argv, fragments)
+
+    # The host file's content; what the line says ({path}: the file).
+    @ddt.named_data(
+        ['billion laughs', ''.join(
+            ['<!DOCTYPE capabilities [<!ENTITY e0 "9">'] +
+            ['<!ENTITY e%d "%s">' % (n, ('&e%d;' % (n - 1)) * 10)
+             for n in range(1, 10)] +
+            [']><capabilities><host><topology><cells><cell id="0">'
+             '<memory>&e9;</memory><cpus><cpu id="0"/></cpus></cell>'
+             '</cells></topology></host></capabilities>']).encode(),
+         ('{path}', 'XML')],
+        ['external entity', (
+            b'<!DOCTYPE capabilities [<!ENTITY ext SYSTEM '
+            b'"file:///etc/passwd">]><capabilities><host><topology>'
+            b'<cells><cell id="&ext;"><cpus><cpu id="0"/></cpus></cell>'
+            b'</cells></topology></host></capabilities>'),
+         ('{path}', 'external entity')],
+        ['deep nesting', b'<capabilities>' + b'<x>' * 5000 + b'</x>' * 5000 +
+         b'</capabilities>', ('{path}', 'depth')],
+        ['CPU in two cells', (
+            '<capabilities><host><topology><cells>%s%s</cells>'
+            '</topology></host></capabilities>'
+            % (_CELL, _CELL.replace('id="0">', 'id="1">'))).encode(),
+         ('CPU id 0 is listed twice',)],
+        ['binary', bytes(range(256)) * 4,
+         ('{path}', 'not well-formed XML')],
+    )
+    def test_hostile_host_is_exit_2_and_one_line(
+            self, content: bytes, fragments: tuple[str, ...]) -> None:
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'host.xml')
         with open(path, 'wb') as f:
             f.write(content)
-        return path
-
-    def test_each_is_exit_2_and_one_line(self) -> None:
-        cell = ('<cell id="0"><memory>1048576</memory><cpus><cpu id="0"/>'
-                '<cpu id="1"/></cpus></cell>')
-        hosts = {
-            'laughs': ''.join(
-                ['<!DOCTYPE capabilities [<!ENTITY e0 "9">'] +
-                ['<!ENTITY e%d "%s">' % (n, ('&e%d;' % (n - 1)) * 10)
-                 for n in range(1, 10)] +
-                [']><capabilities><host><topology><cells><cell id="0">'
-                 '<memory>&e9;</memory><cpus><cpu id="0"/></cpus></cell>'
-                 '</cells></topology></host></capabilities>']),
-            'external': (
-                '<!DOCTYPE capabilities [<!ENTITY ext SYSTEM '
-                '"file:///etc/passwd">]><capabilities><host><topology>'
-                '<cells><cell id="&ext;"><cpus><cpu id="0"/></cpus></cell>'
-                '</cells></topology></host></capabilities>'),
-            'nested': '<capabilities>' + '<x>' * 5000 + '</x>' * 5000 +
-                      '</capabilities>',
-            'twice': ('<capabilities><host><topology><cells>%s%s</cells>'
-                      '</topology></host></capabilities>'
-                      % (cell, cell.replace('id="0">', 'id="1">'))),
-        }
-        paths = {name: self.host_file(name + '.xml', text.encode('utf-8'))
-                 for name, text in hosts.items()}
-        paths['binary'] = self.host_file(
-            'binary.xml', bytes(range(256)) * 4)
-        runs = {
-            'huge range': (('--cpu-dedicated-set', '0-99999999'),
-                           ('cpu_dedicated_set', '99999999', '8191')),
-            'negative id': (('--cpu-shared-set=-1',),
-                            ('cpu_shared_set', "'-1'")),
-            'unicode digits': (('--pinned', '١-٣'),
-                               ('pinned', '١-٣')),
-            'too many vCPUs': (('--vcpus', '99999999999'),
-                               ('vcpus', '99999999999')),
-            'endless number': (('--extra-spec',
-                                'hw:numa_nodes=' + '9' * 5000),
-                               ('hw:numa_nodes', 'at most 20 digits')),
-            'key twice': (('--extra-spec', 'hw:cpu_policy=dedicated',
-                           '--extra-spec', 'hw:cpu_policy=shared'),
-                          ('hw:cpu_policy', 'twice')),
-            'billion laughs': (('--host', paths['laughs']),
-                               (paths['laughs'], 'XML')),
-            'external entity': (('--host', paths['external']),
-                                (paths['external'], 'external entity')),
-            'deep nesting': (('--host', paths['nested']),
-                             (paths['nested'], 'depth')),
-            'CPU in two cells': (('--host', paths['twice']),
-                                 ('CPU id 0 is listed twice',)),
-            'binary': (('--host', paths['binary']),
-                       (paths['binary'], 'not well-formed XML')),
-        }
-        # All at once: each is a process start, most of its time.
-        procs = {
-            name: subprocess.Popen(
-                [command.COMMAND, 'plan', *argv], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            for name, (argv, _fragments) in runs.items()}
-        for name, proc in procs.items():
-            stdout, stderr = proc.communicate(timeout=120)
-            with self.subTest(name):
-                self.assertEqual(2, proc.returncode, stderr)
-                self.assertEqual('', stdout)
-                self.assertEqual(1, len(stderr.splitlines()), stderr)
-                self.assertTrue(stderr.startswith(
-                    'nova-emulator-threads plan: '), stderr)
-                self.assertNotIn('Traceback', stderr)
-                self.assertNotIn(PASSWD_MARKER, stderr)
-                for fragment in runs[name][1]:
-                    self.assertIn(fragment, stderr)
+        self.assertRefusedInOneLine(
+            ('--host', path),
+            tuple(fragment.format(path=path) for fragment in fragments))

@@ -37,6 +37,30 @@ from tests.unit.virt import nova_reference as ref
 flavor = nova_patch_fixture.flavor
 
 
+#: The Nova modules of the API, scheduler and compute services that call
+#: the functions the seams rebind.
+NOVA_SERVICE_MODULES = (
+    'nova.api.openstack.compute.servers', 'nova.scheduler.utils',
+    'nova.scheduler.manager', 'nova.scheduler.filters.numa_topology_filter',
+    'nova.scheduler.host_manager', 'nova.compute.manager',
+    'nova.compute.claims', 'nova.compute.resource_tracker',
+    'nova.virt.libvirt.driver')
+
+
+def _nova_names_holding(value: object, *modules: str) -> list[str]:
+    """Import the Nova modules; then every ``module.name`` of a loaded
+    Nova module bound to ``value``, sorted.
+    """
+    for module in modules:
+        importlib.import_module(module)
+    return sorted(
+        f'{name}.{attr}'
+        for name, module in list(sys.modules.items())
+        if module is not None and name.startswith('nova.')
+        for attr, found in list(vars(module).items())
+        if found is value)
+
+
 @ddt.ddt
 class TestIsTestedNova(base.TestCase):
 
@@ -59,6 +83,11 @@ class TestApply(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        # Some of the Nova modules the tests below look into import ours,
+        # which applies the seams: import them all before the fixture
+        # undoes the seams, whatever this process imported before.
+        for module in NOVA_SERVICE_MODULES:
+            importlib.import_module(module)
         self.useFixture(nova_patch_fixture.NovaPatchFixture(applied=False))
         self.conf = self.useFixture(config_fixture.Config())
         self.log = self.useFixture(fixtures.FakeLogger(
@@ -135,16 +164,10 @@ class TestApply(base.TestCase):
         # module holds its own reference ('from nova.virt.hardware import
         # get_emulator_thread_policy_constraint'): check every Nova module
         # the three services load.
-        for name in ('nova.api.openstack.compute.servers',
-                     'nova.scheduler.utils', 'nova.scheduler.manager',
-                     'nova.compute.manager', 'nova.virt.libvirt.driver'):
-            importlib.import_module(name)
-        holders = sorted(
-            f'{name}.{attr}'
-            for name, module in list(sys.modules.items())
-            if module is not None and name.startswith('nova.')
-            for attr, value in list(vars(module).items())
-            if value is self.original_policy)
+        holders = _nova_names_holding(
+            self.original_policy, 'nova.api.openstack.compute.servers',
+            'nova.scheduler.utils', 'nova.scheduler.manager',
+            'nova.compute.manager', 'nova.virt.libvirt.driver')
         self.assertEqual(
             ['nova.virt.hardware.get_emulator_thread_policy_constraint'],
             holders)
@@ -155,17 +178,11 @@ class TestApply(base.TestCase):
     def test_only_nova_virt_hardware_holds_the_packing(self) -> None:
         # Seam (c) too rebinds one name, which reaches every caller only
         # while no Nova module holds its own reference.
-        for name in ('nova.scheduler.filters.numa_topology_filter',
-                     'nova.scheduler.host_manager', 'nova.compute.claims',
-                     'nova.compute.resource_tracker',
-                     'nova.virt.libvirt.driver'):
-            importlib.import_module(name)
-        holders = sorted(
-            f'{name}.{attr}'
-            for name, module in list(sys.modules.items())
-            if module is not None and name.startswith('nova.')
-            for attr, value in list(vars(module).items())
-            if value is self.original_packing)
+        holders = _nova_names_holding(
+            self.original_packing,
+            'nova.scheduler.filters.numa_topology_filter',
+            'nova.scheduler.host_manager', 'nova.compute.claims',
+            'nova.compute.resource_tracker', 'nova.virt.libvirt.driver')
         self.assertEqual(['nova.virt.hardware._pack_instance_onto_cores'],
                          holders)
 

@@ -38,10 +38,14 @@ class EmulatorThreadsExtraSpecsTest(base.EmulatorThreadsTest):
         return exc.resp_body['message']
 
     @decorators.idempotent_id('5a0c2f53-6a8e-4d57-9b53-3e3b0b8ef101')
-    def test_isolate_and_share_flavors(self):
-        for specs in (base.ISOLATE, base.SHARE):
-            flavor = self.pinned_flavor(specs)
-            self.assertEqual(specs, self.extra_specs(flavor))
+    def test_isolate_flavor(self):
+        flavor = self.pinned_flavor(base.ISOLATE)
+        self.assertEqual(base.ISOLATE, self.extra_specs(flavor))
+
+    @decorators.idempotent_id('72f7ad31-c8f4-4672-8ed7-bd47da0b2e0f')
+    def test_share_flavor(self):
+        flavor = self.pinned_flavor(base.SHARE)
+        self.assertEqual(base.SHARE, self.extra_specs(flavor))
 
     @decorators.idempotent_id('0f1d5b6e-3c77-4a59-8b93-2d1c7f3f5e02')
     def test_nova_name_is_an_alias(self):

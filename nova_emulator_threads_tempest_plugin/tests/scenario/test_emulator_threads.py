@@ -33,6 +33,7 @@ class IsolateTest(base.EmulatorThreadsTest):
         host = self.compute_host(server)
         tune = host.domain(server['id']).live.cputune
         vcpu_pcpus = set()
+        # A loop, not cases: every vCPU of this one guest.
         for vcpu in range(flavor['vcpus']):
             self.assertEqual(1, len(tune.vcpupins[vcpu]), tune.vcpupins)
             vcpu_pcpus |= tune.vcpupins[vcpu]
@@ -48,13 +49,7 @@ class IsolateTest(base.EmulatorThreadsTest):
 
 class ShareTest(base.EmulatorThreadsTest):
 
-    @classmethod
-    def skip_checks(cls):
-        super().skip_checks()
-        if not CONF.emulator_threads.share_host:
-            raise cls.skipException(
-                '[emulator_threads] share_host is not set: no compute host '
-                'with a cpu_shared_set to boot a share server on')
+    needs_share_host = True
 
     @decorators.idempotent_id('4e6a8c0b-2d4f-4a6c-9e1b-3c5e7a9b1d12')
     def test_share_server(self):
@@ -84,10 +79,7 @@ class FillTest(base.EmulatorThreadsTest):
     def test_fill_delete_refill(self):
         flavor = self.pinned_flavor(base.ISOLATE)
         need = flavor['vcpus'] + 1
-        room = sum(self.free_pcpus(p) // need for p in self.providers())
-        if not room:
-            raise self.skipException('no compute host has %d free pCPUs for '
-                                     'one isolate server' % need)
+        room = self.room_or_skip(flavor)
         if room + 1 > CONF.emulator_threads.fill_limit:
             raise self.skipException(
                 'filling the cloud takes %d servers, more than '
@@ -97,12 +89,7 @@ class FillTest(base.EmulatorThreadsTest):
 
         # The one that no longer fits: ERROR, with a fault its user can
         # read, and nothing claimed.
-        refused = self.boot(flavor, status='ERROR')
-        fault = self.servers_client.show_server(refused['id'])['server'][
-            'fault']
-        self.assertIn('No valid host was found', fault['message'])
-        self.assertEqual({}, self.allocated(refused['id']))
-        self.delete_and_wait(refused['id'])
+        self.boot_refused(flavor)
 
         self.delete_and_wait(servers[0]['id'])
         server = self.boot(flavor)
@@ -118,6 +105,7 @@ class DeleteTest(base.EmulatorThreadsTest):
             servers.append(self.boot(self.pinned_flavor(base.SHARE),
                                      host=CONF.emulator_threads.share_host))
         hosts = {}
+        # A loop, not cases: every server of this one test.
         for server in servers:
             name = server['OS-EXT-SRV-ATTR:host']
             host = self.host_client(name)
@@ -148,27 +136,7 @@ class SharedPoolTest(base.EmulatorThreadsTest):
     free pCPU, deletes one floating server and boots the share server.
     """
 
-    @classmethod
-    def skip_checks(cls):
-        super().skip_checks()
-        if not CONF.emulator_threads.share_host:
-            raise cls.skipException(
-                '[emulator_threads] share_host is not set: no compute host '
-                'with a shared pool')
-
-    def provider(self, name):
-        (provider,) = [p for p in self.providers() if p['name'] == name]
-        return provider
-
-    def free(self, provider, resource_class):
-        inventory = self.providers_client.list_resource_provider_inventories(
-            provider['uuid'])['inventories'].get(resource_class)
-        if inventory is None:
-            return 0
-        used = self.providers_client.list_resource_provider_usages(
-            provider['uuid'])['usages'].get(resource_class, 0)
-        return int((inventory['total'] - inventory['reserved'])
-                   * inventory['allocation_ratio']) - used
+    needs_share_host = True
 
     @decorators.idempotent_id('2f4a6c8e-0b1d-4f3a-9c5e-7a9b1c3d5e15')
     def test_full_pool_no_valid_host_then_refill(self):
@@ -203,12 +171,7 @@ class SharedPoolTest(base.EmulatorThreadsTest):
 
         # The pCPU is free, the pool is not: refused, readably, nothing
         # claimed.
-        refused = self.boot(share, status='ERROR')
-        fault = self.servers_client.show_server(refused['id'])['server'][
-            'fault']
-        self.assertIn('No valid host was found', fault['message'])
-        self.assertEqual({}, self.allocated(refused['id']))
-        self.delete_and_wait(refused['id'])
+        self.boot_refused(share)
 
         # A delete gives the room back.
         if servers:

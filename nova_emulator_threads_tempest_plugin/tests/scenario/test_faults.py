@@ -25,7 +25,6 @@ import subprocess
 import time
 
 from tempest.lib import decorators
-from tempest.lib.common.utils import data_utils
 
 from nova_emulator_threads_tempest_plugin.tests import base
 
@@ -92,21 +91,6 @@ class FaultTest(base.EmulatorThreadsTest):
 
     # -- servers --------------------------------------------------------
 
-    def create(self, flavor, host=None):
-        """Ask for a server (no wait); it is deleted at the end."""
-        client = self.admin_servers_client if host else self.servers_client
-        kwargs = {'host': host} if host else {}
-        server = client.create_server(
-            name=data_utils.rand_name(prefix=CONF.resource_name_prefix,
-                                      name=self.__class__.__name__),
-            imageRef=CONF.compute.image_ref, flavorRef=flavor['id'],
-            networks='none', **kwargs)['server']
-        self.addCleanup(self.delete_and_wait, server['id'])
-        return server['id']
-
-    def show(self, server_id):
-        return self.admin_servers_client.show_server(server_id)['server']
-
     def all_servers(self):
         return self.admin_servers_client.list_servers(
             detail=True, all_tenants=True)['servers']
@@ -123,11 +107,6 @@ class FaultTest(base.EmulatorThreadsTest):
 
         self.wait_until('servers %s to finish building' % server_ids, done)
         return [shown[i] for i in server_ids]
-
-    def room(self, flavor):
-        """How many servers of the flavor placement has room for."""
-        need = flavor['vcpus'] + 1
-        return sum(self.free_pcpus(p) // need for p in self.providers())
 
     # -- the invariants, from real state --------------------------------
 
@@ -264,10 +243,7 @@ class ComputeKilledMidBootTest(FaultTest):
     def test_compute_killed_during_a_burst_of_isolate_boots(self):
         flavor = self.pinned_flavor(base.ISOLATE)
         need = flavor['vcpus'] + 1
-        room = self.room(flavor)
-        if not room:
-            raise self.skipException('no compute host has %d free pCPUs for '
-                                     'one isolate server' % need)
+        room = self.room_or_skip(flavor)
         burst = min(room + 2, CONF.emulator_threads.fill_limit + 2)
         server_ids = [self.create(flavor) for _ in range(burst)]
 
@@ -281,6 +257,7 @@ class ComputeKilledMidBootTest(FaultTest):
         self.fault('restart', 'nova-compute-%s' % host)
 
         servers = self.settled(server_ids)
+        # A loop, not cases: every server of the one burst.
         for server in servers:
             self.assertIn(server['status'], ('ACTIVE', 'ERROR'),
                           server['id'])
@@ -312,7 +289,7 @@ class ComputeKilledMidBootTest(FaultTest):
         used = sum(u.get('PCPU', 0) for u in self.usages().values())
         self.assertEqual(claimed_pcpus, used)
         for provider in self.providers():
-            self.assertGreaterEqual(self.free_pcpus(provider), 0,
+            self.assertGreaterEqual(self.free(provider), 0,
                                     provider['name'])
 
         # The build the kill interrupted is in ERROR: Nova says nothing of
@@ -341,26 +318,14 @@ class ComputeRestartTest(FaultTest):
         # A guest that would fit in the pCPU the isolate server reserves
         # for its emulator threads: the host has no room for it.
         dedicated = self.pinned_flavor({'hw:cpu_policy': 'dedicated'})
-        self.assertLess(self.free_pcpus(self.provider_of(host)),
-                        dedicated['vcpus'])
-        refused = self.settled([self.create(dedicated, host=host)])[0]
-        self.assertEqual('ERROR', refused['status'])
-        self.assertIn('No valid host was found', refused['fault']['message'])
+        self.assertLess(self.free(self.provider(host)), dedicated['vcpus'])
+        self.boot_refused(dedicated, host=host)
         self.assert_consistent()
-
-    def provider_of(self, host):
-        return [p for p in self.providers() if p['name'] == host][0]
 
 
 class LibvirtdRestartTest(FaultTest):
 
-    @classmethod
-    def skip_checks(cls):
-        super().skip_checks()
-        if not CONF.emulator_threads.share_host:
-            raise cls.skipException(
-                '[emulator_threads] share_host is not set: no compute host '
-                'with a cpu_shared_set to boot a share server on')
+    needs_share_host = True
 
     @decorators.idempotent_id('3b5d7f9a-1c4e-4b6d-8e3a-5d7f9b1c4e63')
     def test_guests_keep_their_pins_when_libvirtd_restarts(self):
@@ -378,9 +343,7 @@ class LibvirtdRestartTest(FaultTest):
         # The isolate host's reserved pCPU is not for a new isolate guest:
         # placement still counts it, and the boot is refused.
         self.assertEqual(0, self.room(isolate))
-        refused = self.settled([self.create(isolate)])[0]
-        self.assertEqual('ERROR', refused['status'])
-        self.assertIn('No valid host was found', refused['fault']['message'])
+        self.boot_refused(isolate)
         # Nova works with the restarted libvirtd: the isolate guest goes,
         # a new one takes its pCPUs and nothing else's. (nova-compute
         # disables its service when it finds its libvirt connection

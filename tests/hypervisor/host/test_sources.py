@@ -48,6 +48,7 @@ class RealHostSourcesTestCase(base.BaseTestCase):
     def test_real_smt_cores(self) -> None:
         # Every core with several threads is made of online CPUs.
         cpus = sysfs.read_host_cpus()
+        # A loop, not cases: every core of this one machine.
         for core in cpus.smt_cores:
             self.assertLessEqual(core, cpus.online)
 

@@ -18,11 +18,15 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Callable
+
+import ddt
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import pin
 from tests.unit import base
+from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
@@ -32,6 +36,7 @@ CLEAN = fakehost.domain_xml('clean', testdriver.UUID_B, {0: '3'},
                             emulatorpin='2')
 
 
+@ddt.ddt
 class CommandTestCase(base.TestCase):
 
     def setUp(self) -> None:
@@ -43,10 +48,7 @@ class CommandTestCase(base.TestCase):
         return self.useFixture(testdriver.TestDriverFixture(list(domains))).uri
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main(list(argv))
-        return status, out.getvalue(), err.getvalue()
+        return command.main(*argv)
 
     def host_args(self, uri: str) -> list[str]:
         return ['--connect', uri, '--proc-root', self.tree.proc_root,
@@ -77,6 +79,14 @@ class CommandTestCase(base.TestCase):
                          'preempt the vCPU whenever they have work'}],
             result['findings'])
 
+    def test_audit_installed_command(self) -> None:
+        # The smoke test of the console script: what main() prints.
+        args = ['audit', *self.host_args(self.node(BAD, CLEAN)), '-f', 'json']
+        result = command.run(*args)
+        self.assertEqual(1, result.returncode, result.stderr)
+        self.assertEqual(self.cli(*args),
+                         (result.returncode, result.stdout, result.stderr))
+
     def test_audit_table(self) -> None:
         uri = self.node(BAD, CLEAN)
         status, out, _ = self.cli('audit', *self.host_args(uri))
@@ -96,20 +106,25 @@ class CommandTestCase(base.TestCase):
         self.assertEqual(0, status)
         self.assertTrue(out.endswith('1 guests, no findings\n'))
 
-    def test_audit_errors_are_one_line(self) -> None:
-        for argv, words in (
-                (['--connect', 'test:///nonexistent.xml'],
-                 'test:///nonexistent.xml'),
-                (self.host_args(self.node(CLEAN)) + ['--cpu-shared-set',
-                                                     '3-1'],
-                 '--cpu-shared-set'),
-                (['--connect', self.node(CLEAN), '--sys-root', '/nonexistent'],
-                 '/nonexistent')):
-            status, out, err = self.cli('audit', *argv)
-            self.assertEqual(2, status, err)
-            self.assertEqual('', out)
-            self.assertEqual(1, err.count('\n'), err)
-            self.assertIn(words, err)
+    # The arguments, from the test (it makes the node file); the words.
+    @ddt.named_data(
+        ['no node file',
+         lambda t: ['--connect', 'test:///nonexistent.xml'],
+         'test:///nonexistent.xml'],
+        ['reversed shared set',
+         lambda t: [*t.host_args(t.node(CLEAN)), '--cpu-shared-set', '3-1'],
+         '--cpu-shared-set'],
+        ['no sys root',
+         lambda t: ['--connect', t.node(CLEAN), '--sys-root', '/nonexistent'],
+         '/nonexistent'])
+    def test_audit_errors_are_one_line(
+            self, argv: Callable[['CommandTestCase'], list[str]],
+            words: str) -> None:
+        status, out, err = self.cli('audit', *argv(self))
+        self.assertEqual(2, status, err)
+        self.assertEqual('', out)
+        self.assertEqual(1, err.count('\n'), err)
+        self.assertIn(words, err)
 
     def test_audit_refuses_a_remote_uri(self) -> None:
         status, out, err = self.cli('audit', '-c', 'qemu+ssh://cn7/system')
@@ -128,14 +143,14 @@ class CommandTestCase(base.TestCase):
 
     # -- pin ------------------------------------------------------------------
 
-    def test_pin_checks_cpuset_before_connecting(self) -> None:
+    @ddt.data(',,,', '^0', '3-1')
+    def test_pin_checks_cpuset_before_connecting(self, cpus: str) -> None:
         # The URI names no daemon: the CPU set must be refused first.
-        for cpus in (',,,', '^0', '3-1'):
-            status, out, err = self.cli(
-                'pin', 'bad', cpus, '--connect', 'qemu:///nonexistent')
-            self.assertEqual((2, ''), (status, out))
-            self.assertIn("CPUSET=%r" % cpus, err)
-            self.assertNotIn('nonexistent', err)
+        status, out, err = self.cli(
+            'pin', 'bad', cpus, '--connect', 'qemu:///nonexistent')
+        self.assertEqual((2, ''), (status, out))
+        self.assertIn("CPUSET=%r" % cpus, err)
+        self.assertNotIn('nonexistent', err)
 
     def test_pin_help_says_both_by_default(self) -> None:
         out = io.StringIO()
@@ -155,6 +170,17 @@ class CommandTestCase(base.TestCase):
             '  live   emulator threads 0-1 -> 0: applied\n'
             '  live   I/O thread 1     0-1 -> 0: applied\n', out)
 
+    def test_pin_installed_command(self) -> None:
+        # The smoke test of the console script. Each connection to the
+        # test driver's file starts from the file: both runs pin the same.
+        args = ['pin', 'bad', '0', *self.host_args(self.node(BAD, CLEAN))]
+        result = command.run(*args)
+        self.assertEqual((0, ''), (result.returncode, result.stderr))
+        self.assertIn('live   I/O thread 1     0-1 -> 0: applied',
+                      result.stdout)
+        self.assertEqual(self.cli(*args),
+                         (result.returncode, result.stdout, result.stderr))
+
     def test_pin_live_only_says_they_now_differ(self) -> None:
         uri = self.node(BAD)
         status, out, err = self.cli('pin', 'bad', '0', '--live',
@@ -163,22 +189,24 @@ class CommandTestCase(base.TestCase):
         self.assertNotIn('config', out)
         self.assertIn('only the live pins of bad were changed', err)
 
-    def test_pin_refusals_change_nothing(self) -> None:
+    @ddt.data(
+        (['bad', '1'], "pCPU 1 of the guest's own pinned vCPUs"),
+        (['bad', '3'], 'pCPU 3 is dedicated to other guests (vCPU 0 of '
+                       'clean'),
+        (['bad', '9'], 'CPUs 9 are not online'),
+        (['bad', 'x'], "CPUSET='x'"),
+        (['nope', '0'], "Domain 'nope' not found"),
+        (['bad'], 'pin needs DOMAIN and CPUSET'),
+        (['--apply-audit', '--live'], '--apply-audit chooses'),
+        (['bad', '0', '--dry-run'], '--dry-run goes with'))
+    @ddt.unpack
+    def test_pin_refusals_change_nothing(self, argv: list[str],
+                                         words: str) -> None:
         uri = self.node(BAD, CLEAN)
-        for argv, words in (
-                (['bad', '1'], "pCPU 1 of the guest's own pinned vCPUs"),
-                (['bad', '3'], 'pCPU 3 is dedicated to other guests (vCPU 0 '
-                               'of clean'),
-                (['bad', '9'], 'CPUs 9 are not online'),
-                (['bad', 'x'], "CPUSET='x'"),
-                (['nope', '0'], "Domain 'nope' not found"),
-                (['bad'], 'pin needs DOMAIN and CPUSET'),
-                (['--apply-audit', '--live'], '--apply-audit chooses'),
-                (['bad', '0', '--dry-run'], '--dry-run goes with')):
-            status, out, err = self.cli('pin', *argv, *self.host_args(uri))
-            self.assertEqual((2, ''), (status, out), err)
-            self.assertEqual(1, err.count('\n'), err)
-            self.assertIn(words, err)
+        status, out, err = self.cli('pin', *argv, *self.host_args(uri))
+        self.assertEqual((2, ''), (status, out), err)
+        self.assertEqual(1, err.count('\n'), err)
+        self.assertIn(words, err)
 
     def test_pin_stopped_guest(self) -> None:
         # Each connection to a test:/// file has its own state, so the

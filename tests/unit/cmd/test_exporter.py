@@ -15,17 +15,14 @@
 recorded host: it serves /metrics over HTTP, and bad options are one
 line."""
 
-import contextlib
-import io
 import signal
-import socket
 import subprocess
-import sys
 import urllib.request
 
+import ddt
 from oslotest import base
 
-from nova_emulator_threads.cmd import main
+from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
@@ -33,13 +30,7 @@ GUEST = fakehost.domain_xml('instance-0000000a', testdriver.UUID_A, {0: '2'},
                             emulatorpin='2-3')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
+@ddt.ddt
 class ExporterTestCase(base.BaseTestCase):
 
     def setUp(self) -> None:
@@ -57,13 +48,13 @@ class ExporterTestCase(base.BaseTestCase):
                 *extra]
 
     def test_serves_metrics_until_stopped(self) -> None:
-        # The installed command in a subprocess: its HTTP server runs in a
-        # thread, which this test process (eventlet-patched by Nova's
-        # test modules) must not host.
-        listen = '127.0.0.1:%d' % free_port()
+        # The installed command in a subprocess (the smoke test of the
+        # console script): its HTTP server runs in a thread, which this
+        # test process (eventlet-patched by Nova's test modules) must not
+        # host.
+        listen = '127.0.0.1:%d' % command.free_port()
         process = subprocess.Popen(
-            [sys.executable, '-m', 'nova_emulator_threads.cmd.main',
-             *self.argv('--listen', listen)],
+            [command.COMMAND, *self.argv('--listen', listen)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(process.kill)
         self.assertEqual(
@@ -86,15 +77,11 @@ class ExporterTestCase(base.BaseTestCase):
         process.send_signal(signal.SIGTERM)
         self.assertEqual(0, process.wait(30), process.stderr.read())
 
-    def test_bad_listen_is_one_line(self) -> None:
-        for listen in ('9733', 'localhost:0', 'localhost:x', ':80',
-                       '127.0.0.1:70000'):
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), \
-                    contextlib.redirect_stderr(err):
-                status = main.main(self.argv('--listen', listen))
-            self.assertEqual((2, ''), (status, out.getvalue()))
-            self.assertEqual(
-                'nova-emulator-threads exporter: Invalid input: --listen=%r: '
-                'expected ADDRESS:PORT with a port from 1 to 65535, e.g. '
-                '127.0.0.1:9733\n' % listen, err.getvalue())
+    @ddt.data('9733', 'localhost:0', 'localhost:x', ':80', '127.0.0.1:70000')
+    def test_bad_listen_is_one_line(self, listen: str) -> None:
+        status, out, err = command.main(*self.argv('--listen', listen))
+        self.assertEqual((2, ''), (status, out))
+        self.assertEqual(
+            'nova-emulator-threads exporter: Invalid input: --listen=%r: '
+            'expected ADDRESS:PORT with a port from 1 to 65535, e.g. '
+            '127.0.0.1:9733\n' % listen, err)

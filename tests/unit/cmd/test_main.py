@@ -17,9 +17,9 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
+import ddt
 import fixtures
 import yaml
 from oslotest import base
@@ -29,6 +29,7 @@ from nova_emulator_threads.cmd import main
 from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
 from nova_emulator_threads.virt.libvirt import capabilities
+from tests.unit.cmd import command
 from tests.unit.virt import cases
 
 #: A host of three cells of four CPUs, where Nova's fitter leaves guest
@@ -50,13 +51,7 @@ class CLITestCase(base.BaseTestCase):
 
     def cli(self, *argv: str, stdin: bytes | None = None
             ) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        if stdin is not None:
-            self.useFixture(fixtures.MonkeyPatch(
-                'sys.stdin', io.TextIOWrapper(io.BytesIO(stdin))))
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main.main(list(argv))
-        return status, out.getvalue(), err.getvalue()
+        return command.main(*argv, stdin=stdin)
 
     def file(self, text: str | bytes) -> str:
         path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'f')
@@ -139,11 +134,9 @@ class TestWriteErrors(CLITestCase):
 
     def test_installed_command_into_head(self) -> None:
         # The whole chain, as a shell runs it: no traceback, exit 2.
-        command = os.path.join(os.path.dirname(sys.executable),
-                               'nova-emulator-threads')
         result = subprocess.run(
             ['bash', '-c', '"$0" plan --density -f json | head -c1 '
-             '>/dev/null; echo "${PIPESTATUS[0]}"', command],
+             '>/dev/null; echo "${PIPESTATUS[0]}"', command.COMMAND],
             capture_output=True, text=True, timeout=120, check=False)
         self.assertNotIn('Traceback', result.stderr)
         self.assertIn(result.stdout.strip(), ('0', '2'))
@@ -201,6 +194,14 @@ class TestCompletion(CLITestCase):
                            timeout=60)
 
 
+    def test_installed_command(self) -> None:
+        # The smoke test of the console script: the script main() prints.
+        result = command.run('complete')
+        self.assertEqual((0, ''), (result.returncode, result.stderr))
+        self.assertEqual(self.cli('complete'), (0, result.stdout, ''))
+
+
+@ddt.ddt
 class TestPlanInput(CLITestCase):
 
     def test_multi_cell_nova_bug_verdict(self) -> None:
@@ -239,12 +240,13 @@ class TestPlanInput(CLITestCase):
             stdin=cases.caps_xml(1, 4, 1, True, [4096], None).encode())
         self.assertEqual((0, 'true\n'), (status, out), err)
 
-    def test_cpu_sets_naming_no_cpu(self) -> None:
-        for flag, value in (('--cpu-dedicated-set', ',,,'),
-                            ('--cpu-shared-set', '^0'),
-                            ('--cpu-dedicated-set', '0-3,^0-3')):
-            self.assertOneLineError(self.cli('plan', flag, value),
-                                    repr(value), 'names no CPU')
+    @ddt.data(('--cpu-dedicated-set', ',,,'),
+              ('--cpu-shared-set', '^0'),
+              ('--cpu-dedicated-set', '0-3,^0-3'))
+    @ddt.unpack
+    def test_cpu_sets_naming_no_cpu(self, flag: str, value: str) -> None:
+        self.assertOneLineError(self.cli('plan', flag, value),
+                                repr(value), 'names no CPU')
 
     def test_bundled_host_with_one_set(self) -> None:
         status, out, err = self.cli('plan', '--cpu-dedicated-set', '2-15',
@@ -286,6 +288,7 @@ class TestPlanInput(CLITestCase):
             'plan', '--density', '--cpu-dedicated-set', '1-9', '-f', 'json')
         self.assertEqual(0, status, err)
         rows = {row['policy']: row for row in json.loads(out)['density']}
+        # A loop, not cases: rows of the one report above.
         for policy in ('no policy', 'isolate', 'realtime, mask ^0'):
             self.assertIsNotNone(rows[policy]['guests'], rows[policy])
             self.assertNotIn('no cpu_shared_set', rows[policy]['note'] or '')

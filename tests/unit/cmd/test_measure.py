@@ -15,17 +15,17 @@
 libvirt's test driver and recorded ``/proc`` and ``/sys`` trees whose
 scheduler counters move while the command waits, through ``main``."""
 
-import contextlib
-import io
 import json
 from collections.abc import Callable
 
+import ddt
 import fixtures
 import testscenarios
 from oslotest import base
 
 from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import measure as measure_cmd
+from tests.unit.cmd import command
 from tests.unit.host import fakehost
 from tests.unit.host import testdriver
 
@@ -65,6 +65,7 @@ OWNER = {**{tid: PID_A for tid, _, _ in THREADS_A}, VHOST_A: VHOST_A,
          **{tid: PID_B for tid, _, _ in THREADS_B}}
 
 
+@ddt.ddt
 class MeasureCommandTestCase(testscenarios.WithScenarios,
                              base.BaseTestCase):
 
@@ -99,13 +100,7 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
                                 BEFORE[tid][1] + waited)
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = main.main(list(argv))
-            except SystemExit as exc:  # argparse's errors
-                status = int(exc.code or 0)
-        return status, out.getvalue(), err.getvalue()
+        return command.main(*argv)
 
     def measure(self, *argv: str, domains: tuple[str, ...] = (DEFAULT,
                                                               ISOLATED),
@@ -311,22 +306,23 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertTrue(out.endswith(
             '\n2 guests, 2 vCPUs lost time to emulator threads\n'), out)
 
-    def test_bad_input_is_one_line(self) -> None:
+    @ddt.data(
+        (['--seconds', '0'], '--seconds=0.0: expected a number of seconds '
+                             'from 0.1 to 3600'),
+        (['--seconds', 'nan'], '--seconds=nan'),
+        (['--seconds', 'x'], "invalid float value: 'x'"),
+        (['--threshold-ms', '-1'], '--threshold-ms=-1.0'),
+        (['nope'], "Domain 'nope' not found"),
+        (['--format', 'xml'], "invalid choice: 'xml'"))
+    @ddt.unpack
+    def test_bad_input_is_one_line(self, argv: list[str], words: str) -> None:
         uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
         host = ['-c', uri, '--proc-root', self.tree.proc_root,
                 '--sys-root', self.tree.sys_root]
-        for argv, words in (
-                (['--seconds', '0'], '--seconds=0.0: expected a number of '
-                                     'seconds from 0.1 to 3600'),
-                (['--seconds', 'nan'], '--seconds=nan'),
-                (['--seconds', 'x'], "invalid float value: 'x'"),
-                (['--threshold-ms', '-1'], '--threshold-ms=-1.0'),
-                (['nope'], "Domain 'nope' not found"),
-                (['--format', 'xml'], "invalid choice: 'xml'")):
-            status, out, err = self.cli('measure', *host, *argv)
-            self.assertEqual((2, ''), (status, out), err)
-            self.assertEqual(1, err.count('\n'), err)
-            self.assertIn(words, err)
+        status, out, err = self.cli('measure', *host, *argv)
+        self.assertEqual((2, ''), (status, out), err)
+        self.assertEqual(1, err.count('\n'), err)
+        self.assertIn(words, err)
 
     # -- audit --measure --------------------------------------------------
 
@@ -382,3 +378,24 @@ class MeasureCommandTestCase(testscenarios.WithScenarios,
         self.assertEqual((2, ''), (status, out))
         self.assertIn('/nonexistent', err)
 
+
+
+class TestInstalledCommand(base.BaseTestCase):
+
+    def test_measure(self) -> None:
+        # The smoke test of the console script, over a real 0.1 s in
+        # which the recorded counters do not move: nothing ran.
+        tree = self.useFixture(fakehost.HostTree())
+        tree.set_cpus('0-7')
+        tree.add_process(PID_A, fakehost.qemu_argv(
+            'instance-0000000a', testdriver.UUID_A), THREADS_A)
+        uri = self.useFixture(testdriver.TestDriverFixture([DEFAULT])).uri
+        result = command.run(
+            'measure', '--connect', uri, '--proc-root', tree.proc_root,
+            '--sys-root', tree.sys_root, '--seconds', '0.1', '-f', 'json')
+        self.assertEqual((0, ''), (result.returncode, result.stderr))
+        (guest,) = json.loads(result.stdout)['guests']
+        self.assertEqual(('instance-0000000a', PID_A),
+                         (guest['domain'], guest['pid']))
+        self.assertEqual([0.0, 0.0], [vcpu['ran_s'] for vcpu in
+                                      guest['vcpus']])

@@ -10,17 +10,15 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``nova-emulator-threads plan``, run as the installed command."""
+"""``nova-emulator-threads plan``."""
 
-import contextlib
-import io
 import json
 import os
 import typing
 
+import ddt
 import fixtures
 
-from nova_emulator_threads.cmd import main
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt.libvirt import bandwidth
 from nova_emulator_threads.virt.libvirt import cputune_reader
@@ -31,23 +29,26 @@ from tests.unit.virt import cases
 
 class TestPlanCommand(base.TestCase):
 
-    def setUp(self) -> None:
-        super().setUp()
-        # The command must be installed (tox and 'make test' install the
-        # package); a missing command is a failure, not a skip.
-        self.assertTrue(os.access(command.COMMAND, os.X_OK),
-                        '%s is not installed' % command.COMMAND)
-
-    def assertOneLineError(self, result, *fragments: str) -> None:
-        self.assertEqual(2, result.returncode, result.stderr)
-        self.assertEqual('', result.stdout)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(1, len(lines), result.stderr)
-        self.assertNotIn('Traceback', result.stderr)
+    def assertOneLineError(self, result: tuple[int, str, str],
+                           *fragments: str) -> None:
+        status, out, err = result
+        self.assertEqual(2, status, err)
+        self.assertEqual('', out)
+        lines = err.strip().splitlines()
+        self.assertEqual(1, len(lines), err)
+        self.assertNotIn('Traceback', err)
         for fragment in fragments:
             self.assertIn(fragment, lines[0])
 
-    def test_demo_table(self) -> None:
+    def plan(self, *argv: str) -> tuple[int, str, str]:
+        return command.main('plan', *argv)
+
+    def test_demo_table_installed_command(self) -> None:
+        # The smoke test of the console script: the README's demo, run as
+        # an operator runs it. The command must be installed (tox and
+        # 'make test' install the package); missing, it is a failure.
+        self.assertTrue(os.access(command.COMMAND, os.X_OK),
+                        '%s is not installed' % command.COMMAND)
         result = command.run('plan')
         self.assertEqual(0, result.returncode, result.stderr)
         header = result.stdout.splitlines()[1].split()
@@ -55,9 +56,9 @@ class TestPlanCommand(base.TestCase):
         self.assertIn('PCPU=5', result.stdout)  # isolate: 4 vCPUs + 1
 
     def test_demo_json(self) -> None:
-        result = command.run('plan', '--format', 'json')
-        self.assertEqual(0, result.returncode, result.stderr)
-        plans = {p['flavor']: p for p in json.loads(result.stdout)['plans']}
+        status, out, err = self.plan('--format', 'json')
+        self.assertEqual(0, status, err)
+        plans = {p['flavor']: p for p in json.loads(out)['plans']}
         isolate = plans['isolate']
         self.assertEqual({'PCPU': 5}, isolate['placement'])
         self.assertEqual({'PCPU': 1}, isolate['overhead'])
@@ -73,14 +74,14 @@ class TestPlanCommand(base.TestCase):
     def test_json_contract_for_one_flavor(self) -> None:
         path = self.useFixture(_CapsFile(cases.caps_xml(
             1, 4, 1, True, [4096], None))).path
-        result = command.run(
-            'plan', '--host', path, '--cpu-dedicated-set', '1-3',
+        status, stdout, err = self.plan(
+            '--host', path, '--cpu-dedicated-set', '1-3',
             '--cpu-shared-set', '0', '--vcpus', '2',
             '--extra-spec', 'hw:cpu_policy=dedicated',
             '--extra-spec', 'hw:cpu_emulator_threads=isolate',
             '--format', 'json')
-        self.assertEqual(0, result.returncode, result.stderr)
-        out = json.loads(result.stdout)
+        self.assertEqual(0, status, err)
+        out = json.loads(stdout)
         self.assertEqual(
             {'fits', 'reason', 'emulator_threads_policy', 'cells',
              'emulatorpin', 'overhead', 'placement', 'cputune_xml',
@@ -107,14 +108,14 @@ class TestPlanCommand(base.TestCase):
     def test_no_fit_says_why(self) -> None:
         path = self.useFixture(_CapsFile(cases.caps_xml(
             1, 4, 1, True, [4096], None))).path
-        result = command.run(
-            'plan', '--host', path, '--cpu-dedicated-set', '0-3',
+        status, stdout, err = self.plan(
+            '--host', path, '--cpu-dedicated-set', '0-3',
             '--pinned', '0', '--vcpus', '3', '--format', 'json',
             '--extra-spec', 'hw:cpu_policy=dedicated',
             '--extra-spec', 'hw:emulator_threads_policy=isolate')
         # Exit status 1: the command worked, the flavor does not fit.
-        self.assertEqual(1, result.returncode, result.stderr)
-        out = json.loads(result.stdout)
+        self.assertEqual(1, status, err)
+        out = json.loads(stdout)
         self.assertFalse(out['fits'])
         self.assertEqual(
             'not enough free pCPUs on host cell 0 for guest cell 0 (needs 4 '
@@ -123,46 +124,45 @@ class TestPlanCommand(base.TestCase):
 
     def test_unknown_policy_value(self) -> None:
         self.assertOneLineError(
-            command.run('plan', '--vcpus', '2', '--extra-spec',
-                        'hw:cpu_policy=dedicated', '--extra-spec',
-                        'hw:cpu_emulator_threads=isolated'),
+            self.plan('--vcpus', '2', '--extra-spec',
+                      'hw:cpu_policy=dedicated', '--extra-spec',
+                      'hw:cpu_emulator_threads=isolated'),
             'hw:cpu_emulator_threads', "'isolated'", 'share', 'isolate')
 
     def test_isolate_without_dedicated(self) -> None:
         self.assertOneLineError(
-            command.run('plan', '--vcpus', '2', '--extra-spec',
-                        'hw:cpu_emulator_threads=isolate'),
+            self.plan('--vcpus', '2', '--extra-spec',
+                      'hw:cpu_emulator_threads=isolate'),
             'hw:cpu_emulator_threads', 'hw:cpu_policy')
 
     def test_conflicting_alias(self) -> None:
         self.assertOneLineError(
-            command.run('plan', '--vcpus', '2', '--extra-spec',
-                        'hw:cpu_policy=dedicated', '--extra-spec',
-                        'hw:cpu_emulator_threads=isolate', '--extra-spec',
-                        'hw:emulator_threads_policy=share'),
+            self.plan('--vcpus', '2', '--extra-spec',
+                      'hw:cpu_policy=dedicated', '--extra-spec',
+                      'hw:cpu_emulator_threads=isolate', '--extra-spec',
+                      'hw:emulator_threads_policy=share'),
             'hw:cpu_emulator_threads', 'hw:emulator_threads_policy')
 
     def test_malformed_cpu_range(self) -> None:
         self.assertOneLineError(
-            command.run('plan', '--cpu-dedicated-set', '1-x'),
+            self.plan('--cpu-dedicated-set', '1-x'),
             '[compute] cpu_dedicated_set', "'1-x'")
 
     def test_unreadable_host_xml(self) -> None:
         self.assertOneLineError(
-            command.run('plan', '--host', '/nonexistent.xml'),
+            self.plan('--host', '/nonexistent.xml'),
             '/nonexistent.xml', 'No such file')
         path = self.useFixture(_CapsFile('<capabilities>')).path
-        self.assertOneLineError(command.run('plan', '--host', path),
+        self.assertOneLineError(self.plan('--host', path),
                                 path, 'not well-formed XML')
 
     def test_bad_extra_spec_syntax(self) -> None:
-        self.assertOneLineError(command.run('plan', '--extra-spec', 'novalue'),
+        self.assertOneLineError(self.plan('--extra-spec', 'novalue'),
                                 'novalue', 'KEY=VALUE')
 
     def test_bad_option_value(self) -> None:
-        self.assertOneLineError(command.run('plan', '--vcpus', 'two'),
-                                '--vcpus')
-        self.assertOneLineError(command.run('plan', '--vcpus', '0'), '--vcpus')
+        self.assertOneLineError(self.plan('--vcpus', 'two'), '--vcpus')
+        self.assertOneLineError(self.plan('--vcpus', '0'), '--vcpus')
 
 
 class TestPlanEmulatorPCPUSiblings(base.TestCase):
@@ -172,14 +172,7 @@ class TestPlanEmulatorPCPUSiblings(base.TestCase):
                  '--extra-spec', 'hw:cpu_emulator_threads=isolate')
 
     def plan(self, *args: str) -> tuple[int, str, str]:
-        stdout = self.useFixture(fixtures.StringStream('stdout')).stream
-        stderr = self.useFixture(fixtures.StringStream('stderr')).stream
-        self.useFixture(fixtures.MonkeyPatch('sys.stdout', stdout))
-        self.useFixture(fixtures.MonkeyPatch('sys.stderr', stderr))
-        code = main.main(['plan', *args])
-        stdout.seek(0)
-        stderr.seek(0)
-        return code, stdout.read(), stderr.read()
+        return command.main('plan', *args)
 
     def test_allow_warns_about_the_sibling(self) -> None:
         code, out, _err = self.plan(*self.ISOLATE_1, '--format', 'json')
@@ -246,11 +239,11 @@ class TestPlanEmulatorPCPUSiblings(base.TestCase):
         self.assertEqual('allow', json.loads(out)['emulator_pcpu_siblings'])
 
     def test_bad_value_is_one_line(self) -> None:
-        result = command.run('plan', '--emulator-pcpu-siblings', 'never')
-        self.assertEqual(2, result.returncode)
-        self.assertEqual('', result.stdout)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(1, len(lines), result.stderr)
+        status, out, err = self.plan('--emulator-pcpu-siblings', 'never')
+        self.assertEqual(2, status)
+        self.assertEqual('', out)
+        lines = err.strip().splitlines()
+        self.assertEqual(1, len(lines), err)
         self.assertIn("--emulator-pcpu-siblings: invalid choice: 'never'",
                       lines[0])
 
@@ -269,6 +262,7 @@ class _CapsFile(fixtures.Fixture):
             f.write(self.text)
 
 
+@ddt.ddt
 class TestSharedPoolPlan(base.TestCase):
     """``plan`` with the shared emulator pool options, in-process."""
 
@@ -283,14 +277,7 @@ class TestSharedPoolPlan(base.TestCase):
             2, 4, 1, True, [4096, 4096], None))).path
 
     def main(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = main.main(['plan', '--host', self.caps, *argv])
-            except SystemExit as exc:
-                # argparse's own errors (a value not in the choices).
-                status = int(str(exc.code))
-        return status, out.getvalue(), err.getvalue()
+        return command.main('plan', '--host', self.caps, *argv)
 
     def plan_json(self, *argv: str) -> dict[str, typing.Any]:
         status, out, err = self.main(*self.HOST, '--vcpus', '2',
@@ -345,14 +332,12 @@ class TestSharedPoolPlan(base.TestCase):
         self.assertIn("needs [compute] cpu_shared_set",
                       json.loads(out)['reason'])
 
-    def test_bad_values(self) -> None:
-        for argv, fragment in (
-                (('--shared-pool-vcpus', '-1'), '--shared-pool-vcpus=-1'),
-                (('--cpu-allocation-ratio', '0'),
-                 '--cpu-allocation-ratio=0.0'),
-                (('--shared-pool-affinity', 'socket'),
-                 '--shared-pool-affinity')):
-            status, out, err = self.main(*argv)
-            self.assertEqual((2, ''), (status, out), argv)
-            self.assertEqual(1, len(err.strip().splitlines()), err)
-            self.assertIn(fragment, err)
+    @ddt.data((('--shared-pool-vcpus', '-1'), '--shared-pool-vcpus=-1'),
+              (('--cpu-allocation-ratio', '0'), '--cpu-allocation-ratio=0.0'),
+              (('--shared-pool-affinity', 'socket'), '--shared-pool-affinity'))
+    @ddt.unpack
+    def test_bad_values(self, argv: tuple[str, ...], fragment: str) -> None:
+        status, out, err = self.main(*argv)
+        self.assertEqual((2, ''), (status, out), argv)
+        self.assertEqual(1, len(err.strip().splitlines()), err)
+        self.assertIn(fragment, err)

@@ -10,10 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``nova-emulator-threads plan --density``, run as the installed command."""
+"""``nova-emulator-threads plan --density``."""
 
 import json
-import os
 
 from nova_emulator_threads import data
 from tests.unit import base
@@ -25,18 +24,15 @@ FOUR_CORE = ('--host', data.example_host_path('four-core-housekeeping'),
 
 class TestPlanDensity(base.TestCase):
 
-    def setUp(self) -> None:
-        super().setUp()
-        self.assertTrue(os.access(command.COMMAND, os.X_OK),
-                        '%s is not installed' % command.COMMAND)
+    def density(self, *argv: str) -> tuple[int, str, str]:
+        return command.main('plan', '--density', *argv)
 
     def test_realtime_housekeeping_host_json(self) -> None:
-        result = command.run('plan', '--density', *FOUR_CORE,
-                               '--memory-mb', '1024', '--extra-spec',
-                               'hw:cpu_realtime=yes', '--format', 'json')
-        self.assertEqual(0, result.returncode, result.stderr)
-        rows = {row['policy']: row
-                for row in json.loads(result.stdout)['density']}
+        status, out, err = self.density(
+            *FOUR_CORE, '--memory-mb', '1024', '--extra-spec',
+            'hw:cpu_realtime=yes', '--format', 'json')
+        self.assertEqual(0, status, err)
+        rows = {row['policy']: row for row in json.loads(out)['density']}
         self.assertEqual(3, rows['share + cpu_shared_set']['guests'])
         self.assertEqual([0], rows['share + cpu_shared_set']
                          ['cpu_shared_set'])
@@ -51,10 +47,9 @@ class TestPlanDensity(base.TestCase):
                          rows['no policy']['extra_specs'])
 
     def test_table(self) -> None:
-        result = command.run('plan', '--density', '--vcpus', '4',
-                               '--memory-mb', '1024')
-        self.assertEqual(0, result.returncode, result.stderr)
-        lines = result.stdout.splitlines()
+        status, out, err = self.density('--vcpus', '4', '--memory-mb', '1024')
+        self.assertEqual(0, status, err)
+        lines = out.splitlines()
         self.assertTrue(lines[0].startswith('host: cell 0:'))
         self.assertEqual(['policy', 'vCPUs', 'pCPUs/guest', 'guests', 'on',
                           'own', 'vCPU', 'core', 'emulator', 'threads'],
@@ -66,11 +61,9 @@ class TestPlanDensity(base.TestCase):
                           '0'], isolate[1].split()[:7])
 
     def test_siblings_json(self) -> None:
-        result = command.run('plan', '--density', '--vcpus', '1',
-                               '--format', 'json')
-        self.assertEqual(0, result.returncode, result.stderr)
-        rows = {row['policy']: row
-                for row in json.loads(result.stdout)['density']}
+        status, out, err = self.density('--vcpus', '1', '--format', 'json')
+        self.assertEqual(0, status, err)
+        rows = {row['policy']: row for row in json.loads(out)['density']}
         self.assertEqual((18, 18), (rows['isolate']['guests'], rows[
             'isolate']['emulator_on_vcpu_sibling']))
         self.assertEqual((18, 0), (
@@ -78,17 +71,17 @@ class TestPlanDensity(base.TestCase):
             rows['isolate, siblings avoided']['emulator_on_vcpu_sibling']))
 
     def test_policy_key_is_one_line_error(self) -> None:
-        result = command.run('plan', '--density', '--extra-spec',
-                               'hw:cpu_emulator_threads=isolate')
-        self.assertEqual(2, result.returncode)
-        self.assertEqual('', result.stdout)
-        lines = result.stderr.strip().splitlines()
-        self.assertEqual(1, len(lines), result.stderr)
+        status, out, err = self.density('--extra-spec',
+                                        'hw:cpu_emulator_threads=isolate')
+        self.assertEqual(2, status)
+        self.assertEqual('', out)
+        lines = err.strip().splitlines()
+        self.assertEqual(1, len(lines), err)
         self.assertIn('hw:cpu_emulator_threads', lines[0])
         self.assertIn('once per policy', lines[0])
 
     def test_bad_vcpus(self) -> None:
-        result = command.run('plan', '--density', '--vcpus', '0')
-        self.assertEqual(2, result.returncode)
-        self.assertIn('--vcpus=0', result.stderr)
-        self.assertNotIn('Traceback', result.stderr)
+        status, _out, err = self.density('--vcpus', '0')
+        self.assertEqual(2, status)
+        self.assertIn('--vcpus=0', err)
+        self.assertNotIn('Traceback', err)

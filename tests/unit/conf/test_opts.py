@@ -39,6 +39,7 @@ class TestOpts(base.TestCase):
                           'explain_rejections', 'shared_pool_affinity',
                           'shared_pool_quota', 'shared_pool_vcpus'],
                          sorted(opt.name for opt in options))
+        # A loop, not cases: every option of the one list above.
         for opt in options:
             # Real help: more than a restatement of the name.
             self.assertGreater(len(opt.help), 200, opt.name)

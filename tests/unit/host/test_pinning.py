@@ -92,6 +92,7 @@ class PinningTestCase(base.TestCase):
             [(s.scope, s.iothread, s.before) for s in result.steps])
         self.assertEqual({pinning.APPLIED},
                          {s.state for s in result.steps})
+        # A loop, not cases: both definitions of the one guest.
         for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE,
                       libvirt.VIR_DOMAIN_AFFECT_CONFIG):
             self.assertEqual(({0}, {1: {0}}), self.pins(flags))
@@ -144,7 +145,8 @@ class PinningTestCase(base.TestCase):
         self.assertIn('Empty iothread cpumap', result.steps[3].error)
         self.assertEqual('changing the live I/O thread 1 failed; nothing '
                          'was changed', result.summary())
-        # Live and persistent pins are what they were, and agree.
+        # Live and persistent pins are what they were, and agree (a loop,
+        # not cases: both definitions of the one guest).
         for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE,
                       libvirt.VIR_DOMAIN_AFFECT_CONFIG):
             self.assertEqual(({1, 2, 3}, {1: {1, 2, 3}}), self.pins(flags))
@@ -213,6 +215,7 @@ class PinningTestCase(base.TestCase):
         self.assertEqual([pinning.ROLLED_BACK, pinning.ROLLED_BACK,
                           pinning.INTERRUPTED, pinning.NOT_ATTEMPTED],
                          [s.state for s in result.steps])
+        # A loop, not cases: both definitions of the one guest.
         for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE,
                       libvirt.VIR_DOMAIN_AFFECT_CONFIG):
             self.assertEqual(({1, 2, 3}, {1: {1, 2, 3}}), self.pins(flags))

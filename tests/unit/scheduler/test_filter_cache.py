@@ -59,6 +59,7 @@ class TestConversionCache(base.TestCase):
 
     def test_converted_once_per_topology_object(self) -> None:
         state = helpers.host_state(helpers.two_cell_host())
+        # A loop, not cases: the same request again, on one host state.
         for _ in range(3):
             self.assertTrue(self.passes(
                 state, helpers.request_spec(2, 1024, helpers.ISOLATE)))
@@ -161,5 +162,6 @@ class TestThreads(base.TestCase):
         for thread in threads:
             thread.join()
         self.assertEqual(8, len(results))
+        # A loop, not cases: the answers of each thread of the one race.
         for got in results:
             self.assertEqual([row * 20 for row in expected], got)

@@ -176,6 +176,7 @@ class TestSameAsNUMATopologyFilter(base.TestCase):
         rng = random.Random(SEED)
         mismatches = []
         seen: dict[str, int] = {}
+        # A loop, not cases: generated hosts and requests, all compared.
         for index in range(HOSTS):
             numa, stats, host_kind = _host(rng, index)
             ratios = (rng.choice((1.0, 4.0, 16.0)), rng.choice((1.0, 1.5)))
@@ -208,6 +209,7 @@ class TestSameAsNUMATopologyFilter(base.TestCase):
             len(mismatches), HOSTS * REQUESTS_PER_HOST))
         # Not vacuous: each kind of host and request came up, and both
         # answers, with one and with two surviving candidates.
+        # (A loop, not cases: counts of the one run above.)
         for key in ('passed', 'rejected', '1 candidates passed',
                     '2 candidates passed', 'no NUMA', 'PCI', 'physnet',
                     'image thread policy', 'spawn would fail', '1 cells',

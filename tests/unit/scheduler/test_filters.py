@@ -23,6 +23,7 @@ candidates and limits too, over a fixed generated set.
 import logging
 from typing import Any
 
+import ddt
 import fixtures
 import hypothesis
 from hypothesis import strategies as st
@@ -48,6 +49,7 @@ two_cell_host = fakes.two_cell_host
 ISOLATE = fakes.ISOLATE
 
 
+@ddt.ddt
 class TestEmulatorThreadsFilter(base.TestCase):
 
     def setUp(self) -> None:
@@ -97,17 +99,19 @@ class TestEmulatorThreadsFilter(base.TestCase):
         self.assertFalse(self.filt.host_passes(
             host_state(None), request_spec(2, 1024, ISOLATE)))
 
-    def test_pci_request_is_left_to_nova(self) -> None:
+    # The host's pinned pCPUs per cell; whether the guest fits.
+    @ddt.data((({0, 1}, {4, 5}), False), (({0, 1}, {4}), True))
+    @ddt.unpack
+    def test_pci_request_is_left_to_nova(
+            self, pinned: tuple[set[int], set[int]], fits: bool) -> None:
         spec = request_spec(2, 1024, ISOLATE)
         spec.pci_requests = objects.InstancePCIRequests(requests=[
             objects.InstancePCIRequest(count=1, spec=[{'vendor_id': '8086'}])])
         nova = numa_topology_filter.NUMATopologyFilter()
-        for pinned, fits in ((({0, 1}, {4, 5}), False),
-                             (({0, 1}, {4}), True)):
-            host = host_state(two_cell_host(pinned=pinned))
-            self.assertEqual(fits, nova.host_passes(host, spec))
-            host = host_state(two_cell_host(pinned=pinned))
-            self.assertEqual(fits, self.filt.host_passes(host, spec))
+        host = host_state(two_cell_host(pinned=pinned))
+        self.assertEqual(fits, nova.host_passes(host, spec))
+        host = host_state(two_cell_host(pinned=pinned))
+        self.assertEqual(fits, self.filt.host_passes(host, spec))
         self.assertIn('NUMATopologyFilter decides (PCI devices are '
                       'requested)', self.log.output)
 

@@ -25,6 +25,7 @@ import struct
 import sys
 from unittest import mock
 
+import ddt
 import fixtures
 from oslotest import base
 
@@ -36,7 +37,11 @@ from allinone import layout  # noqa: E402
 from allinone import processes  # noqa: E402
 from allinone import services  # noqa: E402
 
+#: Every template of the tree, by file name.
+TEMPLATES = sorted(path.name for path in layout.TEMPLATES.iterdir())
 
+
+@ddt.ddt
 class AllInOneConfigTestCase(base.BaseTestCase):
 
     def setUp(self):
@@ -68,7 +73,11 @@ class AllInOneConfigTestCase(base.BaseTestCase):
         parser.read_string(target.read_text())
         return parser
 
-    def test_every_template_renders(self):
+    def test_templates_are_found(self):
+        self.assertIn('nova.conf', TEMPLATES)
+
+    @ddt.data(*TEMPLATES)
+    def test_every_template_renders(self, template):
         hosts = self._hosts(4)
         extra = {
             'host': hosts[0].name, 'cpu_sets': 'cpu_dedicated_set = 0-3',
@@ -77,14 +86,11 @@ class AllInOneConfigTestCase(base.BaseTestCase):
             'libvirt_uris': 'a:b', 'share_host': 'h',
             'share_host_cpu_shared_set': '0', 'fault_command': 'aio.py',
             'nova_manage_command': 'nova-manage'}
-        templates = sorted(p.name for p in layout.TEMPLATES.iterdir())
-        self.assertIn('nova.conf', templates)
-        for template in templates:
-            target = self.out / template
-            configs.render(template, target, dict(self.values, **extra))
-            self.assertNotIn('{{', target.read_text(), template)
-            # Passwords are inside: only root may read them.
-            self.assertEqual(0o600, target.stat().st_mode & 0o777)
+        target = self.out / template
+        configs.render(template, target, dict(self.values, **extra))
+        self.assertNotIn('{{', target.read_text(), template)
+        # Passwords are inside: only root may read them.
+        self.assertEqual(0o600, target.stat().st_mode & 0o777)
 
     def test_unknown_placeholder_names_template_and_name(self):
         template = layout.TEMPLATES / 'nova.conf'
@@ -118,6 +124,7 @@ class AllInOneConfigTestCase(base.BaseTestCase):
                          compute['DEFAULT']['compute_driver'])
         self.assertEqual('0,1', compute['compute']['cpu_dedicated_set'])
         nova = self.render('nova.conf')
+        # A loop, not cases: two sections of the one file rendered above.
         for section in ('database', 'api_database'):
             self.assertFalse(nova.has_section(section), section)
         controller = self.render('nova-controller.conf')
@@ -125,6 +132,7 @@ class AllInOneConfigTestCase(base.BaseTestCase):
                       controller['api_database']['connection'])
 
     def test_everything_listens_on_loopback(self):
+        # A loop, not cases: every URL of the one layout.
         for url in layout.URLS.values():
             self.assertTrue(url.startswith('http://127.0.0.1:'), url)
         rabbit = (self.out / 'r')

@@ -49,6 +49,7 @@ class StartsTestCase(base.TestCase):
         hosts = _two_cpus()
         every = starts.starts(hosts)
         self.assertEqual(len(every), len(set(every)))
+        # Loops, not cases: the names of the one list above.
         for name in ('postgresql', 'rabbitmq', 'nova-api',
                      'nova-conductor', 'nova-scheduler'):
             self.assertIn(name, every)

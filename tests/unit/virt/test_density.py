@@ -13,6 +13,8 @@
 """Density: identical guests packed until the next one does not fit."""
 
 
+import ddt
+
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import plan
 from nova_emulator_threads.virt import claims
@@ -25,6 +27,7 @@ from tests.unit.virt import cases
 from tests.unit.virt.cases import bundled
 
 
+@ddt.ddt
 class TestTwoSocketHost(base.TestCase):
 
     def test_table(self) -> None:
@@ -42,27 +45,34 @@ class TestTwoSocketHost(base.TestCase):
                          [row.pcpus_per_guest for row in rows])
         self.assertTrue(all(row.note is None for row in rows))
 
-    def test_what_avoiding_siblings_costs(self) -> None:
-        # 1-vCPU isolate guests: Nova puts every emulator pCPU on the
-        # other thread of the guest's vCPU core; avoid puts none there,
-        # and the host still takes as many guests (the pCPU it frees goes
-        # to the next guest).
+    # vCPUs per guest, guests on the host.
+    @ddt.data((1, 18), (2, 12), (3, 8))
+    @ddt.unpack
+    def test_what_avoiding_siblings_costs(self, vcpus: int,
+                                          guests: int) -> None:
+        # Isolate guests: avoid puts no emulator pCPU on a thread of a
+        # guest's vCPU core, and the host still takes as many guests (the
+        # pCPU it frees goes to the next guest).
         host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
                                 plan.EXAMPLE_SHARED_SET)
-        for vcpus, guests in ((1, 18), (2, 12), (3, 8)):
-            rows = {row.policy: row for row in density.density_report(
-                host, without, vcpus, 1024)}
-            allowed = rows['isolate']
-            avoided = rows['isolate, siblings avoided']
-            with self.subTest(vcpus=vcpus):
-                self.assertEqual(guests, allowed.guests)
-                self.assertEqual(guests, avoided.guests)
-                self.assertEqual(0, avoided.emulator_on_vcpu_sibling)
-        # An odd number of vCPUs leaves a half core, which Nova fills with
-        # the guest's own emulator threads.
+        rows = {row.policy: row for row in density.density_report(
+            host, without, vcpus, 1024)}
+        allowed = rows['isolate']
+        avoided = rows['isolate, siblings avoided']
+        self.assertEqual(guests, allowed.guests)
+        self.assertEqual(guests, avoided.guests)
+        self.assertEqual(0, avoided.emulator_on_vcpu_sibling)
+
+    def test_where_nova_puts_the_emulator_pcpu(self) -> None:
+        # 1-vCPU isolate guests: Nova puts every emulator pCPU on the
+        # other thread of the guest's vCPU core.
+        host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
+                                plan.EXAMPLE_SHARED_SET)
         rows = {row.policy: row for row in density.density_report(
             host, without, 1, 1024)}
         self.assertEqual(18, rows['isolate'].emulator_on_vcpu_sibling)
+        # An odd number of vCPUs leaves a half core, which Nova fills with
+        # the guest's own emulator threads.
         rows = {row.policy: row for row in density.density_report(
             host, without, 3, 1024)}
         self.assertEqual(8, rows['isolate'].emulator_on_vcpu_sibling)
@@ -97,15 +107,14 @@ class TestTwoSocketHost(base.TestCase):
         self.assertIsNone(row.guests)
         self.assertEqual('the host has no cpu_shared_set', row.note)
 
-    def test_policy_keys_are_refused(self) -> None:
+    @ddt.data('hw:cpu_policy', 'hw:cpu_emulator_threads',
+              'hw:emulator_threads_policy')
+    def test_policy_keys_are_refused(self, key: str) -> None:
         host, without = bundled('two-socket-smt', plan.EXAMPLE_DEDICATED_SET,
                                 plan.EXAMPLE_SHARED_SET)
-        for key in ('hw:cpu_policy', 'hw:cpu_emulator_threads',
-                    'hw:emulator_threads_policy'):
-            exc = self.assertRaises(exception.Invalid,
-                                    density.density_report, host, without,
-                                    4, 1024, {key: 'dedicated'})
-            self.assertIn(key, str(exc))
+        exc = self.assertRaises(exception.Invalid, density.density_report,
+                                host, without, 4, 1024, {key: 'dedicated'})
+        self.assertIn(key, str(exc))
 
 
 class TestDensity(base.TestCase):

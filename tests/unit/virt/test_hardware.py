@@ -13,6 +13,8 @@
 """Unit tests of the engine's public API on small literal hosts."""
 
 
+import ddt
+
 from nova_emulator_threads import exception
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import guest_topology
@@ -183,6 +185,7 @@ class TestTopologyTypes(base.TestCase):
         self.assertEqual(frozenset({5}), inst.cpuset_reserved)
 
 
+@ddt.ddt
 class TestEmulatorPCPUSiblings(base.TestCase):
     """``emulator_pcpu_siblings``: the isolate pCPU and the vCPUs' cores.
 
@@ -211,15 +214,16 @@ class TestEmulatorPCPUSiblings(base.TestCase):
         self.assertEqual({0: 3}, fitted.cells[0].cpu_pinning)
         self.assertEqual(frozenset({0}), fitted.cells[0].cpuset_reserved)
 
-    def test_avoid_keeps_the_vcpu_pins(self) -> None:
+    @ddt.data(*range(1, 7))
+    def test_avoid_keeps_the_vcpu_pins(self, vcpus: int) -> None:
+        _h, _i, allowed = self.fit(vcpus, 'allow')
+        _h, _i, avoided = self.fit(vcpus, 'avoid')
+        self.assertEqual(allowed.cells[0].cpu_pinning,
+                         avoided.cells[0].cpu_pinning)
+
+    def test_avoid_moves_the_emulator_pcpu_off_the_core(self) -> None:
         # Three vCPUs fill core {3,7} and half of {0,4}: Nova gives the
         # emulator threads 4, beside vCPU 2; avoid moves them to 2.
-        for vcpus in range(1, 7):
-            _h, _i, allowed = self.fit(vcpus, 'allow')
-            _h, _i, avoided = self.fit(vcpus, 'avoid')
-            with self.subTest(vcpus=vcpus):
-                self.assertEqual(allowed.cells[0].cpu_pinning,
-                                 avoided.cells[0].cpu_pinning)
         _h, _i, allowed = self.fit(3, 'allow')
         _h, _i, avoided = self.fit(3, 'avoid')
         self.assertEqual({0: 3, 1: 7, 2: 0}, avoided.cells[0].cpu_pinning)
@@ -258,17 +262,16 @@ class TestEmulatorPCPUSiblings(base.TestCase):
         core = next(sib for sib in h.cells[1].siblings if reserved in sib)
         self.assertFalse(core & set(avoided.cells[0].cpu_pinning.values()))
 
-    def test_thread_isolate_already_avoids(self) -> None:
+    @ddt.data(1, 2, 3)
+    def test_thread_isolate_already_avoids(self, vcpus: int) -> None:
         # hw:cpu_thread_policy=isolate keeps the vCPUs' cores whole, and
         # Nova takes the emulator pCPU off them: avoid changes nothing.
-        for vcpus in (1, 2, 3):
-            _h, _i, allowed = self.fit(
-                vcpus, 'allow', extra={'hw:cpu_thread_policy': 'isolate'})
-            _h, _i, avoided = self.fit(
-                vcpus, 'avoid', extra={'hw:cpu_thread_policy': 'isolate'})
-            with self.subTest(vcpus=vcpus):
-                self.assertIsNotNone(allowed)
-                self.assertEqual(allowed, avoided)
+        _h, _i, allowed = self.fit(
+            vcpus, 'allow', extra={'hw:cpu_thread_policy': 'isolate'})
+        _h, _i, avoided = self.fit(
+            vcpus, 'avoid', extra={'hw:cpu_thread_policy': 'isolate'})
+        self.assertIsNotNone(allowed)
+        self.assertEqual(allowed, avoided)
 
     def test_no_smt_no_difference(self) -> None:
         h = host(cells=1, cores=4, threads=1)

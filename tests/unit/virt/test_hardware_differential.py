@@ -39,6 +39,8 @@ class TestFitMatchesNova(base.TestCase):
 
     def test_same_decisions_as_nova(self) -> None:
         outcomes: collections.Counter[str] = collections.Counter()
+        # A loop, not cases: generated cases, stopping at the first that
+        # differs from Nova and printing it.
         for seed in range(FIRST_SEED, FIRST_SEED + CASES):
             case = cases.random_case(seed)
             # Both fitters get the same host: Nova's objects, and ours
@@ -67,6 +69,7 @@ class TestFitMatchesNova(base.TestCase):
         # proves little.
         self.addDetail('outcomes', testtools.content.text_content(
             repr(dict(outcomes))))
+        # (A loop, not cases: counts of the one run above.)
         for outcome in ('fit', 'no fit', 'fit with cpuset_reserved',
                         'multi-cell fit'):
             self.assertGreater(outcomes[outcome], CASES // 20, outcome)
@@ -86,6 +89,7 @@ class TestAvoidMatchesNovaWithTheSeam(base.TestCase):
 
     def test_same_decisions_as_nova_with_the_seam(self) -> None:
         outcomes: collections.Counter[str] = collections.Counter()
+        # A loop, not cases: as above, with the seam.
         for seed in range(FIRST_SEED, FIRST_SEED + CASES):
             case = cases.random_case(seed)
             nova_host = ref.nova_host(case.host)

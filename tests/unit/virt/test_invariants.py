@@ -532,6 +532,8 @@ class TestPlacementRequest(base.TestCase):
         # pCPUs placement is asked for.
         hosts = {}
         checked = 0
+        # A loop, not cases: thousands of catalogue flavors, each failure
+        # message naming its flavor.
         for flavor in strategies.CATALOGUE:
             for pagesize in dict.fromkeys(strategies.PAGE_SIZES):
                 specs = dict(flavor.extra_specs)

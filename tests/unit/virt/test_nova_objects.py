@@ -15,6 +15,7 @@
 import warnings
 from typing import Any
 
+import ddt
 import hypothesis
 from hypothesis import strategies as st
 
@@ -164,6 +165,7 @@ class TestHost(base.TestCase):
                          str(error))
 
 
+@ddt.ddt
 class TestInstance(base.TestCase):
 
     def test_isolate(self) -> None:
@@ -184,14 +186,12 @@ class TestInstance(base.TestCase):
         self.assertIsNone(
             nova_objects.instance_from_object(obj).emulator_threads_policy)
 
-    def test_round_trips(self) -> None:
-        for name, instance in INSTANCES.items():
-            with self.subTest(name):
-                obj = nova_fakes.nova_instance(instance)
-                self.assertEqual(instance,
-                                 nova_objects.instance_from_object(
-                                     obj, instance.realtime_cpus))
-                self.assertEqual(instance, _through_nova_instance(instance))
+    @ddt.named_data(*INSTANCES.items())
+    def test_round_trips(self, instance: topology.InstanceTopology) -> None:
+        obj = nova_fakes.nova_instance(instance)
+        self.assertEqual(instance, nova_objects.instance_from_object(
+            obj, instance.realtime_cpus))
+        self.assertEqual(instance, _through_nova_instance(instance))
 
     def test_realtime_cpus_is_an_argument(self) -> None:
         obj = nova_fakes.nova_instance(ISOLATE)

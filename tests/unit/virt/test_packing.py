@@ -21,6 +21,8 @@ import dataclasses
 import gc
 import itertools
 
+import ddt
+
 from nova_emulator_threads.virt import claims
 from nova_emulator_threads.virt import guest_topology
 from nova_emulator_threads.virt import hardware
@@ -109,33 +111,38 @@ class TestMemo(base.TestCase):
         self.assertEqual(warm, hardware.fit_instance_to_host(copy, inst))
 
 
+@ddt.ddt
 class TestNextPermutation(base.TestCase):
 
-    def test_walks_itertools_order(self) -> None:
-        for n in range(1, 6):
-            for size in range(1, n + 1):
-                expected = list(itertools.permutations(range(n), size))
-                perm = list(range(size))
-                walked = [tuple(perm)]
-                while hardware._next_permutation(perm, size - 1, n):
-                    walked.append(tuple(perm))
-                self.assertEqual(expected, walked, (n, size))
+    # (n, size): permutations of size of range(n).
+    @ddt.data(*[(n, size) for n in range(1, 6) for size in range(1, n + 1)])
+    @ddt.unpack
+    def test_walks_itertools_order(self, n: int, size: int) -> None:
+        expected = list(itertools.permutations(range(n), size))
+        perm = list(range(size))
+        walked = [tuple(perm)]
+        while hardware._next_permutation(perm, size - 1, n):
+            walked.append(tuple(perm))
+        self.assertEqual(expected, walked, (n, size))
 
-    def test_jumps_to_the_next_other_prefix(self) -> None:
-        for n in range(2, 6):
-            for size in range(2, n + 1):
-                order = list(itertools.permutations(range(n), size))
-                for index, start in enumerate(order):
-                    for level in range(size):
-                        perm = list(start)
-                        later = [p for p in order[index + 1:]
-                                 if p[:level + 1] != start[:level + 1]]
-                        moved = hardware._next_permutation(perm, level, n)
-                        self.assertEqual(bool(later), moved)
-                        if later:
-                            self.assertEqual(later[0], tuple(perm))
+    @ddt.data(*[(n, size) for n in range(2, 6) for size in range(2, n + 1)])
+    @ddt.unpack
+    def test_jumps_to_the_next_other_prefix(self, n: int, size: int) -> None:
+        order = list(itertools.permutations(range(n), size))
+        # A loop, not cases: every permutation of the one order, from each
+        # prefix length.
+        for index, start in enumerate(order):
+            for level in range(size):
+                perm = list(start)
+                later = [p for p in order[index + 1:]
+                         if p[:level + 1] != start[:level + 1]]
+                moved = hardware._next_permutation(perm, level, n)
+                self.assertEqual(bool(later), moved, (start, level))
+                if later:
+                    self.assertEqual(later[0], tuple(perm), (start, level))
 
 
+@ddt.ddt
 class TestChooseReservedPCPUs(base.TestCase):
     """Nova's ``_get_reserved``, and the choice off the vCPUs' cores."""
 
@@ -159,8 +166,9 @@ class TestChooseReservedPCPUs(base.TestCase):
         self.assertIsNone(packing.choose_reserved_pcpus(
             ([0, 1],), [(0, 0)], 1, thread_isolate=False, cores=self.CORES))
 
-    def test_thread_isolate_already_skips_the_cores(self) -> None:
+    @ddt.named_data(['as Nova', None], ['off the vCPUs cores', CORES])
+    def test_thread_isolate_already_skips_the_cores(
+            self, cores: tuple[frozenset[int], ...] | None) -> None:
         free = [frozenset({0, 1}), frozenset({2, 3})]
-        for cores in (None, self.CORES):
-            self.assertEqual(frozenset({2}), packing.choose_reserved_pcpus(
-                free, [(0, 0)], 1, thread_isolate=True, cores=cores))
+        self.assertEqual(frozenset({2}), packing.choose_reserved_pcpus(
+            free, [(0, 0)], 1, thread_isolate=True, cores=cores))

@@ -20,6 +20,7 @@ libvirt, and asserts that Nova's real ``LibvirtDriver`` writes the same
 """
 
 
+import ddt
 import fixtures
 import hypothesis
 from hypothesis import strategies as st
@@ -69,6 +70,7 @@ def _host(*cpusets):
         for i, shared in enumerate(cpusets)))
 
 
+@ddt.ddt
 class CPUTuneTestCase(base.TestCase):
 
     def assertXmlEqual(self, expected, observed):
@@ -197,15 +199,14 @@ class CPUTuneTestCase(base.TestCase):
                                 cputune.emulatorpin_cpuset, fitted)
         self.assertIn('hw:cpu_realtime_mask', str(exc))
 
-    def test_bad_realtime_priority(self):
+    @ddt.data(0, 100, -1, True, '1')
+    def test_bad_realtime_priority(self, priority):
         fitted = _guest(_cell(0, {0: 2}, reserved={3}), policy=ISOLATE,
                         realtime={0})
-        for priority in (0, 100, -1, True, '1'):
-            exc = self.assertRaises(exception.Invalid, cputune.build_cputune,
-                                    fitted, realtime_priority=priority)
-            self.assertIn('realtime_scheduler_priority=%r' % priority,
-                          str(exc))
-            self.assertIn('1 to 99', str(exc))
+        exc = self.assertRaises(exception.Invalid, cputune.build_cputune,
+                                fitted, realtime_priority=priority)
+        self.assertIn('realtime_scheduler_priority=%r' % priority, str(exc))
+        self.assertIn('1 to 99', str(exc))
 
     def test_realtime_vcpu_not_in_guest(self):
         fitted = _guest(_cell(0, {0: 2}, reserved={3}), policy=ISOLATE,
@@ -473,6 +474,7 @@ class MatchesNovaDriverTestCase(test.NoDBTestCase):
         host = self.driver._get_host_numa_topology()
         self.assertEqual([0, 1], [cell.id for cell in host.cells])
         self.assertEqual(set(range(40)), self.driver._host.get_online_cpus())
+        # A loop, not cases: both cells of the one host Nova read above.
         for cell, first in zip(host.cells, (0, 10)):
             self.assertEqual(set(range(first, first + 10)) |
                              set(range(first + 20, first + 30)), cell.cpuset)
