@@ -278,8 +278,8 @@ def fit_table(results: Sequence[FitResult]) -> str:
 def density_tables() -> str:
     """The density tables.
 
-    Seed 002's 1-vCPU realtime guests on both bundled hosts, then ordinary
-    4-vCPU guests on the two-socket one.
+    1-vCPU realtime guests on both bundled hosts, then ordinary 4-vCPU
+    guests on the two-socket one.
     """
     realtime = {'hw:cpu_realtime': 'yes'}
     out = []

@@ -80,7 +80,9 @@ PINNINGS = (
 #: The weights that keep other tasks off the vCPU's pCPU (see above).
 CGROUP_V1_SHARES = ('/sys/fs/cgroup/cpu/machine/cpu.shares', '262144')
 CGROUP_V2_WEIGHT = ('/sys/fs/cgroup/machine/cpu.weight', '10000')
-#: What the issue asks of isolate and share against the default.
+#: How much less vCPU wait isolate and share must give than the default
+#: for ``make proof`` to exit 0 (the hypervisor test, with fewer and
+#: shorter rounds, asks for 5x).
 TARGET_RATIO = 20.0
 
 

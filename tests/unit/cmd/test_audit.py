@@ -34,6 +34,11 @@ BAD = fakehost.domain_xml('bad', testdriver.UUID_A, {0: '1'},
                           emulatorpin='0-1', iothreadpins={1: '0-1'})
 CLEAN = fakehost.domain_xml('clean', testdriver.UUID_B, {0: '3'},
                             emulatorpin='2')
+#: The Nova metadata of a 2-vCPU ``share`` guest.
+NOVA_SHARE = {'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 1024,
+              'extra_specs': {'hw:cpu_policy': 'dedicated',
+                              'hw:cpu_emulator_threads': 'share'}}
+
 
 
 @ddt.ddt
@@ -271,18 +276,10 @@ class CommandTestCase(base.TestCase):
 
     def test_numa_local_share_guest(self) -> None:
         # --shared-pool-affinity numa reads the host's NUMA nodes.
-        for node, cpus in (('node0', '0-3'), ('node1', '4-7')):
-            path = os.path.join(self.tree.sys_root, 'devices', 'system',
-                                'node', node)
-            os.makedirs(path)
-            with open(os.path.join(path, 'cpulist'), 'w') as f:
-                f.write(cpus + '\n')
-        meta = {'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 1024,
-                'extra_specs': {'hw:cpu_policy': 'dedicated',
-                                'hw:cpu_emulator_threads': 'share'}}
+        self.two_numa_nodes()
         local = fakehost.domain_xml(
             'local', testdriver.UUID_A, {0: '5', 1: '6'}, emulatorpin='4',
-            iothreadpins={1: '4'}, nova=meta)
+            iothreadpins={1: '4'}, nova=NOVA_SHARE)
         uri = self.node(local)
         args = [*self.host_args(uri), '--cpu-shared-set', '0,4']
         status, out, err = self.cli('audit', *args,
@@ -307,12 +304,9 @@ class CommandTestCase(base.TestCase):
         # The whole shared set is wrong under shared_pool_affinity = numa:
         # pin moves the threads where the audit expects them.
         self.two_numa_nodes()
-        meta = {'name': 'vm', 'flavor': 'f', 'vcpus': 2, 'memory': 1024,
-                'extra_specs': {'hw:cpu_policy': 'dedicated',
-                                'hw:cpu_emulator_threads': 'share'}}
         guest = fakehost.domain_xml(
             'vm', testdriver.UUID_A, {0: '5', 1: '6'}, emulatorpin='0,4',
-            iothreadpins={1: '0,4'}, nova=meta)
+            iothreadpins={1: '0,4'}, nova=NOVA_SHARE)
         args = [*self.host_args(self.node(guest)), '--cpu-shared-set', '0,4',
                 '--shared-pool-affinity', 'numa']
         status, out, _ = self.cli('pin', '--apply-audit', '--dry-run', *args)
