@@ -233,12 +233,8 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
         numa = host_state.numa_topology
         if not numa:
             if request.requested:
-                LOG.debug('%(host)s, %(node)s fails NUMA topology '
-                          'requirements. No host NUMA topology while the '
-                          'instance specified one.',
-                          {'host': host_state.host,
-                           'node': host_state.nodename},
-                          instance_uuid=request.spec_obj.instance_uuid)
+                self._rejected(host_state, request, 'no host NUMA topology '
+                               'while the instance specified one')
                 return False
             return True
         # The one deliberate difference from NUMATopologyFilter: a host
@@ -246,11 +242,8 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
         no_pool = (shared_pool.rejection(host_state, request.spec_obj)
                    if request.requested else None)
         if no_pool:
-            LOG.debug('%(host)s, %(node)s fails the emulator threads '
-                      'filter: %(reason)s',
-                      {'host': host_state.host, 'node': host_state.nodename,
-                       'reason': no_pool},
-                      instance_uuid=request.spec_obj.instance_uuid)
+            self._rejected(host_state, request, no_pool,
+                           'the emulator threads filter')
             # As Nova leaves a host that fails: no candidate.
             host_state.allocation_candidates = []
             return False
@@ -288,18 +281,20 @@ class EmulatorThreadsFilter(filters.BaseHostFilter,
             # Most hosts of a busy cloud end here: not even the arguments
             # of a message nobody reads.
             if LOG.isEnabledFor(py_logging.DEBUG):
-                LOG.debug('%(host)s, %(node)s fails NUMA topology '
-                          'requirements: %(reason)s',
-                          {'host': host_state.host,
-                           'node': host_state.nodename,
-                           'reason': self._reason(host, inst,
-                                                  limits, request.pack,
-                                                  devices,
-                                                  bool(candidates))},
-                          instance_uuid=request.spec_obj.instance_uuid)
+                self._rejected(host_state, request, self._reason(
+                    host, inst, limits, request.pack, devices,
+                    bool(candidates)))
             return False
         host_state.limits['numa_topology'] = nova_limits
         return True
+
+    @staticmethod
+    def _rejected(host_state: Any, request: _Request, reason: str,
+                  what: str = 'NUMA topology requirements') -> None:
+        LOG.debug('%(host)s, %(node)s fails %(what)s: %(reason)s',
+                  {'host': host_state.host, 'node': host_state.nodename,
+                   'what': what, 'reason': reason},
+                  instance_uuid=request.spec_obj.instance_uuid)
 
     def _delegate(self, host_state: Any, request: _Request,
                   why: str) -> bool:

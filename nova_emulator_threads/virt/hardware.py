@@ -237,13 +237,44 @@ def _fit_cell(
     """Fit one guest cell on one host cell (Nova's
     ``_numa_fit_instance_cell``), updating ``state`` on success.
 
+    Nova's steps, in its order: memory (and page size), the cell's CPU
+    counts, the pins, then the allocation ratios of unpinned vCPUs.
+
     :param avoid_vcpu_cores: ``choices.emulator_pcpu_avoids_vcpu_cores``
 
     :returns: None on success, else ``(reason code, numbers)``
     """
+    failure = _memory_failure(host_cell, info, state)
+    if failure is not None:
+        return failure
     need = state.need
     cell = need.cell
-    pinned = need.pinned
+    required = need.required
+    if need.pinned and required > len(host_cell.pcpuset):
+        return no_fit.PCPUS_TOTAL, (required, len(host_cell.pcpuset))
+    if need.unpinned and len(cell.cpuset) > len(host_cell.cpuset):
+        return no_fit.CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
+    if need.pinned:
+        failure = _pin(host_cell, info, state, avoid_vcpu_cores)
+        if failure is not None:
+            return failure
+    if need.unpinned and limits:
+        failure = _limits_failure(host_cell, cell, limits)
+        if failure is not None:
+            return failure
+    state.id = host_cell.id
+    return None
+
+
+def _memory_failure(
+    host_cell: HostCell, info: packing.CellInfo, state: _CellState,
+) -> tuple[str, tuple[int, ...]] | None:
+    """The memory step: the requested page size, else the smallest pages
+    (free ones for a pinned guest, any otherwise), else the cell's memory.
+    Sets ``state.pagesize`` to the size chosen.
+    """
+    need = state.need
+    cell = need.cell
     memory_kb = need.memory_kb
     if state.pagesize:
         pagesize = _choose_pagesize(host_cell, state.pagesize, memory_kb)
@@ -251,55 +282,63 @@ def _fit_cell(
             return no_fit.PAGESIZE, (state.pagesize, memory_kb)
         state.pagesize = pagesize
     elif info.small_pages is not None:
-        # The smallest pages: free ones for a pinned guest, any otherwise.
-        if (memory_kb > (info.small_free_kb if pinned else
+        if (memory_kb > (info.small_free_kb if need.pinned else
                          info.small_total_kb) or
                 memory_kb % info.small_pages.size_kb):
             return no_fit.MEMORY, (cell.memory, host_cell.memory -
                                 host_cell.memory_usage)
-    elif pinned:
+    elif need.pinned:
         if host_cell.memory - host_cell.memory_usage < cell.memory:
             return no_fit.MEMORY, (cell.memory, host_cell.memory -
                                 host_cell.memory_usage)
     elif host_cell.memory < cell.memory:
         return no_fit.MEMORY, (cell.memory, host_cell.memory)
+    return None
 
+
+def _pin(
+    host_cell: HostCell, info: packing.CellInfo, state: _CellState,
+    avoid_vcpu_cores: bool,
+) -> tuple[str, tuple[int, ...]] | None:
+    """The pinning step: the guest cell's dedicated vCPUs and emulator
+    pCPUs on the host cell's free pCPUs, into ``state``.
+    """
+    need = state.need
     required = need.required
-    if pinned and required > len(host_cell.pcpuset):
-        return no_fit.PCPUS_TOTAL, (required, len(host_cell.pcpuset))
-    unpinned = need.unpinned
-    if unpinned and len(cell.cpuset) > len(host_cell.cpuset):
-        return no_fit.CPUS_TOTAL, (len(cell.cpuset), len(host_cell.cpuset))
-    if pinned:
-        if required > info.free_count:
-            return no_fit.PCPUS_FREE, (required, info.free_count,
-                                    len(host_cell.pcpuset))
-        avoid = avoid_vcpu_cores and bool(need.reserved)
-        packed = packing.pack_cell(host_cell, info, need.vcpus,
-                                   cell.cpu_thread_policy, need.reserved,
-                                   avoid)
-        if packed is None:
-            if avoid:
-                sibling = _emulator_sibling(host_cell, info, need)
-                if sibling is not None:
-                    return no_fit.EMULATOR_CORE, sibling
-            return no_fit.PACKING, (required,)
-        state.chosen, state.reserved, state.claimable = packed
-        state.reserved_set = True
-        state.packed_on = host_cell
-        # NOTE(nova): packing writes the host cell id into the guest cell
-        # even if the limits check below then rejects the cell.
-        state.id = host_cell.id
-    if unpinned and limits:
-        cpu_usage = host_cell.cpu_usage + len(cell.cpuset)
-        cpu_limit = len(host_cell.cpuset) * limits.cpu_allocation_ratio
-        if cpu_usage > cpu_limit:
-            return no_fit.CPU_LIMIT, (cpu_usage, int(cpu_limit))
-        ram_usage = host_cell.memory_usage + cell.memory
-        ram_limit = host_cell.memory * limits.ram_allocation_ratio
-        if ram_usage > ram_limit:
-            return no_fit.RAM_LIMIT, (ram_usage, int(ram_limit))
+    if required > info.free_count:
+        return no_fit.PCPUS_FREE, (required, info.free_count,
+                                   len(host_cell.pcpuset))
+    avoid = avoid_vcpu_cores and bool(need.reserved)
+    packed = packing.pack_cell(host_cell, info, need.vcpus,
+                               need.cell.cpu_thread_policy, need.reserved,
+                               avoid)
+    if packed is None:
+        if avoid:
+            sibling = _emulator_sibling(host_cell, info, need)
+            if sibling is not None:
+                return no_fit.EMULATOR_CORE, sibling
+        return no_fit.PACKING, (required,)
+    state.chosen, state.reserved, state.claimable = packed
+    state.reserved_set = True
+    state.packed_on = host_cell
+    # NOTE(nova): packing writes the host cell id into the guest cell even
+    # if the limits check after it then rejects the cell.
     state.id = host_cell.id
+    return None
+
+
+def _limits_failure(
+    host_cell: HostCell, cell: InstanceCell, limits: Limits,
+) -> tuple[str, tuple[int, ...]] | None:
+    """The allocation ratios of unpinned vCPUs and memory."""
+    cpu_usage = host_cell.cpu_usage + len(cell.cpuset)
+    cpu_limit = len(host_cell.cpuset) * limits.cpu_allocation_ratio
+    if cpu_usage > cpu_limit:
+        return no_fit.CPU_LIMIT, (cpu_usage, int(cpu_limit))
+    ram_usage = host_cell.memory_usage + cell.memory
+    ram_limit = host_cell.memory * limits.ram_allocation_ratio
+    if ram_usage > ram_limit:
+        return no_fit.RAM_LIMIT, (ram_usage, int(ram_limit))
     return None
 
 
@@ -450,21 +489,8 @@ def _fit(
     failures: list[tuple[int, int, str, tuple[int, ...]]] = []
     host_cells = _ordered_cells(host, host_info, inst, pack, devices)
     if len(inst.cells) == 1 and host_info.distinct_ids:
-        # One guest cell: every permutation is one host cell, and with
-        # distinct host cell ids no cache pair comes up twice, so Nova
-        # tries each cell once, in order.
-        first = inst.cells[0]
-        state = _CellState(needs[0], first.id, first.pagesize)
-        for host_cell, info in host_cells:
-            failure = _fit_cell(host_cell, info, state, limits,
-                                avoid_vcpu_cores)
-            if failure is None:
-                return InstanceTopology(
-                    (state.result(),), inst.emulator_threads_policy,
-                    inst.realtime_cpus), failures, state.claimed_on(host_cell)
-            if explain:
-                failures.append((0, host_cell.id) + failure)
-        return None, failures, False
+        return _fit_one_cell(host_cells, inst, needs[0], limits, explain,
+                             avoid_vcpu_cores)
     states = [_CellState(need, need.cell.id, need.cell.pagesize)
               for need in needs]
     # NOTE(nova): both caches are keyed on (host cell id, instance cell id)
@@ -499,15 +525,10 @@ def _fit(
             fit.add(pair)
             replay_is_noop = replay_is_noop and at_home
         else:
-            # With duplicate host cell ids Nova's claim may match a cell
-            # other than the one packed on: look.
-            claimed = host_info.distinct_ids and all([
-                state.claimed_on(host_cells[perm[index]][0])
-                for index, state in enumerate(states)])
-            return InstanceTopology(
-                tuple([state.result() for state in states]),
-                inst.emulator_threads_policy, inst.realtime_cpus
-            ), failures, claimed
+            fitted, claimed = _answer(
+                inst, states, [host_cells[i][0] for i in perm],
+                host_info.distinct_ids)
+            return fitted, failures, claimed
         # The permutation failed at 'index'. If every earlier step was a
         # fit-cache hit on a pair that the next permutations with the same
         # first 'index + 1' host cells would look up again unchanged, and
@@ -521,6 +542,51 @@ def _fit(
             level = len(states) - 1
         if not _next_permutation(perm, level, len(host_cells)):
             return None, failures, False
+
+
+def _answer(
+    inst: InstanceTopology, states: Sequence[_CellState],
+    cells: Sequence[HostCell], distinct_ids: bool,
+) -> tuple[InstanceTopology, bool]:
+    """The fitted topology of a permutation that fitted every guest cell
+    (``cells``, in guest cell order), and whether Nova's claim is known to
+    take its pins (``_CellState.claimed_on``). With duplicate host cell
+    ids Nova's claim may match a cell other than the one packed on: not
+    known.
+    """
+    claimed = distinct_ids and all([
+        state.claimed_on(cell) for state, cell in zip(states, cells)])
+    return InstanceTopology(
+        tuple([state.result() for state in states]),
+        inst.emulator_threads_policy, inst.realtime_cpus), claimed
+
+
+def _fit_one_cell(
+    host_cells: Sequence[tuple[HostCell, packing.CellInfo]],
+    inst: InstanceTopology,
+    need: _Need,
+    limits: Limits | None,
+    explain: bool,
+    avoid_vcpu_cores: bool,
+) -> tuple[InstanceTopology | None,
+           list[tuple[int, int, str, tuple[int, ...]]], bool]:
+    """``_fit`` of a one-cell guest on a host with distinct cell ids.
+
+    Every permutation is one host cell, and with distinct host cell ids no
+    cache pair comes up twice, so Nova tries each cell once, in order.
+    """
+    failures: list[tuple[int, int, str, tuple[int, ...]]] = []
+    first = inst.cells[0]
+    state = _CellState(need, first.id, first.pagesize)
+    for host_cell, info in host_cells:
+        failure = _fit_cell(host_cell, info, state, limits, avoid_vcpu_cores)
+        if failure is None:
+            return InstanceTopology(
+                (state.result(),), inst.emulator_threads_policy,
+                inst.realtime_cpus), failures, state.claimed_on(host_cell)
+        if explain:
+            failures.append((0, host_cell.id) + failure)
+    return None, failures, False
 
 
 def _next_permutation(perm: list[int], level: int, n: int) -> bool:

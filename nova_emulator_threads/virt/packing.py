@@ -392,32 +392,17 @@ def pick_pcpus(
         pCPUs; None when they cannot be packed
     """
     vcpus = range(count)
-    threads_per_core = cores.threads_per_core
+    vcpu_cores = host_cell.siblings if avoid_vcpu_cores else None
+    if thread_policy == THREAD_ISOLATE:
+        return _pick_whole_cores(host_cell, cores, vcpus, num_reserved,
+                                 vcpu_cores)
+    if thread_policy == THREAD_REQUIRE and cores.threads_per_core <= 1:
+        return None
     # Without thread isolation Nova's _get_reserved walks the free pCPUs
     # of all cores as one run: one "sibling set" of them is the same walk.
     free_run = (cores.free_order,)
-    vcpu_cores = host_cell.siblings if avoid_vcpu_cores else None
     pinning: list[tuple[int, int]] | None = None
     reserved: frozenset[int] | None = None
-    if thread_policy == THREAD_ISOLATE:
-        if threads_per_core > cores.most_free:
-            return None
-        # NOTE(nova): only hosts in legacy 'vcpu_pin_set' mode (cpuset ==
-        # pcpuset) may use 'isolate' on SMT; elsewhere the scheduler should
-        # have filtered the host out via the HW_CPU_HYPERTHREADING trait.
-        if threads_per_core != 1 and host_cell.pcpuset != host_cell.cpuset:
-            return None
-        pinning = _pin_linear(1, cores.cores_with(threads_per_core), vcpus)
-        if pinning and num_reserved:
-            reserved = choose_reserved_pcpus(
-                cores.with_free, pinning, num_reserved, thread_isolate=True,
-                cores=vcpu_cores)
-        if not pinning or (num_reserved and not reserved):
-            return None
-        return tuple(pcpu for _vcpu, pcpu in pinning), reserved
-
-    if thread_policy == THREAD_REQUIRE and threads_per_core <= 1:
-        return None
     threads_no = 1
     for threads_no in range(cores.most_free, 0, -1):
         if thread_policy == THREAD_REQUIRE and threads_no <= 1:
@@ -442,5 +427,34 @@ def pick_pcpus(
                 free_run, pinning, num_reserved, thread_isolate=False,
                 cores=vcpu_cores)
     if pinning is None or (num_reserved and not reserved):
+        return None
+    return tuple(pcpu for _vcpu, pcpu in pinning), reserved
+
+
+def _pick_whole_cores(
+    host_cell: HostCell,
+    cores: CorePacking,
+    vcpus: Sequence[int],
+    num_reserved: int,
+    vcpu_cores: Sequence[AbstractSet[int]] | None,
+) -> Picked:
+    """``pick_pcpus`` under ``cpu_thread_policy=isolate``: one vCPU a
+    wholly free core, the emulator pCPUs off the vCPUs' cores.
+    """
+    threads_per_core = cores.threads_per_core
+    if threads_per_core > cores.most_free:
+        return None
+    # NOTE(nova): only hosts in legacy 'vcpu_pin_set' mode (cpuset ==
+    # pcpuset) may use 'isolate' on SMT; elsewhere the scheduler should
+    # have filtered the host out via the HW_CPU_HYPERTHREADING trait.
+    if threads_per_core != 1 and host_cell.pcpuset != host_cell.cpuset:
+        return None
+    pinning = _pin_linear(1, cores.cores_with(threads_per_core), vcpus)
+    reserved = None
+    if pinning and num_reserved:
+        reserved = choose_reserved_pcpus(
+            cores.with_free, pinning, num_reserved, thread_isolate=True,
+            cores=vcpu_cores)
+    if not pinning or (num_reserved and not reserved):
         return None
     return tuple(pcpu for _vcpu, pcpu in pinning), reserved
