@@ -12,14 +12,17 @@
 
 """What was derived from objects, remembered for as long as they live.
 
-Keyed on identity, not value: equal topologies whose sets were built
-differently iterate differently (see ``topology.HostCell``), and hashing
-them would cost more than the memo saves. An entry goes when its object
+For objects the engine cannot keep it on: Nova's ``NUMATopology``
+objects (the engine's own topology objects keep theirs in their
+``derived`` field). Keyed on identity, not value: equal topologies whose
+sets were built differently iterate differently (see
+``topology.HostCell``), and hashing them would cost more than the memo
+saves. An entry goes when its object
 does: a weak reference's callback removes it, and runs before the
 object's id can be reused.
 
 Each entry is one object, the weak reference itself, carrying its key and
-value: a scheduler keeps entries for every host and cell, and Python's
+value: a scheduler keeps an entry for every host, and Python's
 garbage collector walks every container object that stays alive, so
 fewer objects an entry is a shorter full collection (which would
 otherwise cost a first request over many hosts more than its filtering).
