@@ -17,9 +17,8 @@ objects (the engine's own topology objects keep theirs in their
 ``derived`` field). Keyed on identity, not value: equal topologies whose
 sets were built differently iterate differently (see
 ``topology.HostCell``), and hashing them would cost more than the memo
-saves. An entry goes when its object
-does: a weak reference's callback removes it, and runs before the
-object's id can be reused.
+saves. An entry goes when its object does: a weak reference's callback
+removes it, and runs before the object's id can be reused.
 
 Each entry is one object, the weak reference itself, carrying its key and
 value: a scheduler keeps an entry for every host, and Python's
