@@ -72,7 +72,7 @@ def add_parser(subparsers: typing.Any,
                     'thread, and findings. Exit status 0: clean, 1: '
                     'findings, 2: error.')
     host_options.add_host_arguments(parser)
-    add_shared_pool_affinity_argument(parser)
+    nova_conf.add_shared_pool_affinity_argument(parser)
     parser.add_argument(
         '--measure', metavar='SECONDS', type=float, default=None,
         help='also measure, over SECONDS, how much time each vCPU loses '
@@ -80,18 +80,6 @@ def add_parser(subparsers: typing.Any,
     measure_cmd.add_threshold_argument(parser)
     output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
-
-
-def add_shared_pool_affinity_argument(parser: argparse.ArgumentParser,
-                                      ) -> None:
-    """``--shared-pool-affinity``, for the commands that audit."""
-    parser.add_argument(
-        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
-        default=None,
-        help="the host's [emulator_threads] shared_pool_affinity (default: "
-             "from --config-file, else any, as Nova): with numa and "
-             "--cpu-shared-set, a 'share' guest's emulator threads belong "
-             "on the shared CPUs of its NUMA nodes")
 
 
 def shared_pool_placement(
@@ -108,14 +96,21 @@ def shared_pool_placement(
 
 
 def run_audit(args: argparse.Namespace,
-              conn: typing.Any | None = None) -> audit.AuditReport:
-    """Read the host named by the arguments and audit it."""
+              conn: typing.Any | None = None,
+              placement: tuple[str, dict[int, int] | None] | None = None,
+              ) -> audit.AuditReport:
+    """Read the host named by the arguments and audit it.
+
+    :param placement: ``shared_pool_placement(args)``, if already read
+    """
     cpu_shared_set = host_options.shared_set(args)
     host_options.check_local_uri(args)
     if conn is None:
         conn = libvirt_domains.open_connection(args.connect, read_only=True)
     host = snapshot.take_snapshot(conn, args.proc_root, args.sys_root)
-    return audit.audit(host, cpu_shared_set, *shared_pool_placement(args))
+    if placement is None:
+        placement = shared_pool_placement(args)
+    return audit.audit(host, cpu_shared_set, *placement)
 
 
 def audit_and_measure(args: argparse.Namespace,

@@ -31,6 +31,7 @@ from oslo_config import cfg
 
 from nova_emulator_threads import exception
 from nova_emulator_threads.conf import opts
+from nova_emulator_threads.objects import fields
 
 #: The ``[compute]`` options the commands use (Nova's names and types).
 COMPUTE_OPTS = (
@@ -41,6 +42,18 @@ COMPUTE_OPTS = (
 #: ``[compute]`` option -> the command's attribute it fills.
 FLAGS = {'cpu_dedicated_set': 'cpu_dedicated_set',
          'cpu_shared_set': 'cpu_shared_set'}
+
+
+def add_shared_pool_affinity_argument(
+        parser: argparse.ArgumentParser) -> None:
+    """``--shared-pool-affinity``, for the commands that plan or audit."""
+    parser.add_argument(
+        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
+        default=None,
+        help="the host's [emulator_threads] shared_pool_affinity (default: "
+             "from --config-file, else any, as Nova): with numa and a "
+             "cpu_shared_set, a 'share' guest's emulator threads run on "
+             "the shared CPUs of its NUMA nodes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

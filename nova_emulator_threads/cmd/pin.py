@@ -43,6 +43,7 @@ from nova_emulator_threads import cpuset
 from nova_emulator_threads import exception
 from nova_emulator_threads.cmd import audit as audit_cmd
 from nova_emulator_threads.cmd import host_options
+from nova_emulator_threads.cmd import nova_conf
 from nova_emulator_threads.cmd import output
 from nova_emulator_threads.host import audit
 from nova_emulator_threads.host import findings
@@ -83,7 +84,7 @@ def add_parser(subparsers: typing.Any,
     parser.add_argument('--dry-run', action='store_true',
                         help='with --apply-audit: say what would be done')
     host_options.add_host_arguments(parser)
-    audit_cmd.add_shared_pool_affinity_argument(parser)
+    nova_conf.add_shared_pool_affinity_argument(parser)
     output.add_arguments(parser, short_column=False)
     parser.set_defaults(func=run)
 
@@ -168,16 +169,16 @@ def pin_one(args: argparse.Namespace, conn: typing.Any) -> int:
 
 def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
     cpu_shared_set = host_options.shared_set(args)
-    report = audit_cmd.run_audit(args, conn)
-    affinity, cpu_nodes = audit_cmd.shared_pool_placement(args)
+    # Read once: the audit after the changes judges by the same.
+    placement = audit_cmd.shared_pool_placement(args)
+    report = audit_cmd.run_audit(args, conn, placement)
     failed = []
     for guest in report.guests:
         name = guest.guest.name
         fixable = [f for f in report.findings_for(name) if f.fixable_by_pin]
         if not fixable:
             continue
-        advice = remedy.recommend(report, name, cpu_shared_set, affinity,
-                                  cpu_nodes)
+        advice = remedy.recommend(report, name, cpu_shared_set, *placement)
         if advice.cpus is None:
             _say('%s: not changed: %s' % (name, advice.reason))
             continue
@@ -203,7 +204,7 @@ def apply_audit(args: argparse.Namespace, conn: typing.Any) -> int:
             failed.append(name)
     if args.dry_run:
         return EXIT_FINDINGS if report.findings else EXIT_OK
-    after = audit_cmd.run_audit(args, conn)
+    after = audit_cmd.run_audit(args, conn, placement)
     _say('audit after the changes: %s' % (
         '%d findings' % len(after.findings) if after.findings
         else 'no findings'))

@@ -108,12 +108,7 @@ def add_parser(subparsers: 'argparse._SubParsersAction[typing.Any]',
 
 def add_shared_pool_arguments(parser: argparse.ArgumentParser) -> None:
     """``[emulator_threads] shared_pool_*`` of the planned host."""
-    parser.add_argument(
-        '--shared-pool-affinity', choices=fields.SharedPoolAffinity.ALL,
-        default=None,
-        help="[emulator_threads] shared_pool_affinity: where 'share' "
-             "guests' emulator threads run in cpu_shared_set (default: "
-             "from --config-file, else any, as Nova)")
+    nova_conf.add_shared_pool_affinity_argument(parser)
     parser.add_argument(
         '--shared-pool-vcpus', type=int, metavar='N', default=None,
         help="[emulator_threads] shared_pool_vcpus: VCPU of the shared "

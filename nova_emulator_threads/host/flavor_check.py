@@ -334,8 +334,8 @@ def _floating_emulator_findings(
             % exc)]
     numa_local = _numa_affinity_applies(request, shared,
                                         shared_pool_affinity, cpu_nodes)
-    local = numa_local_share_set(request, pins, shared,
-                                 shared_pool_affinity, cpu_nodes)
+    local = (_numa_local_emulator_set(request, pins, shared, cpu_nodes)
+             if numa_local and cpu_nodes is not None else None)
     if local is not None:
         expected = local
     unknown_shared_set = policy_name == _SHARE and cpu_shared_set is None
