@@ -78,14 +78,20 @@ def caps_xml(cells: int, cores: int, threads: int,
     return etree.tostring(root, encoding='unicode')
 
 
-def nova_instance(vcpus: int, memory_mb: int,
-                  extra_specs: dict[str, str]) -> Any:
-    """Nova's guest topology of a flavor, built by Nova."""
+def nova_flavor(vcpus: int, memory_mb: int,
+                extra_specs: dict[str, str]) -> tuple[Any, Any]:
+    """Nova's flavor and an image without properties."""
     flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=20,
                             ephemeral_gb=0, swap=0, name='bench',
                             extra_specs=dict(extra_specs))
-    image = objects.ImageMeta.from_dict({'properties': {}})
-    return nova_hardware.numa_get_constraints(flavor, image)
+    return flavor, objects.ImageMeta.from_dict({'properties': {}})
+
+
+def nova_instance(vcpus: int, memory_mb: int,
+                  extra_specs: dict[str, str]) -> Any:
+    """Nova's guest topology of a flavor, built by Nova."""
+    return nova_hardware.numa_get_constraints(
+        *nova_flavor(vcpus, memory_mb, extra_specs))
 
 
 def summary(fitted: Any) -> list[tuple[Any, ...]] | None:

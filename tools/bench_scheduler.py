@@ -158,10 +158,7 @@ def _candidates(state: Any, spec: Any) -> list[dict[str, Any]]:
 def request_spec(vcpus: int, memory_mb: int,
                  extra_specs: dict[str, str]) -> Any:
     """The request as nova-api builds it."""
-    flavor = objects.Flavor(vcpus=vcpus, memory_mb=memory_mb, root_gb=20,
-                            ephemeral_gb=0, swap=0, name='bench',
-                            extra_specs=dict(extra_specs))
-    image = objects.ImageMeta.from_dict({'properties': {}})
+    flavor, image = bench_common.nova_flavor(vcpus, memory_mb, extra_specs)
     return objects.RequestSpec(
         flavor=flavor, image=image, pci_requests=None,
         instance_uuid='11111111-2222-3333-4444-555555555555',

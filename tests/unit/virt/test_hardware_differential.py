@@ -35,6 +35,22 @@ CASES = 2500
 FIRST_SEED = 20261121
 
 
+def _both(case: cases.Case, **fit_kwargs):
+    """Our answer and Nova's (with the seams as the test set them) on one
+    generated case: ``(host, ours, Nova's summary, our summary)``.
+
+    Both fitters get the same host: Nova's objects, and ours holding the
+    very same sets (see HostCell on set order).
+    """
+    nova_host = ref.nova_host(case.host)
+    host = ref.ours_from_nova(nova_host)
+    ours = hardware.fit_instance_to_host(host, case.inst, case.limits,
+                                         **fit_kwargs)
+    nova = ref.nova_claimable_fit(nova_host, ref.nova_instance(case.inst),
+                                  ref.nova_limits(case.limits))
+    return host, ours, ref.summary_of_nova(nova), ref.summary_of_ours(ours)
+
+
 class TestFitMatchesNova(base.TestCase):
 
     def test_same_decisions_as_nova(self) -> None:
@@ -43,17 +59,7 @@ class TestFitMatchesNova(base.TestCase):
         # differs from Nova and printing it.
         for seed in range(FIRST_SEED, FIRST_SEED + CASES):
             case = cases.random_case(seed)
-            # Both fitters get the same host: Nova's objects, and ours
-            # holding the very same sets (see HostCell on set order).
-            nova_host = ref.nova_host(case.host)
-            host = ref.ours_from_nova(nova_host)
-            ours = hardware.fit_instance_to_host(host, case.inst,
-                                                 case.limits)
-            nova = ref.nova_claimable_fit(
-                nova_host, ref.nova_instance(case.inst),
-                ref.nova_limits(case.limits))
-            expected = ref.summary_of_nova(nova)
-            got = ref.summary_of_ours(ours)
+            _host, ours, expected, got = _both(case)
             if expected != got:
                 self.fail('%s\n  nova: %r\n  ours: %r'
                           % (case.describe(), expected, got))
@@ -92,16 +98,8 @@ class TestAvoidMatchesNovaWithTheSeam(base.TestCase):
         # A loop, not cases: as above, with the seam.
         for seed in range(FIRST_SEED, FIRST_SEED + CASES):
             case = cases.random_case(seed)
-            nova_host = ref.nova_host(case.host)
-            host = ref.ours_from_nova(nova_host)
-            ours = hardware.fit_instance_to_host(
-                host, case.inst, case.limits,
-                emulator_pcpu_siblings='avoid')
-            nova = ref.nova_claimable_fit(
-                nova_host, ref.nova_instance(case.inst),
-                ref.nova_limits(case.limits))
-            expected = ref.summary_of_nova(nova)
-            got = ref.summary_of_ours(ours)
+            host, ours, expected, got = _both(
+                case, emulator_pcpu_siblings='avoid')
             if expected != got:
                 self.fail('%s\n  nova+seam: %r\n  ours: %r'
                           % (case.describe(), expected, got))
