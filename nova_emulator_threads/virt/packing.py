@@ -197,7 +197,7 @@ class CellInfo:
         # Most cells a scheduler looks at are too full for the guest, and
         # their count is all it needs: the free set itself is built again
         # by the packing, for the few cells that get that far.
-        self.free_count = (len(cell.pcpuset - cell.pinned_cpus)
+        self.free_count = (len(cell.free_pcpus)
                            if free_count is None else free_count)
         #: The pages of the smallest size: what a guest cell asking for no
         #: page size gets.
@@ -211,7 +211,7 @@ class CellInfo:
     def packing(self, cell: HostCell) -> CorePacking:
         """How packing sees the cell (needed only once the counts fit)."""
         if self._packing is None:
-            self._packing = CorePacking(cell, cell.pcpuset - cell.pinned_cpus)
+            self._packing = CorePacking(cell, cell.free_pcpus)
         return self._packing
 
 
@@ -237,8 +237,7 @@ class HostInfo:
                  '_cells', '_by_id')
 
     def __init__(self, host: HostTopology) -> None:
-        free_counts = tuple([len(cell.pcpuset - cell.pinned_cpus)
-                             for cell in host.cells])
+        free_counts = tuple([len(cell.free_pcpus) for cell in host.cells])
         self._free_counts: tuple[int, ...] | None = free_counts
         #: The most free pCPUs any one cell has.
         self.most_free = max(free_counts, default=0)
